@@ -1,0 +1,57 @@
+"""The `lineguard` command. Each subcommand group lives next to the code it drives; this module only wires
+them together, configures logging once and turns user mistakes into one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from lineguard.logs import LogFormat, configure_logging
+from schemas.errors import ConfigurationError, LineguardError
+
+app = typer.Typer(
+    name="lineguard",
+    help="Streaming defect detection for factory production lines: cameras -> Kafka -> vision models -> "
+    "results, defect events and MongoDB.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("INFO", "--log-level", envvar="LINEGUARD_LOG_LEVEL", help="DEBUG, INFO, WARNING"),
+    log_format: LogFormat = typer.Option(
+        LogFormat.text, "--log-format", envvar="LINEGUARD_LOG_FORMAT", help="text or json log lines"
+    ),
+) -> None:
+    configure_logging(log_level, log_format)
+
+
+def _register() -> None:
+    # Subcommand modules import their heavy dependencies (TensorFlow, OpenCV) lazily inside the commands,
+    # so `lineguard --help` stays fast.
+    from lineguard.stack.cli import app as stack_app
+
+    app.add_typer(stack_app, name="stack")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except LineguardError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
