@@ -1,0 +1,89 @@
+"""Fixtures for tests against the real Kafka and MongoDB.
+
+The services come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when set; otherwise the session brings
+the local stack up once with the project's own launcher and takes it down at the end, but only what this
+session started. If no stack can be had the fixture errors: integration tests never skip silently, because
+a CI run that skipped them would prove nothing.
+
+Each test gets its own topics and its own database, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from lineguard.kafka_topics import delete_topics, ensure_topics
+from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints, resolve_endpoints
+from lineguard.stack.state import KAFKA, MONGODB
+from schemas.topics import TopicNames
+
+TEST_TOPIC_PARTITIONS = 3
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[Endpoints]:
+    """Kafka and MongoDB addresses for the whole session (environment variables, else the local stack)."""
+    needed = [name for name, var in ((KAFKA, KAFKA_ENV), (MONGODB, MONGODB_ENV)) if not os.environ.get(var)]
+    if not needed:
+        yield resolve_endpoints()
+        return
+
+    from lineguard.stack.launcher import LocalStack
+
+    stack = LocalStack()
+    started = stack.up(services=needed).started  # raises (the tests error, loudly) when it cannot start
+    try:
+        yield resolve_endpoints(state_dir=stack.state_dir)
+    finally:
+        if started:
+            stack.down(services=started)
+
+
+@pytest.fixture
+def kafka_config(endpoints: Endpoints) -> dict[str, Any]:
+    """A fresh confluent-kafka client configuration (tests may add keys to it)."""
+    return endpoints.kafka_config()
+
+
+def _slug(text: str, limit: int) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-").lower()[:limit] or "test"
+
+
+@pytest.fixture
+def topics(kafka_config: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[TopicNames]:
+    """The four lineguard topics under a prefix unique to this test, created before and deleted after."""
+    prefix = f"test.{_slug(request.node.name, 40)}.{uuid.uuid4().hex[:8]}"
+    names = TopicNames.with_prefix(prefix)
+    all_names = [names.frames, names.results, names.defect_events, names.dead_letters]
+    ensure_topics(kafka_config, all_names, partitions=TEST_TOPIC_PARTITIONS)
+    try:
+        yield names
+    finally:
+        delete_topics(kafka_config, all_names)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(endpoints: Endpoints) -> Iterator[MongoClient[dict[str, Any]]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(endpoints.mongodb_uri, serverSelectionTimeoutMS=10_000)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def mongo_db(mongo_client: MongoClient[dict[str, Any]]) -> Iterator[Database[dict[str, Any]]]:
+    """A database of its own for this test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    try:
+        yield mongo_client[name]
+    finally:
+        mongo_client.drop_database(name)
