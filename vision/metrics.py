@@ -1,0 +1,382 @@
+"""Evaluation metrics, pure NumPy: classification, detection (AP / mAP), segmentation (IoU, Dice) and anomaly
+detection (AUROC, calibrated thresholds).
+
+Definitions follow the references people compare against, so a figure here means what it means elsewhere:
+
+- detection AP uses all-point interpolation (Pascal VOC 2010+): the area under the precision envelope at
+  every recall step. Predictions are matched greedily in descending score order, per class, each to the
+  unmatched ground-truth box of the same image with the highest IoU, a match counting when IoU >= the
+  threshold (COCO's rule). mAP averages over classes that have ground truth; mAP@0.5:0.95 averages mAP over
+  the ten IoU thresholds 0.50, 0.55, ..., 0.95 (COCO), each computed with all-point interpolation (COCO's
+  own tool samples 101 recall points, which differs by a fraction of a point).
+- segmentation IoU and Dice are accumulated over the whole dataset per class (sum of intersections over sum
+  of unions), so large images do not count more than their pixels and empty images do not count as perfect.
+- AUROC is the Mann-Whitney statistic on average ranks, so tied scores count one half.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision.samples import BoxLabel
+
+COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+# ------------------------------------------------------------------------------------------ classification
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
+    """Counts with true classes as rows and predicted classes as columns."""
+    true = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    if true.shape != pred.shape:
+        raise ValueError(f"{true.size} true labels but {pred.size} predictions")
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (true, pred), 1)
+    return matrix
+
+
+def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """The fraction of predictions equal to the truth."""
+    true, pred = np.asarray(y_true), np.asarray(y_pred)
+    if true.size == 0:
+        raise ValueError("accuracy of no predictions is undefined")
+    return float(np.mean(true == pred))
+
+
+@dataclass(frozen=True, slots=True)
+class ClassScores:
+    """Precision, recall and F1 of one class (0.0 where undefined: no predictions or no support)."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def per_class_scores(matrix: np.ndarray) -> list[ClassScores]:
+    """Per-class precision, recall and F1 from a confusion matrix (rows true, columns predicted)."""
+    scores = []
+    for k in range(matrix.shape[0]):
+        true_positive = float(matrix[k, k])
+        precision = _ratio(true_positive, float(matrix[:, k].sum()))
+        recall = _ratio(true_positive, float(matrix[k, :].sum()))
+        f1 = _ratio(2 * precision * recall, precision + recall)
+        scores.append(ClassScores(precision, recall, f1, int(matrix[k, :].sum())))
+    return scores
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
+    """Accuracy, per-class and macro precision/recall/F1 and the confusion matrix, as JSON-ready data."""
+    matrix = confusion_matrix(y_true, y_pred, len(classes))
+    scores = per_class_scores(matrix)
+    present = [s for s in scores if s.support > 0]
+    return {
+        "accuracy": accuracy(y_true, y_pred),
+        "macro_precision": float(np.mean([s.precision for s in present])) if present else 0.0,
+        "macro_recall": float(np.mean([s.recall for s in present])) if present else 0.0,
+        "macro_f1": float(np.mean([s.f1 for s in present])) if present else 0.0,
+        "per_class": {
+            name: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support}
+            for name, s in zip(classes, scores, strict=True)
+        },
+        "classes": list(classes),
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBox:
+    """A predicted box: normalized corners (like :class:`BoxLabel`) and a confidence."""
+
+    label: str
+    score: float
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+
+def box_iou(a: BoxLabel | ScoredBox, b: BoxLabel | ScoredBox) -> float:
+    """Intersection over union of two axis-aligned boxes."""
+    width = min(a.x_max, b.x_max) - max(a.x_min, b.x_min)
+    height = min(a.y_max, b.y_max) - max(a.y_min, b.y_min)
+    intersection = max(0.0, width) * max(0.0, height)
+    area_a = (a.x_max - a.x_min) * (a.y_max - a.y_min)
+    area_b = (b.x_max - b.x_min) * (b.y_max - b.y_min)
+    union = area_a + area_b - intersection
+    return intersection / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionRecallCurve:
+    """Precision and recall after each prediction, in descending score order."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    scores: np.ndarray
+    num_ground_truth: int
+
+
+def all_point_average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """Area under the monotone precision envelope, summed at every recall change (VOC 2010+)."""
+    recall_steps = np.concatenate(([0.0], np.asarray(recall, dtype=np.float64), [1.0]))
+    envelope = np.concatenate(([0.0], np.asarray(precision, dtype=np.float64), [0.0]))
+    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
+    changes = np.nonzero(recall_steps[1:] != recall_steps[:-1])[0]
+    return float(np.sum((recall_steps[changes + 1] - recall_steps[changes]) * envelope[changes + 1]))
+
+
+def precision_recall_curve(
+    ground_truth: Sequence[Sequence[BoxLabel]],
+    predictions: Sequence[Sequence[ScoredBox]],
+    label: str,
+    iou_threshold: float,
+) -> PrecisionRecallCurve:
+    """Match one class's predictions to its ground truth over all images (index i = image i) greedily."""
+    if len(ground_truth) != len(predictions):
+        raise ValueError(f"{len(ground_truth)} images of ground truth but {len(predictions)} of predictions")
+    truth = [[box for box in boxes if box.label == label] for boxes in ground_truth]
+    matched = [np.zeros(len(boxes), dtype=bool) for boxes in truth]
+    ranked = [(box, image) for image, boxes in enumerate(predictions) for box in boxes if box.label == label]
+    # A stable sort keeps equal scores in input order, so results do not depend on the sort algorithm.
+    ranked.sort(key=lambda item: -item[0].score)
+    hits = np.zeros(len(ranked), dtype=bool)
+    for rank, (box, image) in enumerate(ranked):
+        best, best_iou = -1, -1.0
+        for j, candidate in enumerate(truth[image]):
+            overlap = box_iou(box, candidate)
+            if not matched[image][j] and overlap > best_iou:
+                best, best_iou = j, overlap
+        if best >= 0 and best_iou >= iou_threshold:
+            matched[image][best] = True
+            hits[rank] = True
+    num_ground_truth = sum(len(boxes) for boxes in truth)
+    true_positives = np.cumsum(hits)
+    precision = true_positives / np.arange(1, len(ranked) + 1) if ranked else np.zeros(0)
+    recall = true_positives / num_ground_truth if num_ground_truth else np.zeros(len(ranked))
+    return PrecisionRecallCurve(
+        precision=precision.astype(np.float64),
+        recall=recall.astype(np.float64),
+        scores=np.array([box.score for box, _ in ranked], dtype=np.float64),
+        num_ground_truth=num_ground_truth,
+    )
+
+
+def average_precision(
+    ground_truth: Sequence[Sequence[BoxLabel]],
+    predictions: Sequence[Sequence[ScoredBox]],
+    label: str,
+    iou_threshold: float = 0.5,
+) -> float:
+    """All-point AP of one class at one IoU threshold (0.0 when the class has ground truth but no hits)."""
+    curve = precision_recall_curve(ground_truth, predictions, label, iou_threshold)
+    return all_point_average_precision(curve.recall, curve.precision) if curve.num_ground_truth else 0.0
+
+
+def detection_metrics(
+    ground_truth: Sequence[Sequence[BoxLabel]],
+    predictions: Sequence[Sequence[ScoredBox]],
+    classes: Sequence[str] | None = None,
+) -> dict:
+    """mAP@0.5, mAP@0.5:0.95 and per-class AP over the classes that have ground truth, JSON-ready."""
+    names = (
+        list(classes) if classes is not None else sorted({b.label for boxes in ground_truth for b in boxes})
+    )
+    counts = {name: sum(1 for boxes in ground_truth for b in boxes if b.label == name) for name in names}
+    evaluated = [name for name in names if counts[name] > 0]
+    per_class: dict[str, dict] = {}
+    for name in evaluated:
+        by_threshold = [average_precision(ground_truth, predictions, name, t) for t in COCO_IOU_THRESHOLDS]
+        per_class[name] = {
+            "ap50": by_threshold[0],
+            "ap75": by_threshold[COCO_IOU_THRESHOLDS.index(0.75)],
+            "ap50_95": float(np.mean(by_threshold)),
+            "ground_truth": counts[name],
+            "predictions": sum(1 for boxes in predictions for b in boxes if b.label == name),
+        }
+    return {
+        "map50": float(np.mean([per_class[n]["ap50"] for n in evaluated])) if evaluated else 0.0,
+        "map50_95": float(np.mean([per_class[n]["ap50_95"] for n in evaluated])) if evaluated else 0.0,
+        "per_class": per_class,
+        "classes_without_ground_truth": [n for n in names if counts[n] == 0],
+        "images": len(ground_truth),
+    }
+
+
+# ------------------------------------------------------------------------------------------ segmentation
+
+
+def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """IoU of two binary masks; two empty masks agree perfectly (1.0)."""
+    pred, true = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
+    union = np.logical_or(pred, true).sum()
+    return float(np.logical_and(pred, true).sum() / union) if union else 1.0
+
+
+def mask_dice(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Dice (F1 over pixels) of two binary masks; two empty masks agree perfectly (1.0)."""
+    pred, true = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
+    total = pred.sum() + true.sum()
+    return float(2 * np.logical_and(pred, true).sum() / total) if total else 1.0
+
+
+def segmentation_metrics(
+    predicted: Sequence[np.ndarray], truth: Sequence[np.ndarray], classes: Sequence[str]
+) -> dict:
+    """Per-class IoU and Dice accumulated over the dataset (mask value k = classes[k - 1], 0 = background),
+    their means over classes that occur, and the binary defect-vs-background IoU and Dice."""
+    if len(predicted) != len(truth):
+        raise ValueError(f"{len(truth)} true masks but {len(predicted)} predicted")
+    num = len(classes) + 1
+    intersection = np.zeros(num, dtype=np.int64)
+    predicted_area = np.zeros(num, dtype=np.int64)
+    true_area = np.zeros(num, dtype=np.int64)
+    for pred, true in zip(predicted, truth, strict=True):
+        if pred.shape != true.shape:
+            raise ValueError(f"mask shapes differ: predicted {pred.shape}, true {true.shape}")
+        pred_flat = np.clip(pred.astype(np.int64).ravel(), 0, num - 1)
+        true_flat = np.clip(true.astype(np.int64).ravel(), 0, num - 1)
+        predicted_area += np.bincount(pred_flat, minlength=num)
+        true_area += np.bincount(true_flat, minlength=num)
+        intersection += np.bincount(true_flat[pred_flat == true_flat], minlength=num)
+    per_class: dict[str, dict] = {}
+    for k, name in enumerate(classes, start=1):
+        union = predicted_area[k] + true_area[k] - intersection[k]
+        if union == 0:
+            continue  # the class occurs nowhere, in truth or prediction: nothing to score
+        per_class[name] = {
+            "iou": float(intersection[k] / union),
+            "dice": float(2 * intersection[k] / (predicted_area[k] + true_area[k])),
+            "true_pixels": int(true_area[k]),
+            "predicted_pixels": int(predicted_area[k]),
+        }
+    defect_pred = [np.asarray(p) > 0 for p in predicted]
+    defect_true = [np.asarray(t) > 0 for t in truth]
+    both = int(sum(np.logical_and(p, t).sum() for p, t in zip(defect_pred, defect_true, strict=True)))
+    either = int(sum(np.logical_or(p, t).sum() for p, t in zip(defect_pred, defect_true, strict=True)))
+    sizes = int(sum(p.sum() + t.sum() for p, t in zip(defect_pred, defect_true, strict=True)))
+    return {
+        "mean_iou": float(np.mean([c["iou"] for c in per_class.values()])) if per_class else 0.0,
+        "mean_dice": float(np.mean([c["dice"] for c in per_class.values()])) if per_class else 0.0,
+        "defect_iou": both / either if either else 1.0,
+        "defect_dice": 2 * both / sizes if sizes else 1.0,
+        "per_class": per_class,
+        "images": len(truth),
+    }
+
+
+# ------------------------------------------------------------------------------------------ anomaly
+
+
+def _binary_inputs(scores: Sequence[float], labels: Sequence[int | bool]) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(labels).astype(bool)
+    if values.shape != positive.shape or values.ndim != 1:
+        raise ValueError(f"{values.size} scores but {positive.size} labels")
+    if positive.all() or not positive.any():
+        raise ValueError("needs both positive (defect) and negative (good) examples")
+    return values, positive
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of the ranks they span."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return (ends - (counts - 1) / 2.0)[inverse]
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int | bool]) -> float:
+    """Area under the ROC curve (label 1 = defect, higher score = more anomalous); ties count one half."""
+    values, positive = _binary_inputs(scores, labels)
+    ranks = average_ranks(values)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True, slots=True)
+class RocCurve:
+    """False and true positive rates when flagging ``score >= threshold``, thresholds descending."""
+
+    false_positive_rate: np.ndarray
+    true_positive_rate: np.ndarray
+    thresholds: np.ndarray
+
+
+def roc_curve(scores: Sequence[float], labels: Sequence[int | bool]) -> RocCurve:
+    """The ROC curve, one point per distinct score plus the (0, 0) start."""
+    values, positive = _binary_inputs(scores, labels)
+    thresholds = np.unique(values)[::-1]
+    flagged_positive = np.array([(values[positive] >= t).sum() for t in thresholds], dtype=np.float64)
+    flagged_negative = np.array([(values[~positive] >= t).sum() for t in thresholds], dtype=np.float64)
+    return RocCurve(
+        false_positive_rate=np.concatenate(([0.0], flagged_negative / (~positive).sum())),
+        true_positive_rate=np.concatenate(([0.0], flagged_positive / positive.sum())),
+        thresholds=np.concatenate(([np.inf], thresholds)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CalibratedThreshold:
+    """A decision threshold (flag a defect when ``score >= threshold``) and what it achieves on the data."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    false_reject_rate: float  # good parts flagged as defects
+
+
+def _at_threshold(values: np.ndarray, positive: np.ndarray, threshold: float) -> CalibratedThreshold:
+    flagged = values >= threshold
+    true_positive = float(np.logical_and(flagged, positive).sum())
+    precision = _ratio(true_positive, float(flagged.sum()))
+    recall = _ratio(true_positive, float(positive.sum()))
+    return CalibratedThreshold(
+        threshold=float(threshold),
+        precision=precision,
+        recall=recall,
+        f1=_ratio(2 * precision * recall, precision + recall),
+        false_reject_rate=_ratio(float(np.logical_and(flagged, ~positive).sum()), float((~positive).sum())),
+    )
+
+
+def max_f1_threshold(scores: Sequence[float], labels: Sequence[int | bool]) -> CalibratedThreshold:
+    """The threshold among the observed scores with the highest F1 (ties: the highest such threshold, which
+    rejects fewest good parts)."""
+    values, positive = _binary_inputs(scores, labels)
+    best: CalibratedThreshold | None = None
+    for threshold in np.unique(values)[::-1]:
+        candidate = _at_threshold(values, positive, float(threshold))
+        if best is None or candidate.f1 > best.f1:
+            best = candidate
+    assert best is not None  # _binary_inputs guarantees at least two scores
+    return best
+
+
+def false_reject_threshold(
+    scores: Sequence[float], labels: Sequence[int | bool], max_false_reject_rate: float
+) -> CalibratedThreshold:
+    """The lowest threshold (so the most defects caught) whose false-reject rate on the good examples stays
+    at or below ``max_false_reject_rate``."""
+    if not 0.0 <= max_false_reject_rate <= 1.0:
+        raise ValueError(f"false-reject rate must be within [0, 1], got {max_false_reject_rate}")
+    values, positive = _binary_inputs(scores, labels)
+    good = values[~positive]
+    # Candidates: every observed score and one just above the highest good score (rejects no good part).
+    candidates = np.unique(np.concatenate((values, [np.nextafter(good.max(), np.inf)])))
+    for threshold in candidates:  # ascending: the first that meets the target catches the most defects
+        if (good >= threshold).mean() <= max_false_reject_rate:
+            return _at_threshold(values, positive, float(threshold))
+    raise AssertionError("unreachable: the last candidate rejects no good part")
