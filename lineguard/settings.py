@@ -91,6 +91,9 @@ class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINEGUARD_STACK_", extra="ignore")
 
     cache_dir: Path = Field(default_factory=default_cache_dir)
+    state_dir: Path | None = Field(
+        default=None, description="state file, logs and data of the local stack; unset: <cache_dir>/stack"
+    )
     kafka_version: str = "4.4.0"
     ferretdb_version: str = "v1.24.2"
     kafka_heap_mb: int = 512

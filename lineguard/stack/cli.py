@@ -1,5 +1,162 @@
-"""`lineguard stack`: placeholder until the launcher lands (issue 2)."""
+"""``lineguard stack up | down | status | logs``: the local Kafka + MongoDB stack from the command line.
+
+Progress goes to stderr; ``up`` prints the addresses (as ``export`` lines a shell can ``eval``) to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, mongodb_uri_for
+from lineguard.stack.state import KAFKA, MONGODB, SERVICES
+
+if TYPE_CHECKING:
+    from lineguard.stack.launcher import LocalStack
+
 app = typer.Typer(help="Start, stop and inspect the local Kafka + MongoDB stack.", no_args_is_help=True)
+
+ENV_OF = {KAFKA: KAFKA_ENV, MONGODB: MONGODB_ENV}
+
+
+class Service(StrEnum):
+    kafka = KAFKA
+    mongodb = MONGODB
+
+
+ServiceOption = typer.Option(None, "--service", "-s", help="only this service (repeatable); default: both")
+
+
+def _names(services: list[Service] | None) -> list[str]:
+    return [s.value for s in services] if services else list(SERVICES)
+
+
+def _stack() -> LocalStack:
+    # Imported here so `lineguard --help` does not load the Kafka and MongoDB clients.
+    from lineguard.stack.launcher import LocalStack
+
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        typer.echo(f"[{time.monotonic() - started:6.1f}s] {message}", err=True)
+
+    return LocalStack(progress=progress)
+
+
+@app.command()
+def up(
+    services: list[Service] | None = ServiceOption,
+    kafka_port: int | None = typer.Option(None, help="Kafka listener port (default: previous or free)"),
+    kafka_controller_port: int | None = typer.Option(None, help="KRaft controller port"),
+    mongodb_port: int | None = typer.Option(None, help="MongoDB port (default: previous or free)"),
+) -> None:
+    """Start Apache Kafka (KRaft) and MongoDB/FerretDB, wait until healthy and print their addresses.
+
+    When KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI are set, lineguard uses those servers and starts nothing
+    for them."""
+    wanted = _names(services)
+    external = [name for name in wanted if os.environ.get(ENV_OF[name])]
+    for name in external:
+        typer.echo(f"{ENV_OF[name]} is set: using it, not starting {name}", err=True)
+    to_start = [name for name in wanted if name not in external]
+    if not to_start:
+        return
+    stack = _stack()
+    began = time.monotonic()
+    result = stack.up(to_start, kafka_port, kafka_controller_port, mongodb_port)
+    for name in result.already_running:
+        typer.echo(f"{name} was already running", err=True)
+    typer.echo(f"stack up in {time.monotonic() - began:.1f} s (logs: {stack.logs_dir})", err=True)
+    for name in to_start:
+        service = result.state.services[name]
+        value = service.address if name == KAFKA else mongodb_uri_for(service)
+        typer.echo(f"export {ENV_OF[name]}={value}")
+
+
+@app.command()
+def down(
+    services: list[Service] | None = ServiceOption,
+    purge: bool = typer.Option(False, "--purge", help="also delete the data and forget the ports"),
+) -> None:
+    """Stop the services (SIGTERM, then SIGKILL after a bound); data and ports are kept for the next `up`."""
+    stack = _stack()
+    wanted = _names(services)
+    stopped = stack.down(wanted, purge=purge)
+    suffix = " (data purged)" if purge else ""
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}{suffix}")
+
+
+@app.command()
+def status(
+    services: list[Service] | None = ServiceOption,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Show each service's real state (stale PIDs after a crash are detected). Exit 1 unless all run."""
+    stack = _stack()
+    statuses = stack.status(_names(services))
+    if as_json:
+        payload = [
+            {
+                "service": s.name,
+                "health": s.health.value,
+                "address": s.address,
+                "pid": s.service.pid if s.service else None,
+                "detail": s.detail,
+            }
+            for s in statuses
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        for s in statuses:
+            typer.echo(f"{s.name:<8} {s.health.value:<9} {s.address:<28} {s.detail}")
+        for name in _names(services):
+            if os.environ.get(ENV_OF[name]):
+                typer.echo(f"note: {ENV_OF[name]} is set, so lineguard uses that instead of this {name}")
+    if any(s.health.value != "running" for s in statuses):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    services: list[Service] | None = ServiceOption,
+    lines: int = typer.Option(40, "--lines", "-n", help="how many lines of each log"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines (Ctrl-C stops)"),
+) -> None:
+    """Print the last lines of the services' logs (and where the files are)."""
+    from lineguard.stack.processes import tail
+
+    stack = _stack()
+    files = [path for paths in stack.log_files(_names(services)).values() for path in paths]
+    for path in files:
+        typer.echo(f"==> {path} <==")
+        for line in tail(path, lines):
+            typer.echo(line)
+    if follow:
+        _follow(files)
+
+
+def _follow(paths: list[Path]) -> None:
+    positions = {path: path.stat().st_size if path.exists() else 0 for path in paths}
+    try:
+        while True:
+            for path in paths:
+                if not path.exists():
+                    continue
+                size = path.stat().st_size
+                if size < positions[path]:  # rotated or truncated
+                    positions[path] = 0
+                if size > positions[path]:
+                    with open(path, encoding="utf-8", errors="replace") as handle:
+                        handle.seek(positions[path])
+                        for line in handle:
+                            typer.echo(f"{path.name}: {line.rstrip()}")
+                        positions[path] = handle.tell()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass

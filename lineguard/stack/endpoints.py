@@ -10,9 +10,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lineguard.stack.state import KAFKA, MONGODB, ServiceState, is_running, read_state
 from schemas.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from lineguard.settings import StackSettings
 
 KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 MONGODB_ENV = "MONGODB_URI"
@@ -31,11 +35,14 @@ class Endpoints:
 
 
 def default_state_dir() -> Path:
-    """The local stack's state directory: ``LINEGUARD_STACK_STATE_DIR`` or ``<cache dir>/stack``."""
-    from lineguard.settings import default_cache_dir
+    """The local stack's state directory: ``LINEGUARD_STACK_STATE_DIR``, else ``<cache dir>/stack``."""
+    from lineguard.settings import StackSettings
 
-    override = os.environ.get("LINEGUARD_STACK_STATE_DIR")
-    return Path(override) if override else default_cache_dir() / "stack"
+    return state_dir_of(StackSettings())
+
+
+def state_dir_of(settings: StackSettings) -> Path:
+    return settings.state_dir if settings.state_dir is not None else settings.cache_dir / "stack"
 
 
 def mongodb_uri_for(service: ServiceState) -> str:
