@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 from confluent_kafka.serialization import Deserializer, SerializationContext, Serializer
 from fastavro import schemaless_reader, schemaless_writer
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 class AvroRecord(Protocol):
     """What a lineguard record class offers the serde (every top-level class in :mod:`schemas.records`)."""
 
-    avro_name: str
+    avro_name: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -112,6 +112,12 @@ class AvroRecordSerializer(Serializer, Generic[R]):
     def schema(self) -> CompiledSchema:
         """The writer schema."""
         return self._schema
+
+    @overload
+    def __call__(self, obj: R, ctx: SerializationContext | None = None) -> bytes: ...
+
+    @overload
+    def __call__(self, obj: None, ctx: SerializationContext | None = None) -> None: ...
 
     def __call__(self, obj: R | None, ctx: SerializationContext | None = None) -> bytes | None:
         if obj is None:  # a tombstone stays a tombstone, as with confluent's serializers
@@ -209,6 +215,12 @@ class AvroRecordDeserializer(Deserializer, Generic[R]):
     def _entry(self, writer: CompiledSchema) -> _WriterEntry:
         same = writer.canonical_form == self._reader.canonical_form
         return _WriterEntry(writer=writer, resolve_into=None if same else self._reader.parsed)
+
+    @overload
+    def __call__(self, value: bytes, ctx: SerializationContext | None = None) -> R: ...
+
+    @overload
+    def __call__(self, value: None, ctx: SerializationContext | None = None) -> None: ...
 
     def __call__(self, value: bytes | None, ctx: SerializationContext | None = None) -> R | None:
         if value is None:
