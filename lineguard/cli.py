@@ -37,6 +37,14 @@ def _register() -> None:
 
     app.add_typer(stack_app, name="stack")
 
+    from streams.cli import camera
+
+    app.command("camera")(camera)
+
+    from vision.data_cli import register as register_data_commands
+
+    register_data_commands(app)
+
 
 _register()
 

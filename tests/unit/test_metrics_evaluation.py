@@ -1,0 +1,181 @@
+"""`lineguard evaluate`: scoring predictions per task, and the whole command on a real (tiny) ONNX model and a
+real Keras model whose answers are known because their weights are set by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lineguard.cli import app
+from vision.artifact import ArtifactFiles, ModelMetadata, save_artifact
+from vision.evaluation import evaluate_predictions
+from vision.outputs import Detection, Prediction
+from vision.preprocess import PreprocessSpec
+from vision.samples import BoxLabel, LabeledDataset, Sample, Task
+
+
+def blank() -> np.ndarray:
+    return np.zeros((4, 4), np.uint8)
+
+
+def metadata_for(task: Task, classes: tuple[str, ...], files: ArtifactFiles | None = None) -> ModelMetadata:
+    return ModelMetadata(
+        name="probe",
+        version="1",
+        task=task,
+        classes=classes,
+        preprocess=PreprocessSpec.for_input(8, 8, channels=1),
+        files=files or ArtifactFiles(keras=None),
+    )
+
+
+def prediction(scores: dict[str, float], defect: float, detections: tuple[Detection, ...] = ()) -> Prediction:
+    return Prediction(
+        class_scores=scores, detections=detections, anomaly_score=None, mask=None, defect_score=defect
+    )
+
+
+def test_classification_scores_and_defect_threshold() -> None:
+    # Truth good, good, dent, dent; predicted good, dent, dent, dent: accuracy 3/4.
+    # Defect scores 0.1, 0.6 (good parts), 0.7, 0.9 (dents): every dent outranks every good part -> AUROC 1,
+    # and the max-F1 threshold is 0.7 (catches both dents, rejects no good part).
+    samples = [Sample(f"{i}", blank, label) for i, label in enumerate(["good", "good", "dent", "dent"])]
+    predictions = [
+        prediction({"good": 0.9, "dent": 0.1}, 0.1),
+        prediction({"good": 0.4, "dent": 0.6}, 0.6),
+        prediction({"good": 0.3, "dent": 0.7}, 0.7),
+        prediction({"good": 0.1, "dent": 0.9}, 0.9),
+    ]
+    dataset = LabeledDataset(Task.classify, ("good", "dent"), tuple(samples))
+    evaluation = evaluate_predictions(
+        dataset, predictions, metadata_for(Task.classify, ("good", "dent")), 0.0
+    )
+    assert evaluation.metrics["accuracy"] == 0.75
+    assert evaluation.metrics["confusion_matrix"] == [[1, 1], [0, 2]]
+    defect = evaluation.metrics["defect_vs_good"]
+    assert defect["auroc"] == 1.0
+    assert defect["max_f1_threshold"]["threshold"] == 0.7 and defect["max_f1_threshold"]["f1"] == 1.0
+    assert defect["false_reject_threshold"]["false_reject_rate"] == 0.0
+
+
+def test_detection_scores_match_the_hand_computed_ap() -> None:
+    # The five-sixths case of test_metrics, split over two images: TP 0.9, FP 0.8, TP 0.7 over two GT boxes.
+    truth_a = BoxLabel("scratch", 0, 0, 0.5, 0.5)
+    truth_b = BoxLabel("scratch", 0.5, 0.5, 1, 1)
+    samples = [Sample("a", blank, "scratch", (truth_a,)), Sample("b", blank, "scratch", (truth_b,))]
+    predictions = [
+        prediction({"scratch": 0.9}, 0.9, (Detection("scratch", 0.9, 0, 0, 0.5, 0.5),)),
+        prediction(
+            {"scratch": 0.8},
+            0.8,
+            (Detection("scratch", 0.8, 0, 0.5, 0.5, 1), Detection("scratch", 0.7, 0.5, 0.5, 1, 1)),
+        ),
+    ]
+    dataset = LabeledDataset(Task.detect, ("scratch",), tuple(samples))
+    evaluation = evaluate_predictions(dataset, predictions, metadata_for(Task.detect, ("scratch",)))
+    assert evaluation.metrics["map50"] == pytest.approx(5 / 6)
+    assert evaluation.pr_curves["scratch"].precision.tolist() == pytest.approx([1, 0.5, 2 / 3])
+    assert "auroc" not in evaluation.metrics["defect_vs_good"]  # no good image in this set
+
+
+def write_folder_dataset(root: Path) -> None:
+    """Dark good parts and bright defective ones, grey and colour, of several sizes."""
+    for i, (label, level) in enumerate(
+        [("good", 30), ("good", 60), ("good", 90), ("dent", 170), ("dent", 230)]
+    ):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        shape = (20 + 7 * i, 30 + 5 * i) if i % 2 else (24, 24, 3)
+        assert cv2.imwrite(str(root / label / f"{i}.png"), np.full(shape, level, np.uint8))
+
+
+def brightness_onnx_model(path: Path) -> None:
+    """A real ONNX graph: mean brightness m in [0, 1] -> logits (10 - 20 m, 20 m - 10) -> softmax, so an image
+    brighter than mid-grey is a dent."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
+            helper.make_node("MatMul", ["column", "weight"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "bias"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "brightness",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 8, 8, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
+        initializer=[
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("weight", TensorProto.FLOAT, [1, 2], [-20.0, 20.0]),
+            helper.make_tensor("bias", TensorProto.FLOAT, [2], [10.0, -10.0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def test_evaluate_command_with_an_onnx_artifact(tmp_path: Path) -> None:
+    data, artifact, out = tmp_path / "data", tmp_path / "model", tmp_path / "report"
+    write_folder_dataset(data)
+    artifact.mkdir()
+    brightness_onnx_model(artifact / "model.onnx")
+    save_artifact(
+        artifact, metadata_for(Task.classify, ("good", "dent"), ArtifactFiles(keras=None, onnx="model.onnx"))
+    )
+
+    result = CliRunner().invoke(
+        app, ["evaluate", "--model", str(artifact), "--data", str(data), "--out", str(out)]
+    )
+
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == {"name": "probe", "version": "1", "task": "classify"}
+    assert metrics["data"]["samples"] == 5
+    assert metrics["accuracy"] == 1.0
+    assert metrics["confusion_matrix"] == [[3, 0], [0, 2]]
+    assert metrics["defect_vs_good"]["auroc"] == 1.0
+    for name in ("confusion_matrix.png", "roc.png"):
+        image = cv2.imread(str(out / name))
+        assert image is not None and image.shape[0] > 100 and image.std() > 0
+    assert "![roc](roc.png)" in (out / "report.md").read_text()
+
+
+def test_evaluate_command_with_a_keras_artifact(tmp_path: Path) -> None:
+    keras = pytest.importorskip("keras")
+    data, artifact, out = tmp_path / "data", tmp_path / "model", tmp_path / "report"
+    write_folder_dataset(data)
+    inputs = keras.Input((8, 8, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(2, activation="softmax")
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.array([[-20.0, 20.0]], np.float32), np.array([10.0, -10.0], np.float32)])
+    save_artifact(artifact, metadata_for(Task.classify, ("good", "dent"), ArtifactFiles()), keras_model=model)
+
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--model", str(artifact), "--data", str(data), "--out", str(out), "--batch-size", "2"],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] == 1.0
+
+
+def test_evaluate_rejects_data_of_another_task(tmp_path: Path) -> None:
+    artifact = tmp_path / "model"
+    artifact.mkdir()
+    brightness_onnx_model(artifact / "model.onnx")
+    save_artifact(
+        artifact, metadata_for(Task.classify, ("good", "dent"), ArtifactFiles(keras=None, onnx="model.onnx"))
+    )
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(artifact), "--data", str(tmp_path / "data")])
+    assert result.exit_code != 0
+    assert "no class folders" in str(result.exception)
