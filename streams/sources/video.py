@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from schemas.errors import ConfigurationError
 from streams.sources.base import CapturedFrame, SourceStats
@@ -26,7 +27,7 @@ class VideoFileSource:
         capture = self._open()
         capture.release()
 
-    def _open(self):  # type: ignore[no-untyped-def]  # cv2.VideoCapture has no stubs
+    def _open(self) -> Any:  # cv2.VideoCapture
         import cv2
 
         capture = cv2.VideoCapture(str(self.path))

@@ -1,0 +1,450 @@
+"""Publish Frame records to Kafka over a plain confluent-kafka ``Producer``.
+
+The hot path is what a hand-written producer would do anyway (serialize, ``produce`` with a delivery
+callback, ``poll(0)``), so the publisher stays close to raw confluent-kafka speed
+(``bench/bench_publisher.py`` measures it).
+Around it:
+
+* idempotent producer (``enable.idempotence``, ``acks=all``), size limits derived from the same constant as
+  the topics' (``schemas.topics.DEFAULT_MAX_MESSAGE_BYTES``), no compression (JPEG and PNG are compressed);
+* key = camera id; headers: content type, schema name, a fresh trace id per frame;
+* delivery callbacks counted: delivered, failed, bytes;
+* images above the inline limit go to the claim-check store (GridFS) and travel by reference, or are refused
+  with :class:`FrameTooLargeError` when claim-check is off: never a silent drop, never a stuck producer;
+* store-and-forward: when the broker is unreachable (all brokers down, local queue full, deliveries timing
+  out) frames go to a bounded on-disk spool and are sent from there, oldest first, once the broker is back.
+  While anything waits in the spool, new frames queue behind it, so each camera's frames keep their order.
+
+Everything runs on the caller's thread: delivery callbacks fire inside ``poll``; nothing here is thread-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from lineguard.kafka_topics import topic_max_message_bytes
+from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError
+from schemas.records import Frame, ImageEncoding, ImageReference
+from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
+from streams.spool import DiskSpool, SpooledMessage, SpoolFullError, SpoolPolicy
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INLINE_LIMIT_BYTES = 8 * 1024 * 1024
+# Room the Avro record needs around the image (ids, ground truth, metadata) below the Kafka record limit.
+_RECORD_HEADROOM_BYTES = 256 * 1024
+
+_CONTENT_TYPES = {ImageEncoding.JPEG: b"image/jpeg", ImageEncoding.PNG: b"image/png"}
+_SCHEMA_HEADER = Frame.avro_name.encode()
+
+# Delivery errors that mean "the broker could not be reached (in time)", not "this message is bad": such a
+# message is spooled and sent again later. Anything else (too large, not authorized...) fails for good.
+_UNREACHABLE = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._QUEUE_FULL,
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+
+def is_unreachable_error(error: KafkaError) -> bool:
+    return error.code() in _UNREACHABLE or (error.retriable() and not error.fatal())
+
+
+class ClaimCheckStore(Protocol):
+    """Where images above the inline limit go (``lineguard.claimcheck.GridFSClaimCheckStore``)."""
+
+    def put(
+        self, data: bytes, filename: str = "", metadata: Mapping[str, Any] | None = None
+    ) -> ImageReference: ...
+
+
+Headers = tuple[tuple[str, bytes], ...]
+FrameSerializer = Callable[[Frame, SerializationContext], bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherOptions:
+    topic: str
+    inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    drain_window: int = 32  # spooled messages handed to librdkafka at once while draining
+    drain_retry_s: float = 1.0  # pause after a failed drain attempt before trying again
+    delivery_timeout_ms: int = 60_000  # librdkafka message.timeout.ms: after this a message is spooled
+
+    def __post_init__(self) -> None:
+        if not self.topic:
+            raise ConfigurationError("the frames topic name must not be empty")
+        if self.inline_limit_bytes <= 0:
+            raise ConfigurationError(f"inline limit must be positive, got {self.inline_limit_bytes} bytes")
+        if self.inline_limit_bytes > self.max_message_bytes - _RECORD_HEADROOM_BYTES:
+            raise ConfigurationError(
+                f"inline limit {self.inline_limit_bytes} bytes leaves no room for the record inside the "
+                f"Kafka message limit ({self.max_message_bytes} bytes); use at most "
+                f"{self.max_message_bytes - _RECORD_HEADROOM_BYTES}"
+            )
+        if self.drain_window < 1:
+            raise ConfigurationError("drain window must be at least 1")
+
+
+def producer_config(kafka_config: Mapping[str, Any], options: PublisherOptions) -> dict[str, Any]:
+    """The librdkafka settings of a frame producer; keys in ``kafka_config`` win (raw pass-through)."""
+    config: dict[str, Any] = {
+        "enable.idempotence": True,
+        "acks": "all",
+        # The same limit the topics are created with (record limit plus batch overhead), so they agree.
+        "message.max.bytes": topic_max_message_bytes(options.max_message_bytes),
+        "compression.type": "none",  # JPEG/PNG do not compress further; compressing only burns CPU
+        "linger.ms": 5,
+        "message.timeout.ms": options.delivery_timeout_ms,
+        "queue.buffering.max.kbytes": 256 * 1024,  # bounded memory: beyond this, frames go to the spool
+    }
+    config.update(kafka_config)
+    return config
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    published: int = 0  # frames accepted by publish()
+    delivered: int = 0  # acknowledged by the broker (directly or from the spool)
+    delivered_bytes: int = 0  # record bytes acknowledged
+    failed: int = 0  # deliveries that failed for good (lost)
+    too_large: int = 0  # frames refused before sending (FrameTooLargeError)
+    claim_checked: int = 0  # frames whose image went to the claim-check store
+    spooled: int = 0  # messages written to the spool
+    drained: int = 0  # spooled messages delivered
+    spool_dropped: int = 0  # spooled messages deleted to make room (drop-oldest)
+    blocked_s: float = 0.0  # time publish() waited for spool room (block policy)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReport:
+    """What happened to every published frame, as known at close."""
+
+    delivered: int
+    failed: int
+    in_spool: int  # still on disk: sent on the next start with the same spool directory
+    undelivered: int  # neither delivered nor spooled when the flush timeout ran out
+
+    @property
+    def clean(self) -> bool:
+        return self.failed == 0 and self.undelivered == 0
+
+
+class FramePublisher:
+    """Sends Frame records to one topic. Call :meth:`poll` when idle: callbacks and the spool keep moving."""
+
+    def __init__(
+        self,
+        options: PublisherOptions,
+        kafka_config: Mapping[str, Any],
+        serializer: FrameSerializer,
+        claim_check: ClaimCheckStore | None = None,
+        spool: DiskSpool | None = None,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.options = options
+        self.stats = PublisherStats()
+        self._serializer = serializer
+        self._claim_check = claim_check
+        self._spool = spool
+        self._clock = clock
+        self._context = SerializationContext(options.topic, MessageField.VALUE)
+        config = producer_config(kafka_config, options)
+        config["error_cb"] = self._on_error
+        self._producer = producer_factory(config)
+        self._next_seq = spool.next_seq if spool is not None else 0
+        self._broker_down = False
+        self._fatal: KafkaError | None = None
+        self._spool_in_flight: set[int] = set()
+        self._drain_hold = False  # a drained message failed: resend in order once nothing is in flight
+        self._drain_resume_at = 0.0
+        self._stop_requested = False
+        self._next_failure_log_at = 0.0
+
+    # -- publishing --------------------------------------------------------------------------------------
+
+    def publish(self, frame: Frame) -> None:
+        """Send one frame (or spool it while the broker is unreachable).
+
+        Raises :class:`FrameTooLargeError` for a frame that cannot travel (counted in ``stats.too_large``),
+        :class:`LineguardError` when the producer hit a fatal error.
+        """
+        if self._fatal is not None:
+            raise LineguardError(f"Kafka producer failed for good: {self._fatal.str()}")
+        value, headers = self._encode(frame)
+        key = frame.camera_id.encode()
+        seq = self._next_seq
+        self._next_seq += 1
+        self.stats.published += 1
+        if self._spool is not None and (self._broker_down or len(self._spool) or self._spool_in_flight):
+            self._spool_new(SpooledMessage(seq, self.options.topic, key, value, headers))
+            self._pump()
+            self._producer.poll(0)
+            return
+        self._produce_direct(seq, key, value, headers)
+
+    def _encode(self, frame: Frame) -> tuple[bytes, Headers]:
+        if len(frame.image) > self.options.inline_limit_bytes:
+            frame = self._claim_check_image(frame)
+        value = self._serializer(frame, self._context)
+        if value is None:
+            raise LineguardError("the frame serializer returned no bytes")
+        if len(value) > self.options.max_message_bytes:
+            self.stats.too_large += 1
+            raise FrameTooLargeError(
+                f"frame {frame.camera_id}#{frame.frame_number} serializes to {len(value)} bytes, above the "
+                f"Kafka record limit of {self.options.max_message_bytes} bytes"
+            )
+        headers = (
+            (HEADER_CONTENT_TYPE, _CONTENT_TYPES.get(frame.encoding, b"application/octet-stream")),
+            (HEADER_SCHEMA, _SCHEMA_HEADER),
+            (HEADER_TRACE_ID, os.urandom(16).hex().encode()),
+        )
+        return value, headers
+
+    def _claim_check_image(self, frame: Frame) -> Frame:
+        size = len(frame.image)
+        if self._claim_check is None:
+            self.stats.too_large += 1
+            raise FrameTooLargeError(
+                f"frame {frame.camera_id}#{frame.frame_number} has a {size}-byte image, above the inline "
+                f"limit of {self.options.inline_limit_bytes} bytes, and claim-check is disabled (enable it, "
+                "or lower the JPEG quality or the resolution)"
+            )
+        reference = self._claim_check.put(
+            frame.image,
+            filename=f"{frame.camera_id}/{frame.frame_number}",
+            metadata={"camera_id": frame.camera_id, "frame_number": frame.frame_number},
+        )
+        self.stats.claim_checked += 1
+        return dataclasses.replace(frame, image=b"", image_ref=reference)
+
+    def _produce_direct(self, seq: int, key: bytes, value: bytes, headers: Headers) -> None:
+        on_delivery = partial(self._on_direct_delivery, seq, len(value), headers)
+        while True:
+            try:
+                self._producer.produce(
+                    self.options.topic, value, key, headers=list(headers), on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                if self._spool is not None:
+                    # librdkafka's queue is full: the broker is slow or gone. Spool instead of waiting.
+                    self._enter_spooling("the producer queue is full")
+                    self._spool_new(SpooledMessage(seq, self.options.topic, key, value, headers))
+                    return
+                self._producer.poll(0.05)  # no spool: wait for deliveries to make room (backpressure)
+            except KafkaException as exc:
+                self._raise_produce_error(exc, len(value))
+        self._producer.poll(0)
+
+    def _raise_produce_error(self, exc: KafkaException, size: int) -> None:
+        error: KafkaError = exc.args[0]
+        if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            self.stats.too_large += 1
+            raise FrameTooLargeError(
+                f"Kafka refused a {size}-byte record as too large: {error.str()}; the producer's "
+                "message.max.bytes must agree with the topic's max.message.bytes"
+            ) from exc
+        raise LineguardError(f"cannot produce to {self.options.topic}: {error.str()}") from exc
+
+    # -- delivery reports and client errors (called inside poll) --------------------------------------------
+
+    def _on_direct_delivery(
+        self,
+        seq: int,
+        size: int,
+        headers: Headers,
+        error: KafkaError | None,
+        message: Any,
+    ) -> None:
+        if error is None:
+            self.stats.delivered += 1
+            self.stats.delivered_bytes += size
+            self._broker_down = False
+            return
+        if self._spool is not None and is_unreachable_error(error):
+            self._enter_spooling(error.str())
+            # Its seq is older than anything spooled since: the spool sends it first, keeping the order.
+            self._drain_hold = True
+            spooled = SpooledMessage(seq, message.topic(), message.key(), message.value(), headers)
+            if self._append_to_spool(spooled):
+                return
+        else:
+            self._log_failure("delivery to %s failed for good: %s", self.options.topic, error.str())
+        self.stats.failed += 1
+
+    def _on_spool_delivery(self, seq: int, size: int, error: KafkaError | None, message: Any) -> None:
+        self._spool_in_flight.discard(seq)
+        assert self._spool is not None
+        if error is None:
+            self._spool.remove(seq)
+            self.stats.drained += 1
+            self.stats.delivered += 1
+            self.stats.delivered_bytes += size
+            if self._broker_down:
+                self._broker_down = False
+                logger.info("broker reachable again; draining the spool (%d messages left)", len(self._spool))
+            return
+        if is_unreachable_error(error):
+            # Stays on disk. Resend from the oldest once everything in flight has settled, so order holds.
+            self._drain_hold = True
+            self._drain_resume_at = self._clock() + self.options.drain_retry_s
+            self._enter_spooling(error.str())
+            return
+        self._log_failure("spooled frame rejected by the broker for good: %s", error.str())
+        self._spool.remove(seq)
+        self.stats.failed += 1
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+            logger.error("fatal Kafka producer error: %s", error.str())
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN and self._spool is not None:
+            self._enter_spooling(error.str())
+        else:
+            logger.debug("Kafka client error (librdkafka retries): %s", error.str())
+
+    def _enter_spooling(self, why: str) -> None:
+        if not self._broker_down:
+            logger.warning("broker unreachable (%s): frames go to the spool at %s", why, self._spool_dir())
+        self._broker_down = True
+
+    def _spool_dir(self) -> str:
+        return str(self._spool.directory) if self._spool is not None else "-"
+
+    # -- the spool ---------------------------------------------------------------------------------------
+
+    def _spool_new(self, message: SpooledMessage) -> None:
+        """Spool a frame publish() was given; under the block policy, wait for room (until stopped)."""
+        spool = self._spool
+        assert spool is not None
+        started = None
+        must_wait = spool.policy is SpoolPolicy.block and len(message.value) < spool.max_bytes
+        while not spool.has_room_for(len(message.value)) and must_wait and not self._stop_requested:
+            if started is None:
+                started = self._clock()
+                logger.warning("spool full: waiting for the broker to take frames (block policy)")
+            self.poll(0.1)
+        if started is not None:
+            self.stats.blocked_s += self._clock() - started
+        if not self._append_to_spool(message):
+            self.stats.failed += 1
+
+    def _append_to_spool(self, message: SpooledMessage) -> bool:
+        assert self._spool is not None
+        try:
+            self._spool.append(message, protected=self._spool_in_flight)
+        except SpoolFullError as exc:
+            self._log_failure("lost a frame: %s", exc)
+            return False
+        finally:
+            dropped_before = self.stats.spool_dropped
+            self.stats.spool_dropped = self._spool.dropped
+            if self.stats.spool_dropped > dropped_before:
+                self._log_failure(
+                    "spool full: dropped the oldest frames (%d so far)", self.stats.spool_dropped
+                )
+        self.stats.spooled += 1
+        return True
+
+    def _log_failure(self, message: str, *args: object) -> None:
+        """Log a lost or dropped frame, but at most once a second: an outage must not flood the log."""
+        now = self._clock()
+        if now >= self._next_failure_log_at:
+            self._next_failure_log_at = now + 1.0
+            logger.error(message, *args)
+
+    def _pump(self) -> None:
+        """Hand the oldest spooled messages to librdkafka, a window at a time."""
+        spool = self._spool
+        if spool is None or not len(spool):
+            return
+        if self._drain_hold:
+            if self._spool_in_flight or self._clock() < self._drain_resume_at:
+                return
+            self._drain_hold = False
+        room = self.options.drain_window - len(self._spool_in_flight)
+        if room <= 0:
+            return
+        for message in spool.oldest(room, exclude=self._spool_in_flight):
+            try:
+                self._producer.produce(
+                    message.topic,
+                    message.value,
+                    message.key,
+                    headers=list(message.headers),
+                    on_delivery=partial(self._on_spool_delivery, message.seq, len(message.value)),
+                )
+            except BufferError:
+                break
+            except KafkaException as exc:
+                self._log_failure("spooled frame cannot be produced, dropping it: %s", exc.args[0].str())
+                spool.remove(message.seq)
+                self.stats.failed += 1
+                continue
+            self._spool_in_flight.add(message.seq)
+
+    # -- housekeeping ------------------------------------------------------------------------------------
+
+    def poll(self, timeout_s: float = 0.0) -> None:
+        """Serve delivery callbacks (waiting up to ``timeout_s``) and move the spool along."""
+        self._producer.poll(timeout_s)
+        self._pump()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages handed to librdkafka and not yet acknowledged or failed."""
+        return len(self._producer)
+
+    @property
+    def spool_backlog(self) -> int:
+        return 0 if self._spool is None else len(self._spool)
+
+    def request_stop(self) -> None:
+        """Make a publish() blocked on a full spool give up (called from a signal handler)."""
+        self._stop_requested = True
+
+    def close(self, timeout_s: float = 10.0) -> CloseReport:
+        """Deliver what can be delivered within ``timeout_s``; what cannot is spooled (when a spool is set)
+        or reported as undelivered."""
+        deadline = self._clock() + timeout_s
+        while self._clock() < deadline:
+            self.poll(0.05)
+            waiting_in_spool = self.spool_backlog and not self._broker_down
+            if self.in_flight == 0 and not waiting_in_spool:
+                break
+        failed_before_purge = self.stats.failed
+        if len(self._producer):
+            # Out of time: purge what is left. Each purged message's delivery callback spools it when there
+            # is a spool; without one it is counted as failed, and reported as undelivered.
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self._producer.flush(1.0)
+        return CloseReport(
+            delivered=self.stats.delivered,
+            failed=failed_before_purge,
+            in_spool=self.spool_backlog,
+            undelivered=self.stats.failed - failed_before_purge + len(self._producer),
+        )
