@@ -93,15 +93,26 @@ def preprocess_batch(images: Sequence[np.ndarray], spec: PreprocessSpec) -> np.n
         return np.zeros((0, *spec.input_shape), dtype=np.float32)
     batch = np.empty((len(images), *spec.input_shape), dtype=np.uint8)
     for i, image in enumerate(images):
-        prepared = _resize(_convert_colour(image, spec), spec)
-        batch[i] = prepared.reshape(spec.input_shape)
+        batch[i] = prepare_pixels(image, spec)
+    return normalize(batch, spec)
+
+
+def prepare_pixels(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The geometric and colour half of :func:`preprocess_batch`: uint8 HxWxC in the model's size and order.
+
+    Training caches this per image and augments the result before :func:`normalize`; without augmentation
+    the two halves compose to exactly :func:`preprocess_batch`.
+    """
+    return _resize(_convert_colour(image, spec), spec).reshape(spec.input_shape)
+
+
+def normalize(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The numeric half of :func:`preprocess_batch`: uint8 NHWC (or HWC) to float32 (x*scale - mean) / std."""
     out = batch.astype(np.float32)
-    # One fused expression per batch instead of per image: (x * scale - mean) / std.
+    # One fused multiply-subtract for the whole batch instead of per image.
     std = np.asarray(spec.std, dtype=np.float32)
-    gain = np.float32(spec.scale) / std
-    offset = np.asarray(spec.mean, dtype=np.float32) / std
-    out *= gain
-    out -= offset
+    out *= np.float32(spec.scale) / std
+    out -= np.asarray(spec.mean, dtype=np.float32) / std
     return out
 
 
