@@ -45,6 +45,10 @@ def _register() -> None:
 
     register_data_commands(app)
 
+    from workers.cli import register as register_worker_commands
+
+    register_worker_commands(app)
+
 
 _register()
 

@@ -1,0 +1,223 @@
+"""``lineguard worker`` and ``lineguard dlq inspect|replay``.
+
+Nothing heavy is imported at module level: TensorFlow, ONNX Runtime and OpenCV load inside the commands, so
+``lineguard --help`` stays fast. Command-line options override ``LINEGUARD_WORKER_*``; unset options leave
+the environment (or the defaults) in charge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from schemas.errors import ConfigurationError, LineguardError
+from schemas.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, TopicNames
+
+log = logging.getLogger(__name__)
+
+dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
+
+
+def worker(
+    topic: str | None = typer.Option(None, "--topic", help="frames topic to consume"),
+    topic_prefix: str | None = typer.Option(
+        None, "--topic-prefix", help="use <prefix>.frames, <prefix>.results, ... for all four topics"
+    ),
+    group: str | None = typer.Option(None, "--group", help="consumer group id"),
+    model: Annotated[
+        Path | None, typer.Option("--model", help="model artifact directory (default: shipped)")
+    ] = None,
+    backend: str | None = typer.Option(None, "--backend", help="auto, onnx or tensorflow"),
+    max_batch_size: int | None = typer.Option(None, "--max-batch-size", min=1),
+    max_wait_ms: float | None = typer.Option(None, "--max-wait-ms", min=0),
+    exactly_once: bool | None = typer.Option(
+        None, "--exactly-once/--at-least-once", help="transactional outputs (read them with read_committed)"
+    ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Prometheus + /live /ready; 0 = off"
+    ),
+    worker_id: str | None = typer.Option(None, "--worker-id", help="stable id (needed for --exactly-once)"),
+    thresholds: Annotated[
+        Path | None, typer.Option("--thresholds", help="per-line/camera thresholds YAML/JSON")
+    ] = None,
+    decode_threads: int | None = typer.Option(None, "--decode-threads", min=1),
+) -> None:
+    """Consume frames, run the model in dynamic batches, write results, defect events and MongoDB docs."""
+    from pydantic import ValidationError
+
+    from workers.settings import WorkerSettings
+
+    overrides: dict[str, Any] = {
+        "frames_topic": topic,
+        "group_id": group,
+        "model": model,
+        "backend": backend,
+        "max_batch_size": max_batch_size,
+        "max_wait_ms": max_wait_ms,
+        "exactly_once": exactly_once,
+        "metrics_port": metrics_port,
+        "worker_id": worker_id,
+        "thresholds": thresholds,
+        "decode_threads": decode_threads,
+    }
+    if topic_prefix:
+        names = TopicNames.with_prefix(topic_prefix)
+        overrides.update(
+            frames_topic=topic or names.frames,
+            results_topic=names.results,
+            defect_events_topic=names.defect_events,
+            dead_letter_topic=names.dead_letters,
+        )
+    try:
+        settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid worker settings: {problems}") from exc
+    raise typer.Exit(run_worker(settings))
+
+
+def run_worker(settings: Any) -> int:
+    """Run a worker until SIGTERM/SIGINT; returns its exit code (0 = drained and committed)."""
+    from workers.pipeline import Worker
+
+    instance = Worker(settings)
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: draining", signal.Signals(signum).name)
+        instance.stop()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return instance.run()
+
+
+@dlq_app.command("inspect")
+def dlq_inspect(
+    topic: str = typer.Option(DEAD_LETTER_TOPIC, "--topic", help="dead-letter topic"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="read at most this many"),
+    show: int = typer.Option(10, "--show", min=0, help="list the latest N dead letters"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Summarise the dead-letter topic: counts by reason and the latest records."""
+    from workers.dlq import scan_dead_letters
+
+    scan = scan_dead_letters(_kafka_config(), topic, limit=limit)
+    counts = scan.by_reason()
+    if as_json:
+        summary = {
+            "topic": topic,
+            "total": len(scan.letters),
+            "unreadable": scan.unreadable,
+            "by_reason": {reason.value: count for reason, count in counts.most_common()},
+            "latest": [_describe(stored) for stored in scan.letters[-show:]] if show else [],
+        }
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{topic}: {len(scan.letters)} dead letters")
+    table.add_column("reason")
+    table.add_column("count", justify="right")
+    for reason, count in counts.most_common():
+        table.add_row(reason.value, str(count))
+    console.print(table)
+    if scan.unreadable:
+        console.print(f"[yellow]{scan.unreadable} records on the topic are not dead letters[/yellow]")
+    if show and scan.letters:
+        latest = Table(title=f"latest {min(show, len(scan.letters))}")
+        for column in ("dlq offset", "reason", "source", "worker", "message"):
+            latest.add_column(column)
+        for stored in scan.letters[-show:]:
+            item = _describe(stored)
+            latest.add_row(
+                f"{stored.partition}@{stored.offset}",
+                item["reason"],
+                item["source"],
+                item["worker"],
+                item["error"],
+            )
+        console.print(latest)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: str = typer.Option(DEAD_LETTER_TOPIC, "--topic", help="dead-letter topic"),
+    to: str = typer.Option(FRAMES_TOPIC, "--to", help="frames topic to re-publish to"),
+    reason: Annotated[
+        list[str] | None, typer.Option("--reason", help="only these reasons (repeatable)")
+    ] = None,
+    source_partition: int | None = typer.Option(None, "--source-partition", help="only from this partition"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="replay at most this many"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed"),
+) -> None:
+    """Re-publish selected dead letters' original records to the frames topic."""
+    from schemas.records import DeadLetterReason
+    from workers.dlq import replay, scan_dead_letters, selector
+
+    try:
+        reasons = [DeadLetterReason(value.upper()) for value in reason or ()]
+    except ValueError as exc:
+        known = ", ".join(r.value for r in DeadLetterReason)
+        raise ConfigurationError(f"unknown reason in {reason}; choose from {known}") from exc
+    config = _kafka_config()
+    scan = scan_dead_letters(config, topic)
+    chosen = [stored for stored in scan.letters if selector(reasons, source_partition)(stored)]
+    if limit is not None:
+        chosen = chosen[:limit]
+    if dry_run:
+        typer.echo(f"would replay {len(chosen)} of {len(scan.letters)} dead letters to {to}")
+        return
+    sent = replay(config, chosen, to)
+    typer.echo(f"replayed {sent} of {len(scan.letters)} dead letters to {to}")
+
+
+def _describe(stored: Any) -> dict[str, str]:
+    letter = stored.letter
+    source = letter.source
+    return {
+        "reason": letter.reason.value,
+        "source": f"{source.topic}[{source.partition}]@{source.offset}",
+        "worker": letter.worker_id,
+        "error": f"{letter.error_class}: {letter.error_message}"[:160],
+        "failed_at": letter.failed_at.isoformat(),
+    }
+
+
+def _kafka_config() -> dict[str, Any]:
+    from lineguard.settings import KafkaSettings
+    from lineguard.stack.endpoints import resolve_endpoints
+
+    return KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` and ``dlq`` to the ``lineguard`` command."""
+    app.command("worker")(worker)
+    app.add_typer(dlq_app, name="dlq")
+
+
+def main() -> None:
+    """``python -m workers``: the worker command alone, with the CLI's logging and error conventions."""
+    from lineguard.logs import LogFormat, configure_logging
+
+    configure_logging("INFO", LogFormat.text)
+    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    standalone.command()(worker)
+    try:
+        standalone()
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except LineguardError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(1)

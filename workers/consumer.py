@@ -1,0 +1,243 @@
+"""The frames consumer: a plain confluent-kafka ``Consumer`` polled on its own thread.
+
+Why its own thread: inference of a batch may take longer than anything librdkafka tolerates between polls, so
+the poll loop never waits for the model. It hands every record to the pipeline's intake, commits the positions
+the :class:`~workers.offsets.OffsetTracker` allows, and applies backpressure by *pausing* the assigned
+partitions while too many records are in flight (resuming below half of the bound) instead of growing
+buffers. librdkafka's own prefetch is bounded by ``queued.max.messages.kbytes`` and the fetch sizes
+(see :meth:`workers.settings.WorkerSettings.consumer_config`).
+
+Rebalance callbacks run on this thread, inside ``consume()``: on revoke the loop waits (bounded) for the
+in-flight records of the revoked partitions, commits what is done, and lets the pipeline drop the rest; on
+assign librdkafka starts from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from schemas.errors import ServiceUnavailableError
+from workers.metrics import WorkerMetrics
+from workers.offsets import OffsetTracker, PartitionKey, Ticket
+
+log = logging.getLogger(__name__)
+
+Intake = Callable[[Message, Ticket], None]
+
+
+class RebalanceListener(Protocol):
+    def partitions_assigned(self, keys: list[PartitionKey]) -> None: ...
+
+    def partitions_revoked(self, keys: list[PartitionKey], lost: bool) -> None:
+        """Drop queued work of these partitions and release them from the tracker."""
+        ...
+
+
+class FrameConsumer:
+    """Owns the ``Consumer`` and its poll thread."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topic: str,
+        tracker: OffsetTracker,
+        intake: Intake,
+        listener: RebalanceListener,
+        metrics: WorkerMetrics,
+        *,
+        max_in_flight: int,
+        commit_offsets: bool = True,
+        commit_interval_s: float = 0.5,
+        revoke_timeout_s: float = 10.0,
+        poll_batch: int = 64,
+    ) -> None:
+        self._consumer = Consumer(config)
+        self._topic = topic
+        self._tracker = tracker
+        self._intake = intake
+        self._listener = listener
+        self._metrics = metrics
+        self._max_in_flight = max_in_flight
+        self._commit_offsets = commit_offsets  # False with --exactly-once: offsets go into the transaction
+        self._commit_interval_s = commit_interval_s
+        self._revoke_timeout_s = revoke_timeout_s
+        self._poll_batch = poll_batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._assignment: set[PartitionKey] = set()
+        self._paused: set[PartitionKey] = set()
+        self._backpressure = False
+        self.error: BaseException | None = None  # why the loop died, if it did
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._consumer.subscribe(
+            [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        self._thread = threading.Thread(target=self._run, name="worker-poll", daemon=True)
+        self._thread.start()
+
+    def stop_polling(self, timeout_s: float = 10.0) -> None:
+        """Stop fetching new records; the consumer stays in the group until :meth:`close`."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Leave the group (commits nothing by itself: commit first)."""
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("consumer close: %s", exc)
+
+    def set_revoke_timeout(self, timeout_s: float) -> None:
+        self._revoke_timeout_s = timeout_s
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def assignment(self) -> set[PartitionKey]:
+        return set(self._assignment)
+
+    def group_metadata(self) -> Any:
+        return self._consumer.consumer_group_metadata()
+
+    # -- commits ---------------------------------------------------------------------------------------
+    def commit_done(self, keys: Iterable[PartitionKey] | None = None) -> dict[PartitionKey, int]:
+        """Synchronously commit the tracker's positions (optionally only for ``keys``); returns them."""
+        positions = self._tracker.commit_positions()
+        if keys is not None:
+            wanted = set(keys)
+            positions = {k: v for k, v in positions.items() if k in wanted}
+        if not positions:
+            return {}
+        offsets = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
+        ]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError._NO_OFFSET:
+                return {}
+            # A failed commit is not data loss: the records are reprocessed after a rebalance (at least once).
+            log.warning("offset commit failed (%s); will retry", error.str())
+            return {}
+        self._tracker.mark_committed(positions)
+        return positions
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        last_commit = time.monotonic()
+        last_lag = 0.0
+        try:
+            while not self._stop.is_set():
+                self._apply_backpressure()
+                messages = self._consumer.consume(num_messages=self._poll_batch, timeout=0.1)
+                for message in messages:
+                    self._receive(message)
+                now = time.monotonic()
+                if self._commit_offsets and now - last_commit >= self._commit_interval_s:
+                    self.commit_done()
+                    last_commit = now
+                if now - last_lag >= 2.0:
+                    self._update_lag()
+                    last_lag = now
+        except BaseException as exc:  # the pipeline decides what a dead poll loop means
+            log.exception("poll loop failed")
+            self.error = exc
+
+    def _receive(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return
+            if error.fatal():
+                raise ServiceUnavailableError(f"Kafka consumer fatal error: {error.str()}")
+            log.warning("consumer error: %s", error.str())
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        if (topic, partition) not in self._assignment:
+            return  # fetched before a revoke; the new owner reads it
+        ticket = self._tracker.track(topic, partition, offset)
+        self._metrics.frames_in.inc()
+        self._intake(message, ticket)
+
+    def _apply_backpressure(self) -> None:
+        in_flight = self._tracker.in_flight()
+        self._metrics.in_flight.set(in_flight)
+        if not self._backpressure and in_flight >= self._max_in_flight:
+            self._backpressure = True
+            log.info(
+                "backpressure: %d records in flight, pausing %d partitions", in_flight, len(self._assignment)
+            )
+        elif self._backpressure and in_flight <= self._max_in_flight // 2:
+            self._backpressure = False
+            if self._paused:
+                self._consumer.resume([TopicPartition(t, p) for t, p in self._paused])
+                log.info("backpressure released: resuming %d partitions", len(self._paused))
+            self._paused.clear()
+        if self._backpressure:
+            to_pause = self._assignment - self._paused  # includes partitions assigned while paused
+            if to_pause:
+                self._consumer.pause([TopicPartition(t, p) for t, p in to_pause])
+                self._paused |= to_pause
+        self._metrics.paused.set(1 if self._backpressure else 0)
+
+    def _update_lag(self) -> None:
+        if not self._assignment:
+            return
+        try:
+            positions = self._consumer.position([TopicPartition(t, p) for t, p in self._assignment])
+            for tp in positions:
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0 and tp.offset >= 0:
+                    self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+        except KafkaException as exc:
+            log.debug("lag update skipped: %s", exc)
+
+    # -- rebalance callbacks (run on the poll thread, inside consume) ----------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self._assignment |= set(keys)
+        log.info("assigned %s", _describe(keys))
+        self._listener.partitions_assigned(keys)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoke([(tp.topic, tp.partition) for tp in partitions], lost=False)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoke([(tp.topic, tp.partition) for tp in partitions], lost=True)
+
+    def _revoke(self, keys: list[PartitionKey], lost: bool) -> None:
+        if not lost:
+            # Finish what is in flight for these partitions (bounded), then commit it.
+            drained = self._tracker.wait_until_done(keys, self._revoke_timeout_s)
+            if self._commit_offsets:
+                self.commit_done(keys)
+            if not drained:
+                log.warning("revoke: in-flight work of %s not done in time; dropped", _describe(keys))
+        self._listener.partitions_revoked(keys, lost)
+        self._assignment -= set(keys)
+        self._paused -= set(keys)
+        for topic, partition in keys:
+            with contextlib.suppress(KeyError):
+                self._metrics.lag.remove(topic, str(partition))
+        log.info("%s %s", "lost" if lost else "revoked", _describe(keys))
+
+
+def _describe(keys: Iterable[PartitionKey]) -> str:
+    keys = sorted(keys)
+    if not keys:
+        return "no partitions"
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in keys)

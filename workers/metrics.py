@@ -1,0 +1,127 @@
+"""Prometheus metrics and the /live and /ready endpoints of one worker.
+
+Each worker owns its registry, so several workers in one process (tests, the demo) never collide. The HTTP
+server is a small ``http.server`` on a daemon thread: ``/metrics`` (Prometheus text format), ``/live`` (the
+process loop is running) and ``/ready`` (model loaded, partitions assigned, not draining).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
+
+
+class WorkerMetrics:
+    """Every metric a worker exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.frames_in = Counter(
+            "lineguard_worker_frames_in", "Records consumed from the frames topic", registry=r
+        )
+        self.results_out = Counter(
+            "lineguard_worker_results_out", "Inspection results acknowledged by every sink", registry=r
+        )
+        self.verdicts = Counter("lineguard_worker_verdicts", "Results by verdict", ["verdict"], registry=r)
+        self.defect_events = Counter("lineguard_worker_defect_events", "Defect events published", registry=r)
+        self.dead_letters = Counter(
+            "lineguard_worker_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.batch_size = Histogram(
+            "lineguard_worker_batch_size", "Frames per inference batch", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.stage_seconds = Histogram(
+            "lineguard_worker_stage_seconds",
+            "Time spent per stage (decode per frame; inference and sinks per batch)",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.capture_to_result_seconds = Histogram(
+            "lineguard_worker_capture_to_result_seconds",
+            "From the frame's capture time to its outputs being acknowledged",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "lineguard_worker_consumer_lag",
+            "High watermark minus position",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.in_flight = Gauge("lineguard_worker_in_flight", "Records received but not yet done", registry=r)
+        self.paused = Gauge(
+            "lineguard_worker_paused", "1 while backpressure pauses the partitions", registry=r
+        )
+        self.model = Info("lineguard_worker_model", "The model this worker serves", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class HealthServer:
+    """Serves /metrics, /live and /ready until :meth:`close`."""
+
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        host: str,
+        port: int,
+        is_live: Callable[[], bool],
+        is_ready: Callable[[], bool],
+    ) -> None:
+        handler = _handler_class(metrics, is_live, is_ready)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="worker-http", daemon=True)
+        self._thread.start()
+        log.info("metrics and health on http://%s:%d/metrics (/live, /ready)", host, self.port)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _handler_class(
+    metrics: WorkerMetrics, is_live: Callable[[], bool], is_ready: Callable[[], bool]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
+            elif self.path == "/live":
+                ok = is_live()
+                self._reply(200 if ok else 503, b"live\n" if ok else b"not live\n")
+            elif self.path == "/ready":
+                ok = is_ready()
+                self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            else:
+                self._reply(404, b"not found\n")
+
+        def _reply(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # scrapes are not worth a log line
+            return
+
+    return Handler

@@ -1,0 +1,551 @@
+"""One inference worker: poll -> decode pool -> dynamic batcher -> model -> sinks -> commit.
+
+Threads and queues (every queue bounded, directly or through the in-flight bound that pauses partitions)::
+
+    poll thread (FrameConsumer) --submit--> decode pool (N threads) --decoded--> inference thread
+        (DynamicBatcher, model)  --sink queue--> sink thread (results, events, MongoDB, dead letters)
+    dead letters go from the decode pool straight to the sink queue.
+
+Decode, inference and sinks overlap: while the model runs batch k, the pool decodes the frames of batch k+1
+and the sink thread writes batch k-1, so the model is never idle while decoded frames wait.
+
+Delivery: every record gets a :class:`~workers.offsets.Ticket`; the sink thread *settles* it with the number
+of outputs it is about to write (result + optional event + MongoDB document, or one dead letter) and each
+acknowledgement counts down. The poll thread commits, per partition, only the offset after the longest run of
+done records. With ``exactly_once`` the sink thread instead writes outputs, offsets and all in one Kafka
+transaction per group of batches; MongoDB stays idempotent by ``_id``.
+
+Shutdown (``stop()``, SIGTERM at the CLI): stop polling, let in-flight records finish (bounded by
+``drain_timeout_s``), flush the producer, commit, leave the group. ``run()`` returns 0 when it drained
+cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Message, TopicPartition
+
+from lineguard.settings import KafkaSettings, MongoSettings
+from lineguard.stack.endpoints import Endpoints, resolve_endpoints
+from schemas.errors import ConfigurationError, LineguardError
+from schemas.records import DeadLetterReason, DefectEvent, ImageReference, InspectionResult
+from schemas.topics import HEADER_TRACE_ID
+from vision.outputs import Prediction
+from vision.preprocess import preprocess_batch
+from workers.backends import LoadedModel, load_model
+from workers.batcher import Batch, DynamicBatcher
+from workers.consumer import FrameConsumer
+from workers.decode import DecodedFrame, FrameDecoder, FrameRejected, ImageSpec
+from workers.metrics import HealthServer, WorkerMetrics
+from workers.offsets import OffsetTracker, PartitionKey, Ticket
+from workers.settings import WorkerSettings
+from workers.sinks.dead_letters import RawRecord, build_dead_letter
+from workers.sinks.kafka import DeliveryFailed, KafkaOutputs
+from workers.sinks.mongo import MongoInspectionSink
+from workers.verdicts import ResultBuilder, ThresholdSource, model_thresholds
+
+log = logging.getLogger(__name__)
+
+_SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
+_TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
+
+
+@dataclass(frozen=True, slots=True)
+class InferredBatch:
+    frames: list[DecodedFrame]
+    predictions: list[Prediction]
+    inferred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    ticket: Ticket
+    record: RawRecord
+    error: FrameRejected
+
+
+SinkItem = InferredBatch | Rejected
+
+
+def default_model_path() -> Path:
+    """The shipped default model: ``vision/shipped/<name>/``, preferring a classification model."""
+    import vision
+
+    shipped = Path(vision.__file__).resolve().parent / "shipped"
+    candidates = sorted(p.parent for p in shipped.glob("*/model.json"))
+    if not candidates:
+        raise ConfigurationError(f"no shipped model in {shipped}; pass --model <artifact directory>")
+    preferred = [p for p in candidates if "classif" in p.name]
+    return (preferred or candidates)[0]
+
+
+class Worker:
+    """A complete worker. ``run()`` blocks until :meth:`stop` (or a fatal error) and returns an exit code.
+
+    Usable in-process (tests, the demo, benchmarks: ``run()`` on a thread, ``stop()`` from another) or as the
+    body of ``lineguard worker`` / ``python -m workers``.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        kafka: KafkaSettings | None = None,
+        mongo: MongoSettings | None = None,
+        endpoints: Endpoints | None = None,
+        model: LoadedModel | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self._kafka_settings = kafka if kafka is not None else KafkaSettings()
+        self._mongo_settings = mongo if mongo is not None else MongoSettings()
+        self._endpoints = endpoints
+        self._model = model
+        self.metrics = metrics if metrics is not None else WorkerMetrics()
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._fatal: BaseException | None = None
+        self._draining = False
+        self._tracker = OffsetTracker()
+        self._decoded: queue.Queue[DecodedFrame] = queue.Queue()
+        self._sink_queue: queue.Queue[SinkItem] = queue.Queue(maxsize=_SINK_QUEUE_BATCHES)
+        self._inference_done = threading.Event()
+        self._sinks_done = threading.Event()
+        self._sink_lock = threading.Lock()  # a revoke waits for the write (transaction) in progress
+        self._threads: list[threading.Thread] = []
+        self._health: HealthServer | None = None
+        self._mongo_client: Any = None
+
+    # -- public API ------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the worker to drain and exit; safe from signal handlers and other threads."""
+        self._stop.set()
+
+    def wait_started(self, timeout_s: float) -> bool:
+        """True once the model is loaded and the consumer polls (partitions may still be being assigned)."""
+        return self._started.wait(timeout_s)
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self._model
+
+    @property
+    def ready(self) -> bool:
+        return self._started.is_set() and not self._draining and self._fatal is None and self._consumer.alive
+
+    def run(self) -> int:
+        """Start, serve until stopped, drain; 0 = clean exit, 1 = stopped by an error."""
+        self._start()
+        try:
+            while not self._stop.wait(0.2):
+                problem = self._health_problem()
+                if problem is not None:
+                    self._fail(problem)
+                    break
+        finally:
+            clean = self._shutdown()
+        if self._fatal is not None:
+            log.error("worker stopped by an error: %s", self._fatal)
+            return 1
+        return 0 if clean else 1
+
+    # -- start -----------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        s = self.settings
+        endpoints = self._endpoints if self._endpoints is not None else resolve_endpoints()
+        if self._model is None:
+            self._model = load_model(
+                s.model or default_model_path(),
+                s.backend,
+                s.inference_threads,
+                warm_up_batch=s.max_batch_size,
+            )
+        model = self._model
+        meta = model.metadata
+        self.metrics.model.info(
+            {
+                "name": meta.name,
+                "version": meta.version,
+                "task": meta.task.value,
+                "backend": model.backend.name,
+            }
+        )
+        self._builder = ResultBuilder(
+            meta,
+            ThresholdSource(model_thresholds(meta), s.thresholds),
+            worker_id=s.worker_id,
+            crop_size=s.crop_size,
+            uncertain_events=s.uncertain_events,
+        )
+        spec = meta.preprocess
+
+        def preprocess_one(image: np.ndarray) -> np.ndarray:
+            return preprocess_batch([image], spec)[0]
+
+        from pymongo import MongoClient
+
+        uri = (
+            self._mongo_settings.uri.get_secret_value()
+            if self._mongo_settings.uri is not None
+            else endpoints.mongodb_uri
+        )
+        self._mongo_client = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+        database = self._mongo_client[self._mongo_settings.database]
+        self._mongo = MongoInspectionSink(
+            database,
+            s.mongo_collection,
+            write_concern_w=self._mongo_settings.write_concern_w,
+            journal=self._mongo_settings.write_concern_journal,
+        )
+        self._mongo.ensure_indexes()
+        self._decoder = FrameDecoder(
+            preprocess_one,
+            ImageSpec(width=spec.width, height=spec.height, grayscale=spec.channels == 1),
+            max_image_pixels=s.max_image_pixels,
+            max_image_bytes=s.max_message_bytes,
+            claim_check=self._claim_check_reader(),
+        )
+        client_config = self._kafka_settings.client_config(endpoints.kafka_bootstrap)
+        self._outputs = KafkaOutputs(
+            {**client_config, **s.producer_config()}, s.topics, transactional=s.exactly_once
+        )
+        self._pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="worker-decode")
+        self._consumer = FrameConsumer(
+            {**client_config, **s.consumer_config()},
+            s.frames_topic,
+            self._tracker,
+            self._intake,
+            self,
+            self.metrics,
+            max_in_flight=s.max_in_flight,
+            commit_offsets=not s.exactly_once,
+            commit_interval_s=s.commit_interval_ms / 1000.0,
+            revoke_timeout_s=s.drain_timeout_s,
+        )
+        for target, name in ((self._inference_loop, "worker-inference"), (self._sink_loop, "worker-sinks")):
+            thread = threading.Thread(target=self._guarded(target), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._consumer.start()
+        if s.metrics_port:
+            self._health = HealthServer(
+                self.metrics,
+                s.metrics_host,
+                s.metrics_port,
+                is_live=self._is_live,
+                is_ready=lambda: self.ready,
+            )
+        self._started.set()
+        log.info(
+            "worker %s consuming %s as group %s (max batch %d, max wait %.0f ms, %s)",
+            s.worker_id,
+            s.frames_topic,
+            s.group_id,
+            s.max_batch_size,
+            s.max_wait_ms,
+            "exactly once" if s.exactly_once else "at least once",
+        )
+
+    def _claim_check_reader(self) -> Any:
+        from lineguard.claimcheck import GridFSClaimCheckStore
+
+        store = GridFSClaimCheckStore(self._mongo_client, self._mongo_settings.database)
+
+        def read(reference: ImageReference) -> bytes:
+            return store.get(reference)
+
+        return read
+
+    # -- poll thread -----------------------------------------------------------------------------------
+    def _intake(self, message: Message, ticket: Ticket) -> None:
+        self._pool.submit(self._decode_one, message, ticket, datetime.now(UTC))
+
+    # -- decode pool -----------------------------------------------------------------------------------
+    def _decode_one(self, message: Message, ticket: Ticket, received_at: datetime) -> None:
+        try:
+            decoded = self._decoder.decode(message.value(), ticket, received_at, _trace_id(message))
+        except FrameRejected as exc:
+            self._sink_queue.put(Rejected(ticket, RawRecord.from_message(message), exc))
+            return
+        except Exception as exc:  # a bug or an unexpected library error: dead-letter the record, keep going
+            log.exception(
+                "unexpected error decoding %s[%d]@%d", ticket.topic, ticket.partition, ticket.offset
+            )
+            rejection = FrameRejected(DeadLetterReason.OTHER, f"unexpected decode error: {exc}", exc)
+            self._sink_queue.put(Rejected(ticket, RawRecord.from_message(message), rejection))
+            return
+        self.metrics.stage_seconds.labels("decode").observe(decoded.decode_seconds)
+        self._decoded.put(decoded)
+
+    # -- inference thread ------------------------------------------------------------------------------
+    def _inference_loop(self) -> None:
+        batcher: DynamicBatcher[DecodedFrame] = DynamicBatcher(
+            self.settings.max_batch_size, self.settings.max_wait_ms
+        )
+        while True:
+            batch = self._next_batch(batcher)
+            if batch is not None:
+                self._infer(batch)
+            elif self._inference_done.is_set() and self._decoded.empty() and len(batcher) == 0:
+                return
+
+    def _next_batch(self, batcher: DynamicBatcher[DecodedFrame]) -> Batch[DecodedFrame] | None:
+        wait = batcher.time_until_due()
+        try:
+            item = self._decoded.get(timeout=0.05 if wait is None else min(wait, 0.05))
+        except queue.Empty:
+            batch = batcher.due()
+            if batch is None and self._inference_done.is_set():
+                batch = batcher.flush()
+            return batch
+        batch = batcher.add(item, arrived_at=item.ready_at)
+        # Take whatever else is already decoded: frames that waited while the model ran close at once.
+        while batch is None:
+            try:
+                item = self._decoded.get_nowait()
+            except queue.Empty:
+                break
+            batch = batcher.add(item, arrived_at=item.ready_at)
+        return batch if batch is not None else batcher.due()
+
+    def _infer(self, batch: Batch[DecodedFrame]) -> None:
+        frames = [frame for frame in batch.items if self._tracker.is_live(frame.ticket)]
+        if not frames:
+            return  # every frame belonged to revoked partitions: their new owner inspects them
+        assert self._model is not None
+        started = time.perf_counter()
+        predictions = self._model.predict(np.stack([frame.tensor for frame in frames]))
+        self.metrics.stage_seconds.labels("inference").observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(frames))
+        self._sink_queue.put(InferredBatch(frames, predictions, datetime.now(UTC)))
+
+    # -- sink thread -----------------------------------------------------------------------------------
+    def _sink_loop(self) -> None:
+        while True:
+            try:
+                items = [self._sink_queue.get(timeout=0.05)]
+            except queue.Empty:
+                self._outputs.serve(0)
+                self._raise_on_delivery_failure()
+                if self._sinks_done.is_set():
+                    return
+                continue
+            while len(items) < _TRANSACTION_MAX_ITEMS:
+                try:
+                    items.append(self._sink_queue.get_nowait())
+                except queue.Empty:
+                    break
+            # Thresholds may be edited while the worker runs: re-read between batches (a stat if unchanged).
+            self._builder.refresh_thresholds()
+            started = time.perf_counter()
+            with self._sink_lock:
+                if self.settings.exactly_once:
+                    self._write_transaction(items)
+                else:
+                    for item in items:
+                        self._write(item)
+            self.metrics.stage_seconds.labels("sinks").observe(time.perf_counter() - started)
+            self._outputs.serve(0)
+            self._raise_on_delivery_failure()
+
+    def _write(self, item: SinkItem) -> None:
+        """At least once: settle each record, issue its outputs, count acknowledgements down."""
+        if isinstance(item, Rejected):
+            letter = self._dead_letter(item)
+            if self._tracker.settle(item.ticket, outstanding=1):
+                self._outputs.dead_letter(letter, ack=self._acker(item.ticket))
+                self.metrics.dead_letters.labels(item.error.reason.value).inc()
+            return
+        written: list[tuple[Ticket, InspectionResult]] = []
+        for frame, result, event in self._build(item):
+            if not self._tracker.settle(frame.ticket, outstanding=2 + (event is not None)):
+                continue  # partition revoked meanwhile
+            self._outputs.result(result, frame.trace_id, ack=self._result_acker(frame.ticket, result))
+            if event is not None:
+                self._outputs.event(event, frame.trace_id, ack=self._acker(frame.ticket))
+                self.metrics.defect_events.inc()
+            written.append((frame.ticket, result))
+        self._mongo.upsert([result for _, result in written])
+        for ticket, _ in written:
+            self._tracker.ack(ticket)
+        log.debug("batch of %d written", len(written))
+
+    def _write_transaction(self, items: list[SinkItem]) -> None:
+        """Exactly once: outputs of several batches and the consumer positions in one transaction."""
+        self._outputs.begin()
+        try:
+            done: list[Ticket] = []
+            results: list[InspectionResult] = []
+            for item in items:
+                if isinstance(item, Rejected):
+                    if self._tracker.is_live(item.ticket):
+                        self._outputs.dead_letter(self._dead_letter(item), ack=None)
+                        self.metrics.dead_letters.labels(item.error.reason.value).inc()
+                        done.append(item.ticket)
+                    continue
+                for frame, result, event in self._build(item):
+                    if not self._tracker.is_live(frame.ticket):
+                        continue
+                    self._outputs.result(result, frame.trace_id, ack=None)
+                    if event is not None:
+                        self._outputs.event(event, frame.trace_id, ack=None)
+                        self.metrics.defect_events.inc()
+                    done.append(frame.ticket)
+                    results.append(result)
+            self._mongo.upsert(results)
+            for ticket in done:
+                self._tracker.settle(ticket, outstanding=0)
+            positions = self._tracker.commit_positions()
+            offsets = [
+                TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
+            ]
+            self._outputs.commit(offsets, self._consumer.group_metadata())
+        except BaseException:
+            self._outputs.abort()
+            raise
+        self._tracker.mark_committed(positions)
+        now = datetime.now(UTC)
+        for result in results:
+            self._count_result(result, now)
+
+    def _build(self, batch: InferredBatch) -> list[tuple[DecodedFrame, InspectionResult, DefectEvent | None]]:
+        size = len(batch.frames)
+        built = []
+        for frame, prediction in zip(batch.frames, batch.predictions, strict=True):
+            result, event = self._builder.build(frame, prediction, batch.inferred_at, size)
+            built.append((frame, result, event))
+        return built
+
+    def _dead_letter(self, item: Rejected) -> Any:
+        log.warning(
+            "dead letter %s from %s[%d]@%d: %s",
+            item.error.reason.value,
+            item.record.topic,
+            item.record.partition,
+            item.record.offset,
+            item.error,
+        )
+        return build_dead_letter(
+            item.record, item.error.reason, item.error.error_class, str(item.error), self.settings.worker_id
+        )
+
+    def _acker(self, ticket: Ticket) -> Any:
+        tracker = self._tracker
+        return lambda: tracker.ack(ticket)
+
+    def _result_acker(self, ticket: Ticket, result: InspectionResult) -> Any:
+        def ack() -> None:
+            self._tracker.ack(ticket)
+            self._count_result(result, datetime.now(UTC))
+
+        return ack
+
+    def _count_result(self, result: InspectionResult, now: datetime) -> None:
+        self.metrics.results_out.inc()
+        self.metrics.verdicts.labels(result.verdict.value).inc()
+        self.metrics.capture_to_result_seconds.observe(max(0.0, (now - result.captured_at).total_seconds()))
+
+    def _raise_on_delivery_failure(self) -> None:
+        failure = self._outputs.failure
+        if failure is not None:
+            raise DeliveryFailed(f"an output was not delivered: {failure.str()}")
+
+    # -- rebalance (called by the consumer on the poll thread) -----------------------------------------
+    def partitions_assigned(self, keys: list[PartitionKey]) -> None:
+        return  # librdkafka starts from the committed offsets; the tracker starts a new epoch on first track
+
+    def partitions_revoked(self, keys: list[PartitionKey], lost: bool) -> None:
+        # Waits for the write or transaction in progress, so no output of a revoked partition is issued after
+        # this returns; queued work for these partitions is skipped by the liveness checks.
+        with self._sink_lock:
+            dropped = self._tracker.release(keys)
+        if dropped:
+            log.info(
+                "dropped %d in-flight records of revoked partitions (the new owner reprocesses them)", dropped
+            )
+
+    # -- health and shutdown ---------------------------------------------------------------------------
+    def _is_live(self) -> bool:
+        return self._fatal is None and all(thread.is_alive() for thread in self._threads)
+
+    def _health_problem(self) -> BaseException | None:
+        if self._fatal is not None:
+            return self._fatal
+        if self._consumer.error is not None:
+            return self._consumer.error
+        if not self._consumer.alive:
+            return LineguardError("the poll thread stopped")
+        if not all(thread.is_alive() for thread in self._threads):
+            return LineguardError("a pipeline thread stopped")
+        return None
+
+    def _fail(self, error: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = error
+
+    def _guarded(self, target: Any) -> Any:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                log.exception("%s failed", threading.current_thread().name)
+                self._fail(exc)
+                self._stop.set()
+
+        return run
+
+    def _shutdown(self) -> bool:
+        """Drain and close; True when every in-flight record finished and its offset was committed."""
+        self._draining = True
+        s = self.settings
+        deadline = time.monotonic() + s.drain_timeout_s
+        self._consumer.stop_polling()
+        drained = False
+        if self._fatal is None:
+            drained = self._tracker.wait_until_done(None, s.drain_timeout_s)
+            if not drained:
+                log.warning(
+                    "drain: %d records still in flight after %.0f s",
+                    self._tracker.in_flight(),
+                    s.drain_timeout_s,
+                )
+        self._inference_done.set()
+        self._sinks_done.set()
+        for thread in self._threads:
+            thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        self._outputs.flush(max(1.0, deadline - time.monotonic()))
+        committed: dict[PartitionKey, int] = {}
+        if not s.exactly_once:
+            committed = self._consumer.commit_done()
+        self._consumer.set_revoke_timeout(0.0)  # closing revokes everything: nothing is left to wait for
+        self._consumer.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._health is not None:
+            self._health.close()
+        if self._mongo_client is not None:
+            self._mongo_client.close()
+        log.info(
+            "worker %s stopped (%s; committed %s)",
+            s.worker_id,
+            "drained" if drained else "not drained",
+            ", ".join(f"{t}[{p}]={o}" for (t, p), o in sorted(committed.items())) or "nothing new",
+        )
+        return drained
+
+
+def _trace_id(message: Message) -> bytes | None:
+    headers: Any = message.headers() or ()  # consumed messages carry a list of (name, bytes) pairs
+    for name, value in headers:
+        if name == HEADER_TRACE_ID:
+            return value if isinstance(value, bytes) else None
+    return None

@@ -1,0 +1,169 @@
+"""Settings of one inference worker process (env prefix ``LINEGUARD_WORKER_``), parsed once by the CLI.
+
+Kafka and MongoDB connection details live in :mod:`lineguard.settings` (``KafkaSettings``, ``MongoSettings``);
+this object holds what the worker itself decides: topics, group, model, batching, bounds and delivery mode.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import (
+    DEAD_LETTER_TOPIC,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFECT_EVENTS_TOPIC,
+    FRAMES_TOPIC,
+    RESULTS_TOPIC,
+    TopicNames,
+)
+
+BackendName = Literal["auto", "onnx", "tensorflow"]
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(BaseSettings):
+    """What one worker consumes, which model it runs, how it batches and how it delivers."""
+
+    model_config = SettingsConfigDict(env_prefix="LINEGUARD_WORKER_", extra="ignore")
+
+    # Topics and group
+    frames_topic: str = FRAMES_TOPIC
+    results_topic: str = RESULTS_TOPIC
+    defect_events_topic: str = DEFECT_EVENTS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    group_id: str = "lineguard-workers"
+    worker_id: str = Field(
+        default_factory=default_worker_id,
+        description="Names this worker in results and dead letters; with --exactly-once also the stable "
+        "part of its transactional.id, so a restarted worker fences its killed predecessor.",
+    )
+
+    # Model
+    model: Path | None = Field(default=None, description="model artifact directory; unset = shipped default")
+    backend: BackendName = "auto"
+    thresholds: Path | None = Field(
+        default=None, description="YAML/JSON per-line/per-camera thresholds, re-read when it changes"
+    )
+    uncertain_events: bool = Field(
+        default=True, description="publish defect events for UNCERTAIN verdicts too"
+    )
+    inference_threads: int = Field(default=0, ge=0, description="0 = all cores")
+
+    # Batching and concurrency
+    max_batch_size: int = Field(default=32, ge=1)
+    max_wait_ms: float = Field(default=20.0, ge=0)
+    decode_threads: int = Field(default=0, ge=0, description="0 = number of cores")
+    max_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="records received but not yet committed before partitions are paused; "
+        "0 = 4 x max_batch_size",
+    )
+
+    # Consumer bounds (librdkafka)
+    session_timeout_ms: int = Field(default=45_000, ge=1_000)
+    heartbeat_interval_ms: int | None = None
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    queued_max_messages_kbytes: int = Field(default=32 * 1024, ge=1, description="librdkafka prefetch bound")
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    commit_interval_ms: int = Field(default=500, ge=0)
+
+    # Validation
+    max_image_pixels: int = Field(
+        default=40_000_000, ge=1, description="width x height above which = OVERSIZE"
+    )
+
+    # Delivery
+    exactly_once: bool = False
+    transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
+    mongo_collection: str = "inspections"
+    drain_timeout_s: float = Field(default=20.0, gt=0)
+    crop_size: int = Field(default=96, ge=16, description="longest side of the JPEG crop per defect region")
+
+    # Observability
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus + /live /ready; 0 = off")
+    metrics_host: str = "0.0.0.0"
+
+    @model_validator(mode="after")
+    def _defaults_from_cores(self) -> WorkerSettings:
+        cores = os.cpu_count() or 1
+        if self.decode_threads == 0:
+            self.decode_threads = cores
+        if self.inference_threads == 0:
+            self.inference_threads = cores
+        if self.max_in_flight == 0:
+            self.max_in_flight = 4 * self.max_batch_size
+        return self
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(
+            frames=self.frames_topic,
+            results=self.results_topic,
+            defect_events=self.defect_events_topic,
+            dead_letters=self.dead_letter_topic,
+        )
+
+    def with_topics(self, topics: TopicNames) -> WorkerSettings:
+        """A copy reading and writing the given topics (tests, the demo)."""
+        return self.model_copy(
+            update={
+                "frames_topic": topics.frames,
+                "results_topic": topics.results,
+                "defect_events_topic": topics.defect_events,
+                "dead_letter_topic": topics.dead_letters,
+            }
+        )
+
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka consumer keys this worker needs on top of the connection settings.
+
+        Offsets are committed explicitly by the pipeline (never auto-committed, never auto-stored), and the
+        prefetch is bounded so a backlog of large frames cannot grow the worker's memory.
+        """
+        config: dict[str, Any] = {
+            "group.id": self.group_id,
+            "client.id": f"lineguard-worker-{self.worker_id}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": self.auto_offset_reset,
+            "session.timeout.ms": self.session_timeout_ms,
+            "max.poll.interval.ms": self.max_poll_interval_ms,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "queued.max.messages.kbytes": self.queued_max_messages_kbytes,
+            # One record of the largest size must fit in a fetch, or the consumer stalls on it.
+            "fetch.max.bytes": self.max_message_bytes + 64 * 1024,
+            "max.partition.fetch.bytes": self.max_message_bytes + 64 * 1024,
+            "receive.message.max.bytes": self.max_message_bytes + 2 * 1024 * 1024,
+            "isolation.level": "read_committed",
+        }
+        if self.heartbeat_interval_ms is not None:
+            config["heartbeat.interval.ms"] = self.heartbeat_interval_ms
+        else:
+            config["heartbeat.interval.ms"] = max(500, min(3_000, self.session_timeout_ms // 3))
+        return config
+
+    def producer_config(self) -> dict[str, Any]:
+        """librdkafka producer keys: idempotent, acks=all, sized like the consumer; maybe transactional."""
+        config: dict[str, Any] = {
+            "client.id": f"lineguard-worker-{self.worker_id}",
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.max.bytes": self.max_message_bytes + 64 * 1024,
+        }
+        if self.exactly_once:
+            config["transactional.id"] = f"lineguard-{self.group_id}-{self.worker_id}"
+            config["transaction.timeout.ms"] = self.transaction_timeout_ms
+        return config

@@ -1,0 +1,135 @@
+"""The worker's Kafka outputs: results, defect events and dead letters, through one producer.
+
+At least once (default): an idempotent producer (``acks=all``) whose delivery reports acknowledge the record's
+outputs in the :class:`~workers.offsets.OffsetTracker`. Exactly once (``--exactly-once``): the same producer
+is transactional; the pipeline wraps outputs and the consumer offsets in one transaction, so consumers reading
+with ``isolation.level=read_committed`` see every output exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from schemas.errors import ServiceUnavailableError
+from schemas.records import DeadLetter, DefectEvent, InspectionResult
+from schemas.serde import AvroRecordSerializer
+from schemas.topics import HEADER_SCHEMA, HEADER_TRACE_ID, TopicNames
+from workers.sinks.dead_letters import dead_letter_headers
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], None]
+
+
+class DeliveryFailed(ServiceUnavailableError):
+    """Kafka did not accept an output within the producer's bounds: the worker must not commit past it."""
+
+
+class KafkaOutputs:
+    """Produces the three output records; thread-safe (the producer is), transactional on request."""
+
+    def __init__(self, config: dict[str, Any], topics: TopicNames, transactional: bool = False) -> None:
+        self._producer = Producer(config)
+        self._topics = topics
+        self.transactional = transactional
+        self._results = AvroRecordSerializer(InspectionResult)
+        self._events = AvroRecordSerializer(DefectEvent)
+        self._dead_letters = AvroRecordSerializer(DeadLetter)
+        self._failure: KafkaError | None = None
+        self._lock = threading.Lock()
+        if transactional:
+            # Fences a previous incarnation with the same transactional.id and aborts its open transaction.
+            self._call(self._producer.init_transactions, 30.0)
+
+    @property
+    def failure(self) -> KafkaError | None:
+        """The first delivery failure seen, if any (the pipeline stops on it)."""
+        return self._failure
+
+    def result(self, result: InspectionResult, trace_id: bytes | None, ack: Ack | None) -> None:
+        headers = _headers(InspectionResult.avro_name, trace_id)
+        self._produce(self._topics.results, result.camera_id, self._results(result), headers, ack)
+
+    def event(self, event: DefectEvent, trace_id: bytes | None, ack: Ack | None) -> None:
+        headers = _headers(DefectEvent.avro_name, trace_id)
+        self._produce(self._topics.defect_events, event.camera_id, self._events(event), headers, ack)
+
+    def dead_letter(self, letter: DeadLetter, ack: Ack | None) -> None:
+        key = letter.original_key
+        self._produce(
+            self._topics.dead_letters, key, self._dead_letters(letter), dead_letter_headers(letter), ack
+        )
+
+    def serve(self, timeout_s: float = 0.0) -> int:
+        """Run delivery callbacks; returns how many were served."""
+        return int(self._producer.poll(timeout_s))
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for outstanding deliveries; returns how many are still outstanding."""
+        return int(self._producer.flush(timeout_s))
+
+    # -- transactions ----------------------------------------------------------------------------------
+    def begin(self) -> None:
+        self._call(self._producer.begin_transaction)
+
+    def commit(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float = 30.0) -> None:
+        """Add the consumer positions to the transaction and commit it."""
+        if offsets:
+            self._call(self._producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s)
+        self._call(self._producer.commit_transaction, timeout_s)
+
+    def abort(self, timeout_s: float = 30.0) -> None:
+        try:
+            self._producer.abort_transaction(timeout_s)
+        except KafkaException as exc:
+            log.warning("abort_transaction failed: %s", exc.args[0].str())
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _produce(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]],
+        ack: Ack | None,
+    ) -> None:
+        callback = None if ack is None else self._delivery_callback(ack)
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
+                return
+            except BufferError:
+                # The producer's queue is full: serve delivery reports until there is room (backpressure).
+                self._producer.poll(0.05)
+
+    def _delivery_callback(self, ack: Ack) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                ack()
+                return
+            with self._lock:
+                if self._failure is None:
+                    self._failure = error
+            log.error("delivery to %s failed: %s", message.topic(), error.str())
+
+        return on_delivery
+
+    @staticmethod
+    def _call(method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            raise DeliveryFailed(f"Kafka transaction step {method.__name__} failed: {error.str()}") from exc
+
+
+def _headers(schema_name: str, trace_id: bytes | None) -> list[tuple[str, str | bytes | None]]:
+    headers: list[tuple[str, str | bytes | None]] = [(HEADER_SCHEMA, schema_name.encode())]
+    if trace_id:
+        headers.append((HEADER_TRACE_ID, trace_id))
+    return headers
