@@ -54,6 +54,8 @@ class VideoFileSource:
                     )
             finally:
                 capture.release()
+            if self._closed.is_set():
+                return
             self.stats.loops += 1
             if not self.loop or frames_this_pass == 0:
                 return
