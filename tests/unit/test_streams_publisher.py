@@ -293,8 +293,9 @@ def test_drop_oldest_counts_dropped_frames(tmp_path: Path) -> None:
 
 
 def test_block_policy_gives_up_when_stop_is_requested(tmp_path: Path) -> None:
-    record = len(AvroRecordSerializer(Frame)(_frame(0))) + 200
-    publisher, producer = _publisher(tmp_path, spool_bytes=record, policy=SpoolPolicy.block, drain_window=1)
+    # Room for one spooled frame (value plus ~150 bytes of spool file framing), not two.
+    room = len(AvroRecordSerializer(Frame)(_frame(0))) + 300
+    publisher, producer = _publisher(tmp_path, spool_bytes=room, policy=SpoolPolicy.block, drain_window=1)
     producer.broker_up = False
     publisher._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     publisher.publish(_frame(0))
