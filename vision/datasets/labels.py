@@ -21,7 +21,7 @@ CLASSES_FILE = "classes.txt"
 @dataclass(frozen=True, slots=True)
 class LabelIssue:
     """A problem found while reading annotations. ``kind`` is one of: box_outside_image, degenerate_box,
-    empty_annotation, unknown_class, missing_image, missing_mask."""
+    empty_annotation, unknown_class, missing_image, missing_mask, unreadable_annotation."""
 
     kind: str
     file: str

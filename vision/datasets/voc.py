@@ -95,8 +95,13 @@ def _parse(
     return image_path, boxes
 
 
-def load_voc_dataset(root: Path, task: Task = Task.detect, issues: IssueLog | None = None) -> LabeledDataset:
-    """Load a VOC dataset; each sample's label is its most frequent box class, or ``good`` without boxes."""
+def load_voc_dataset(
+    root: Path, task: Task = Task.detect, issues: IssueLog | None = None, strict: bool = True
+) -> LabeledDataset:
+    """Load a VOC dataset; each sample's label is its most frequent box class, or ``good`` without boxes.
+
+    ``strict=False`` (curation) records an unreadable annotation file as an issue and goes on instead of
+    failing."""
     issues = issues if issues is not None else IssueLog()
     xml_files, image_folders = _annotation_files(root)
     if not xml_files:
@@ -104,7 +109,13 @@ def load_voc_dataset(root: Path, task: Task = Task.detect, issues: IssueLog | No
     declared = read_declared_classes(root)
     parsed: list[tuple[Path, Path, list[BoxLabel]]] = []
     for xml_path in xml_files:
-        result = _parse(xml_path, image_folders, declared, issues)
+        try:
+            result = _parse(xml_path, image_folders, declared, issues)
+        except ConfigurationError as exc:
+            if strict:
+                raise
+            issues.add("unreadable_annotation", xml_path, str(exc))
+            continue
         if result is not None:
             parsed.append((xml_path, *result))
     if not parsed:
