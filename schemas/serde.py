@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 from confluent_kafka.serialization import Deserializer, SerializationContext, Serializer
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader
 
+from schemas.avro_writer import RecordBodyWriter
 from schemas.catalog import CompiledSchema, compile_schema, shipped_schema
 from schemas.errors import SerializationError, ServiceUnavailableError, UnknownSchemaError
 from schemas.framing import confluent_header, read_framing, single_object_header
@@ -101,6 +102,7 @@ class AvroRecordSerializer(Serializer, Generic[R]):
     ) -> None:
         self._record_cls = record_cls
         self._schema = _schema_of(record_cls)
+        self._writer = RecordBodyWriter(self._schema)
         self._registry = schema_registry_client
         self._auto_register = auto_register
         self._subject_name_strategy = subject_name_strategy
@@ -127,13 +129,10 @@ class AvroRecordSerializer(Serializer, Generic[R]):
                 f"{type(self).__name__} for {self._record_cls.__name__} cannot serialize {type(obj).__name__}"
             )
         header = self._single_object_header if self._registry is None else self._registry_header(ctx)
-        buffer = io.BytesIO()
-        buffer.write(header)
         try:
-            schemaless_writer(buffer, self._schema.parsed, obj.to_dict())
+            return self._writer.encode(header, obj.to_dict())
         except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError... for bad values
             raise SerializationError(f"cannot encode {self._schema.name}: {exc}") from exc
-        return buffer.getvalue()
 
     def _registry_header(self, ctx: SerializationContext | None) -> bytes:
         subject = self._subject_name_strategy(ctx, self._schema.full_name)
