@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,15 +105,27 @@ def write_state(state_dir: Path, state: StackState) -> None:
 
 def process_cmdline(pid: int) -> list[str] | None:
     """The argv of a live process, or None if there is no such process (or it is a zombie)."""
+    for _ in range(20):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # no such process (or not ours to read)
+            return None
+        if raw:
+            return [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
+        # Empty: a zombie, or a process caught in the middle of exec(), which reads empty for an instant.
+        if _process_state(pid) in (None, "Z", "X"):
+            return None
+        time.sleep(0.01)
+    return None
+
+
+def _process_state(pid: int) -> str | None:
+    """The one-letter state from /proc/<pid>/stat (R, S, Z, ...), or None if the process is gone."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    if not raw:  # zombies and kernel threads have an empty cmdline
-        return None
-    return [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
+    return stat.rsplit(")", 1)[-1].split()[0]  # the command name in (...) may itself contain spaces
 
 
 def _proc_available() -> bool:
