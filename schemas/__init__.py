@@ -37,6 +37,7 @@ from schemas.serde import (
     AvroRecordDeserializer,
     AvroRecordSerializer,
     record_subject_name_strategy,
+    schema_registry_client,
     topic_subject_name_strategy,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "Verdict",
     "compile_schema",
     "record_subject_name_strategy",
+    "schema_registry_client",
     "shipped_schema",
     "shipped_schemas",
     "topic_subject_name_strategy",

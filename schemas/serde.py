@@ -74,6 +74,24 @@ def record_subject_name_strategy(ctx: SerializationContext | None, record_name: 
     return record_name
 
 
+def schema_registry_client(
+    url: str | None, basic_auth_user_info: str | None = None
+) -> SchemaRegistryClient | None:
+    """A registry client for ``url``, or None without one (the serde then uses single-object encoding).
+
+    ``mock://<name>`` gives confluent-kafka's in-memory registry (tests, demos); ``basic_auth_user_info`` is
+    ``user:password``.
+    """
+    if not url:
+        return None
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    conf = {"url": url}
+    if basic_auth_user_info:
+        conf["basic.auth.user.info"] = basic_auth_user_info
+    return SchemaRegistryClient.new_client(conf)
+
+
 def _as_compiled(schema: CompiledSchema | Mapping[str, Any] | str) -> CompiledSchema:
     return schema if isinstance(schema, CompiledSchema) else compile_schema(schema)
 

@@ -127,3 +127,15 @@ def test_unreachable_registry_is_service_unavailable() -> None:
 
     with pytest.raises(ServiceUnavailableError, match="schema registry unreachable"):
         AvroRecordSerializer(Frame, unreachable)(golden_frame(), CTX)
+
+
+def test_schema_registry_client_factory() -> None:
+    from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
+
+    from schemas.serde import schema_registry_client
+
+    assert schema_registry_client(None) is None
+    assert schema_registry_client("") is None
+    assert isinstance(schema_registry_client("mock://factory"), MockSchemaRegistryClient)
+    real = schema_registry_client("http://registry.invalid:8081", "user:secret")
+    assert isinstance(real, SchemaRegistryClient) and not isinstance(real, MockSchemaRegistryClient)
