@@ -198,7 +198,7 @@ class FramePublisher:
         seq = self._next_seq
         self._next_seq += 1
         self.stats.published += 1
-        if self._spool is not None and (self._broker_down or len(self._spool) or self._spool_in_flight):
+        if self.spooling:
             self._spool_new(SpooledMessage(seq, self.options.topic, key, value, headers))
             self._pump()
             self._producer.poll(0)
@@ -418,6 +418,13 @@ class FramePublisher:
     def in_flight(self) -> int:
         """Messages handed to librdkafka and not yet acknowledged or failed."""
         return len(self._producer)
+
+    @property
+    def spooling(self) -> bool:
+        """True while new frames go to the spool (broker unreachable, or older frames still waiting there)."""
+        return self._spool is not None and (
+            self._broker_down or bool(len(self._spool)) or bool(self._spool_in_flight)
+        )
 
     @property
     def spool_backlog(self) -> int:
