@@ -1,0 +1,58 @@
+# Developer shortcuts. Everything here is also plain commands in README.md.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+
+.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck ci compose-up compose-down
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(PY):
+	python3 -m venv $(VENV)
+
+venv: $(PY)  ## create the virtual environment
+
+install: $(PY)  ## install lineguard with the dev extra (editable)
+	$(PY) -m pip install -e '.[dev]'
+
+up:  ## start the local Kafka + MongoDB stack
+	$(BIN)/lineguard stack up
+
+down:  ## stop the local stack
+	$(BIN)/lineguard stack down
+
+status:  ## show the local stack's state
+	$(BIN)/lineguard stack status
+
+logs:  ## last lines of the stack's logs
+	$(BIN)/lineguard stack logs
+
+test:  ## the README's test command: unit + integration tests (starts the stack if needed)
+	$(BIN)/pytest tests
+
+test-unit:  ## fast tests, no services
+	$(BIN)/pytest tests/unit
+
+test-integration:  ## tests against real Kafka and MongoDB
+	$(BIN)/pytest tests/integration
+
+lint:  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:  ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck:  ## mypy over the packages
+	$(BIN)/mypy lineguard schemas streams workers vision
+
+ci:  ## what CI runs, from a clean clone: venv, install, stack up, tests, stack down
+	bash .ci/run
+
+compose-up:  ## the whole system in Docker (Kafka, MongoDB, camera, worker)
+	docker compose up -d --build
+
+compose-down:  ## stop the Docker system
+	docker compose down
