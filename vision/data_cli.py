@@ -18,6 +18,7 @@ from rich.progress import Progress
 if TYPE_CHECKING:
     from vision.curation import CurationReport, Finding
     from vision.datasets import DatasetFormat
+    from vision.registry import ModelRegistry
 
 console = Console(stderr=True)
 
@@ -229,7 +230,152 @@ def dataset_restore(
     console.print(f"restored {len(restored)} files")
 
 
+# ------------------------------------------------------------------------------------------ registry
+
+models_app = typer.Typer(
+    help="Publish model versions and move a line's production alias.", no_args_is_help=True
+)
+thresholds_app = typer.Typer(
+    help="Decision thresholds per line or camera, read live by workers.", no_args_is_help=True
+)
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="registry directory, a mongodb:// URI, or 'mongodb' for the local stack's MongoDB "
+        "[env: LINEGUARD_MODEL_REGISTRY_LOCATION; default: ~/.cache/lineguard/registry]",
+    ),
+]
+
+
+def _registry(location: str | None) -> ModelRegistry:
+    from lineguard.settings import MongoSettings
+    from vision.registry import open_registry
+
+    if location == "mongodb":
+        uri = MongoSettings().uri
+        if uri is not None:
+            location = uri.get_secret_value()
+        else:
+            from lineguard.stack.endpoints import resolve_endpoints
+
+            location = resolve_endpoints().mongodb_uri
+    return open_registry(location)
+
+
+@models_app.command("publish")
+def models_publish(
+    artifact: Annotated[Path, typer.Argument(help="model artifact directory (with model.json)")],
+    registry: RegistryOption = None,
+) -> None:
+    """Add an artifact to the registry under the name and version in its model.json."""
+    store = _registry(registry)
+    version = store.publish(artifact)
+    console.print(f"published {version.name} {version.version} ({version.task}) to {store.location}")
+
+
+@models_app.command("list")
+def models_list(
+    model: Annotated[str | None, typer.Option("--model", help="only this model")] = None,
+    history: Annotated[bool, typer.Option("--history", help="also show the alias history")] = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Published versions and which lines run them in production."""
+    from rich.table import Table
+
+    store = _registry(registry)
+    production: dict[tuple[str, str], list[str]] = {}
+    for alias in store.aliases():
+        production.setdefault((alias.model, alias.version), []).append(alias.line)
+    table = Table(title=f"models in {store.location}")
+    for column in ("model", "version", "task", "created", "size", "production on"):
+        table.add_column(column)
+    for name in [model] if model else store.models():
+        for v in store.versions(name):
+            lines = ", ".join(sorted(production.get((v.name, v.version), [])))
+            table.add_row(v.name, v.version, v.task, v.created_at[:19], f"{v.size_bytes / 1e6:.2f} MB", lines)
+    console.print(table)
+    if history:
+        changes = Table(title="alias history")
+        for column in ("at", "line", "action", "model", "version", "revision", "replaced"):
+            changes.add_column(column)
+        for c in store.history():
+            changes.add_row(
+                c.at[:19], c.line, c.action, c.model, c.version, str(c.revision), c.replaced or ""
+            )
+        console.print(changes)
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Option("--model", help="model name")],
+    version: Annotated[str, typer.Option("--version", help="published version")],
+    line: Annotated[str, typer.Option("--line", help="production line ('*' = default of every line)")],
+    registry: RegistryOption = None,
+) -> None:
+    """Make a published version the production model of a line; workers switch between batches."""
+    alias = _registry(registry).promote(line, model, version)
+    before = f" (was {alias.previous[0]} {alias.previous[1]})" if alias.previous else ""
+    console.print(
+        f"line {line}: production is now {alias.model} {alias.version}{before}, revision {alias.revision}"
+    )
+
+
+@models_app.command("rollback")
+def models_rollback(
+    line: Annotated[str, typer.Option("--line", help="production line")],
+    registry: RegistryOption = None,
+) -> None:
+    """Return a line to its previous production version."""
+    alias = _registry(registry).rollback(line)
+    console.print(f"line {line}: rolled back to {alias.model} {alias.version}, revision {alias.revision}")
+
+
+@thresholds_app.command("set")
+def thresholds_set(
+    model: Annotated[str, typer.Option("--model", help="model name")],
+    line: Annotated[str, typer.Option("--line", help="production line ('*' = every line)")],
+    defect: Annotated[float, typer.Option("--defect", min=0.0, help="score at or above: defect")],
+    uncertain: Annotated[
+        float | None, typer.Option("--uncertain", min=0.0, help="at or above: review")
+    ] = None,
+    camera: Annotated[str | None, typer.Option("--camera", help="only this camera of the line")] = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Override a model's decision thresholds on a line or camera; running workers pick it up live."""
+    from vision.thresholds import Thresholds, set_thresholds
+
+    chosen = Thresholds(defect=defect, uncertain=defect if uncertain is None else uncertain)
+    entry = set_thresholds(_registry(registry), model, line, chosen, camera)
+    where = f"line {entry.line}" + (f" camera {entry.camera}" if entry.camera else "")
+    console.print(f"{model} on {where}: defect >= {chosen.defect:g}, uncertain >= {chosen.uncertain:g}")
+
+
+@thresholds_app.command("show")
+def thresholds_show(
+    model: Annotated[str, typer.Option("--model", help="model name")],
+    registry: RegistryOption = None,
+) -> None:
+    """List a model's threshold overrides (lines without one use the model's own thresholds)."""
+    from rich.table import Table
+
+    from vision.thresholds import list_thresholds
+
+    table = Table(title=f"threshold overrides of {model}")
+    for column in ("line", "camera", "defect", "uncertain", "updated"):
+        table.add_column(column)
+    for entry in list_thresholds(_registry(registry), model):
+        t = entry.thresholds
+        table.add_row(
+            entry.line, entry.camera or "*", f"{t.defect:g}", f"{t.uncertain:g}", entry.updated_at[:19]
+        )
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root ``lineguard`` app."""
     app.command("evaluate")(evaluate_command)
     app.add_typer(dataset_app, name="dataset")
+    app.add_typer(models_app, name="models")
+    app.add_typer(thresholds_app, name="thresholds")
