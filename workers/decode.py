@@ -7,14 +7,15 @@ resize, and the result is still at least the model's input size, so preprocessin
 
 Validation, cheapest check first, each failure a :class:`FrameRejected` with its dead-letter reason:
 undecodable Avro or unknown writer schema; an empty image; an image above the pixel or byte bound (checked
-on the JPEG header *before* decoding, so a decompression bomb costs nothing); a failed claim-check; bytes
-that do not decode; decoded dimensions that differ from the record's.
+on the JPEG or PNG header *before* decoding, so a decompression bomb costs nothing); a failed claim-check;
+dimensions or a channel count in the image header that differ from the record's; bytes that do not decode.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ ClaimCheckReader = Callable[[ImageReference], bytes]
 
 _JPEG_MAGIC = b"\xff\xd8"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_IHDR_END = (
+    29  # signature (8) + chunk length (4) + "IHDR" (4) + width, height, depth, colour type... (13)
+)
+_PNG_GREY_COLOUR_TYPES = frozenset({0, 4})  # grey, grey + alpha; 2, 3, 6 (RGB, palette, RGBA) are colour
 
 
 class FrameRejected(LineguardError):
@@ -175,6 +180,8 @@ class FrameDecoder:
             raise FrameRejected(
                 DeadLetterReason.CORRUPT_IMAGE, "record says JPEG but the bytes are not a JPEG"
             )
+        if data.startswith(_PNG_MAGIC):
+            self._check_png_header(frame, data)
         return self._decode_other(frame, data)
 
     def _decode_jpeg(self, frame: Frame, data: bytes) -> np.ndarray:
@@ -185,6 +192,7 @@ class FrameDecoder:
         except ValueError as exc:
             raise FrameRejected(DeadLetterReason.CORRUPT_IMAGE, f"bad JPEG header: {exc}", exc) from exc
         self._check_dimensions(frame, width, height)
+        self._check_channels(frame, 1 if _colorspace == "Gray" else 3)
         try:
             return simplejpeg.decode_jpeg(
                 data,
@@ -201,7 +209,10 @@ class FrameDecoder:
 
         factor = reduction_factor(frame.width, frame.height, self._spec.width, self._spec.height)
         flags = _REDUCED_FLAGS[(factor, self._spec.grayscale)]
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        try:
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        except cv2.error as exc:  # e.g. a reduced-scale decode of an image smaller than the scale
+            raise FrameRejected(DeadLetterReason.CORRUPT_IMAGE, f"image does not decode: {exc}", exc) from exc
         if image is None or image.size == 0:
             raise FrameRejected(
                 DeadLetterReason.CORRUPT_IMAGE, f"{len(data)} bytes do not decode as an image"
@@ -218,6 +229,22 @@ class FrameDecoder:
                 f"{width * factor}x{height * factor} (at 1/{factor} scale: {width}x{height})",
             )
         return image
+
+    def _check_png_header(self, frame: Frame, data: bytes) -> None:
+        """Size and colour type from the IHDR chunk, before OpenCV allocates the decoded image."""
+        if len(data) < _PNG_IHDR_END or data[12:16] != b"IHDR":
+            raise FrameRejected(DeadLetterReason.CORRUPT_IMAGE, "PNG without a valid IHDR header")
+        width, height = struct.unpack_from(">II", data, 16)
+        self._check_dimensions(frame, width, height)
+        self._check_channels(frame, 1 if data[25] in _PNG_GREY_COLOUR_TYPES else 3)
+
+    @staticmethod
+    def _check_channels(frame: Frame, channels: int) -> None:
+        if frame.channels != channels:
+            raise FrameRejected(
+                DeadLetterReason.WRONG_DIMENSIONS,
+                f"record says {frame.channels} channel(s), the image has {channels}",
+            )
 
     def _check_dimensions(self, frame: Frame, width: int, height: int) -> None:
         if width * height > self._max_pixels:
