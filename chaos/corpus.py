@@ -1,0 +1,558 @@
+"""A seeded corpus of bad inputs for the frames topic, each with the dead-letter reason a worker must give it.
+
+Pure: no Kafka, no MongoDB. The same seed always gives the same cases, so a failing case can be replayed by
+its index. Every case is a Kafka record (key, value, headers) that a worker cannot inspect; none of them may
+crash a worker, and each must come back as a dead letter with ``expected`` as its reason.
+
+The expected reasons follow the worker's documented validation order (cheapest check first): an unreadable
+record or unknown writer schema, then an empty image, then size bounds (declared pixels, referenced bytes,
+inline bytes), then the claim-check, then the image bytes (magic, header dimensions, full decode).
+
+Claim-check cases refer to one image the campaign stores in GridFS beforehand (:class:`ClaimCheckTarget`):
+they name it with a wrong hash or size, or name files that do not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import random
+import string
+import struct
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from fastavro import schemaless_writer
+
+from schemas.catalog import compile_schema, shipped_schema
+from schemas.errors import SerializationError
+from schemas.framing import confluent_header, single_object_header
+from schemas.records import (
+    DeadLetterReason,
+    Frame,
+    InspectionResult,
+    KafkaCoordinates,
+    ModelInfo,
+    Task,
+    Verdict,
+)
+from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer
+from schemas.topics import HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
+
+Headers = tuple[tuple[str, bytes], ...]
+R = DeadLetterReason
+
+
+@dataclass(frozen=True, slots=True)
+class BadCase:
+    """One poison record and the dead-letter reason it must get."""
+
+    index: int
+    kind: str
+    expected: DeadLetterReason
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCheckTarget:
+    """An image the campaign stores in GridFS before producing the corpus (content-addressed by SHA-256)."""
+
+    database: str
+    bucket: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def uri(self) -> str:
+        return f"gridfs://{self.database}/{self.bucket}/{self.sha256}"
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusLimits:
+    """The worker's bounds the corpus must cross (``LINEGUARD_WORKER_MAX_MESSAGE_BYTES`` / ``..._PIXELS``)."""
+
+    max_image_bytes: int
+    max_image_pixels: int
+    frame_size: int = 128  # width and height of the (otherwise valid) frames the corpus corrupts
+
+
+@dataclass(slots=True)
+class _Context:
+    rng: random.Random
+    limits: CorpusLimits
+    target: ClaimCheckTarget
+    images: _ImageBank
+
+
+Mutation = Callable[[_Context], tuple[R, bytes | None, Headers]]
+
+
+class _ImageBank:
+    """A few seeded base images, encoded once (the corpus mutates copies of them)."""
+
+    def __init__(self, seed: int, size: int) -> None:
+        import cv2
+
+        rng = np.random.default_rng(seed)
+        self.size = size
+        gradient = np.linspace(0, 200, size, dtype=np.float32)
+        colour = []
+        grey = []
+        for _ in range(4):
+            noise = rng.normal(0, 25, (size, size, 3)).astype(np.float32)
+            image = np.clip(gradient[None, :, None] + noise, 0, 255).astype(np.uint8)
+            colour.append(image)
+            grey.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        self.jpeg = [_encode(".jpg", image) for image in colour]
+        self.png = [_encode(".png", image) for image in colour]
+        self.grey_jpeg = [_encode(".jpg", image) for image in grey]
+        self.grey_png = [_encode(".png", image) for image in grey]
+        self.pixel_jpeg = _encode(".jpg", np.full((1, 1, 3), 127, np.uint8))
+        self.pixel_png = _encode(".png", np.full((1, 1, 3), 127, np.uint8))
+        self._bombs: dict[int, bytes] = {}
+
+    def png_bomb(self, side: int) -> bytes:
+        """A grey ``side`` x ``side`` PNG of zeros, written by hand (compresses ~1000:1)."""
+        if side not in self._bombs:
+            rows = (b"\x00" * (side + 1)) * side  # filter byte 0, then the row's pixels
+            header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+            self._bombs[side] = b"".join(
+                (
+                    b"\x89PNG\r\n\x1a\n",
+                    _chunk(b"IHDR", header),
+                    _chunk(b"IDAT", zlib.compress(rows, 9)),
+                    _chunk(b"IEND", b""),
+                )
+            )
+        return self._bombs[side]
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode(extension: str, image: np.ndarray) -> bytes:
+    import cv2
+
+    ok, encoded = cv2.imencode(extension, image)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise RuntimeError(f"cannot encode {extension}")
+    return bytes(encoded.tobytes())
+
+
+# -- Avro writing ---------------------------------------------------------------------------------------
+
+
+_FRAME_SCHEMA = shipped_schema(Frame.avro_name)
+
+
+def frame_dict(rng: random.Random, size: int, image: bytes, encoding: str = "JPEG") -> dict[str, Any]:
+    """A well-formed Frame datum (the shape ``Frame.to_dict`` gives), for a test camera."""
+    camera = f"bad-cam-{rng.randrange(8)}"
+    return {
+        "camera_id": camera,
+        "line_id": "line-bad",
+        "station_id": "station-bad",
+        "frame_number": rng.randrange(1 << 40),
+        "captured_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(1 << 40)),
+        "width": size,
+        "height": size,
+        "channels": 3,
+        "encoding": encoding,
+        "image": image,
+        "image_ref": None,
+        "part_id": None,
+        "ground_truth": None,
+        "metadata": {},
+    }
+
+
+def write_frame(datum: Mapping[str, Any]) -> bytes:
+    """Avro single-object bytes of a Frame datum, without the record class's validation (so invalid field
+    values such as ``channels = 7`` can be written, as a buggy or hostile producer could)."""
+    buffer = io.BytesIO()
+    buffer.write(single_object_header(_FRAME_SCHEMA.fingerprint))
+    schemaless_writer(buffer, _FRAME_SCHEMA.parsed, dict(datum))
+    return buffer.getvalue()
+
+
+_frame_reader = AvroRecordDeserializer(Frame)
+
+
+def parses_as_frame(value: bytes) -> bool:
+    """Whether the contract's own reader accepts ``value`` as a Frame (used to keep bit flips honest)."""
+    try:
+        _frame_reader(value)
+    except SerializationError:
+        return False
+    return True
+
+
+# -- the mutations --------------------------------------------------------------------------------------
+
+
+def _random_bytes(c: _Context) -> tuple[R, bytes | None, Headers]:
+    size = c.rng.choice((1, 2, 9, 10, 64, 1000, c.rng.randrange(1, 4096)))
+    data = bytearray(c.rng.randbytes(size))
+    data[0] = c.rng.choice([b for b in range(256) if b not in (0x00, 0xC3)])  # neither framing's magic
+    return R.UNDECODABLE_RECORD, bytes(data), ()
+
+
+def _empty_value(c: _Context) -> tuple[R, bytes | None, Headers]:
+    return R.UNDECODABLE_RECORD, c.rng.choice((b"", None)), ()
+
+
+def _truncated_avro(c: _Context) -> tuple[R, bytes | None, Headers]:
+    value = write_frame(frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg)))
+    return R.UNDECODABLE_RECORD, value[: c.rng.randrange(1, len(value))], ()
+
+
+def _trailing_garbage(c: _Context) -> tuple[R, bytes | None, Headers]:
+    value = write_frame(frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg)))
+    return R.UNDECODABLE_RECORD, value + c.rng.randbytes(c.rng.randrange(1, 64)), ()
+
+
+def _bit_flipped_avro(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """Flip bits in the record structure (not the image bytes) until the reader no longer accepts it."""
+    image = c.rng.choice(c.images.jpeg)
+    datum = frame_dict(c.rng, c.images.size, image)
+    value = bytearray(write_frame(datum))
+    image_at = bytes(value).find(image)
+    structure = [i for i in range(10, len(value)) if not image_at <= i < image_at + len(image)]
+    for _ in range(64):
+        candidate = bytearray(value)
+        for _ in range(c.rng.randint(1, 4)):
+            position = c.rng.choice(structure)
+            candidate[position] ^= 1 << c.rng.randrange(8)
+        if not parses_as_frame(bytes(candidate)):
+            return R.UNDECODABLE_RECORD, bytes(candidate), ()
+    # Every flip still parsed (rare): fall back to a flip that always breaks the record, a negative width.
+    datum["width"] = -datum["width"]
+    return R.UNDECODABLE_RECORD, write_frame(datum), ()
+
+
+def _flipped_fingerprint(c: _Context) -> tuple[R, bytes | None, Headers]:
+    value = bytearray(write_frame(frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg))))
+    value[c.rng.randrange(2, 10)] ^= 1 << c.rng.randrange(8)
+    return R.UNKNOWN_SCHEMA, bytes(value), ()
+
+
+def _foreign_schema(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A valid single-object record of a schema the worker has never seen."""
+    kinds = {"string": "x", "long": 7, "double": 1.5, "bytes": b"\x00\x01", "boolean": True}
+    names = c.rng.sample(sorted(kinds), c.rng.randint(1, len(kinds)))
+    letters = "".join(c.rng.choices(string.ascii_letters, k=8))
+    definition = {
+        "type": "record",
+        "name": f"Foreign{letters}",
+        "namespace": "com.example.other",
+        "fields": [{"name": f"f_{name}", "type": name} for name in names],
+    }
+    schema = compile_schema(definition)
+    buffer = io.BytesIO()
+    buffer.write(single_object_header(schema.fingerprint))
+    schemaless_writer(buffer, schema.parsed, {f"f_{name}": kinds[name] for name in names})
+    headers = ((HEADER_SCHEMA, schema.full_name.encode()),)
+    return R.UNKNOWN_SCHEMA, buffer.getvalue(), headers
+
+
+def _other_known_schema(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A valid InspectionResult (a schema lineguard ships) published to the frames topic by mistake."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    result = InspectionResult(
+        camera_id="bad-cam-0",
+        line_id="line-bad",
+        station_id="station-bad",
+        frame_number=c.rng.randrange(1 << 30),
+        source=KafkaCoordinates(topic="t", partition=0, offset=c.rng.randrange(1000)),
+        model=ModelInfo(name="m", version="v", task=Task.CLASSIFICATION),
+        verdict=Verdict.OK,
+        captured_at=now,
+        received_at=now,
+        inferred_at=now,
+        batch_size=1,
+        worker_id="w",
+    )
+    headers = ((HEADER_SCHEMA, InspectionResult.avro_name.encode()),)
+    return R.UNKNOWN_SCHEMA, AvroRecordSerializer(InspectionResult)(result), headers
+
+
+def _confluent_framed(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """Confluent Schema Registry framing with a schema id, but the worker runs without a registry."""
+    body = write_frame(frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg)))[10:]
+    return R.UNKNOWN_SCHEMA, confluent_header(c.rng.randrange(1, 1 << 31)) + body, ()
+
+
+def _invalid_field(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """Avro that decodes but breaks the contract: bad channel count, non-positive size, negative frame."""
+    datum = frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg))
+    choice = c.rng.randrange(5)
+    if choice == 0:
+        datum["channels"] = c.rng.choice((0, 2, 4, 5, -1, 255, 2**31 - 1))
+    elif choice == 1:
+        datum["width"] = c.rng.choice((0, -1, -(2**31)))
+    elif choice == 2:
+        datum["height"] = c.rng.choice((0, -128))
+    elif choice == 3:
+        datum["frame_number"] = -c.rng.randrange(1, 1 << 62)
+    else:
+        datum["camera_id"] = ""
+    return R.UNDECODABLE_RECORD, write_frame(datum), ()
+
+
+def _truncated_image(c: _Context) -> tuple[R, bytes | None, Headers]:
+    use_png = c.rng.random() < 0.4
+    image = c.rng.choice(c.images.png if use_png else c.images.jpeg)
+    cut = image[: c.rng.randrange(1, len(image) - 1)]
+    encoding = "PNG" if use_png else "JPEG"
+    return R.CORRUPT_IMAGE, write_frame(frame_dict(c.rng, c.images.size, cut, encoding)), ()
+
+
+def _corrupt_png(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """Bits flipped inside the PNG's IDAT data: the chunk CRC no longer matches."""
+    image = bytearray(c.rng.choice(c.images.png))
+    start = image.find(b"IDAT") + 4
+    length = struct.unpack(">I", image[start - 8 : start - 4])[0]
+    for _ in range(c.rng.randint(1, 8)):
+        image[start + c.rng.randrange(length)] ^= 1 << c.rng.randrange(8)
+    return R.CORRUPT_IMAGE, write_frame(frame_dict(c.rng, c.images.size, bytes(image), "PNG")), ()
+
+
+def _corrupt_jpeg(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A JPEG whose entropy-coded data is cut off by a premature end-of-image marker."""
+    image = c.rng.choice(c.images.jpeg)
+    scan = image.find(b"\xff\xda")
+    middle = c.rng.randrange(scan + 20, len(image) - 20)
+    broken = image[:middle] + b"\xff\xd9"
+    return R.CORRUPT_IMAGE, write_frame(frame_dict(c.rng, c.images.size, broken, "JPEG")), ()
+
+
+def _not_an_image(c: _Context) -> tuple[R, bytes | None, Headers]:
+    garbage = b"\x01" + c.rng.randbytes(c.rng.randrange(1, 2048))  # no image format starts with 0x01
+    encoding = c.rng.choice(("JPEG", "PNG", "UNKNOWN"))
+    return R.CORRUPT_IMAGE, write_frame(frame_dict(c.rng, c.images.size, garbage, encoding)), ()
+
+
+def _png_labelled_jpeg(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """Record says JPEG, bytes are a PNG."""
+    image = c.rng.choice(c.images.png)
+    return R.CORRUPT_IMAGE, write_frame(frame_dict(c.rng, c.images.size, image, "JPEG")), ()
+
+
+def _empty_image(c: _Context) -> tuple[R, bytes | None, Headers]:
+    encoding = c.rng.choice(("JPEG", "PNG", "UNKNOWN"))
+    return R.EMPTY_IMAGE, write_frame(frame_dict(c.rng, c.images.size, b"", encoding)), ()
+
+
+def _one_pixel_image(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A 1x1 image in a frame that declares the camera's size."""
+    use_png = c.rng.random() < 0.5
+    image = c.images.pixel_png if use_png else c.images.pixel_jpeg
+    datum = frame_dict(c.rng, c.images.size, image, "PNG" if use_png else "JPEG")
+    return R.WRONG_DIMENSIONS, write_frame(datum), ()
+
+
+def _declared_size_mismatch(c: _Context) -> tuple[R, bytes | None, Headers]:
+    use_png = c.rng.random() < 0.4
+    image = c.rng.choice(c.images.png if use_png else c.images.jpeg)
+    datum = frame_dict(c.rng, c.images.size, image, "PNG" if use_png else "JPEG")
+    delta = c.rng.choice((1, 2, 7, 64, c.images.size))
+    field_name = c.rng.choice(("width", "height"))
+    datum[field_name] = c.images.size + delta if c.rng.random() < 0.5 else max(1, c.images.size - delta)
+    if datum[field_name] == c.images.size:
+        datum[field_name] += 1
+    return R.WRONG_DIMENSIONS, write_frame(datum), ()
+
+
+def _huge_declared_dimensions(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """The record declares more pixels than the worker's bound (the image itself is small)."""
+    datum = frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg))
+    side = c.rng.choice((2**31 - 1, 65_535, int(c.limits.max_image_pixels**0.5) + 1))
+    datum["width"] = side
+    datum["height"] = c.rng.choice((side, c.limits.max_image_pixels // side + 1))
+    return R.OVERSIZE, write_frame(datum), ()
+
+
+def _huge_jpeg_header(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A decompression bomb: the JPEG's own header claims a huge size; the record claims the same or not."""
+    image = bytearray(c.rng.choice(c.images.jpeg))
+    sof = _find_sof(image)
+    # Below libjpeg's 65,500 limit: above it the header itself is refused (CORRUPT_IMAGE, not OVERSIZE).
+    side = c.rng.choice((65_000, 40_000, int(c.limits.max_image_pixels**0.5) + 16))
+    struct.pack_into(">HH", image, sof + 5, side, side)  # SOFn: length(2) precision(1) height(2) width(2)
+    datum = frame_dict(c.rng, c.images.size, bytes(image))
+    if c.rng.random() < 0.5:
+        datum["width"] = datum["height"] = side  # the record agrees with the bomb: only the bound stops it
+    return R.OVERSIZE, write_frame(datum), ()
+
+
+def _png_bomb(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A small, valid PNG of zeros whose size is above the pixel bound (decoding it would cost the memory)."""
+    side = math.isqrt(c.limits.max_image_pixels) + 1 + c.rng.randrange(64)
+    return R.OVERSIZE, write_frame(frame_dict(c.rng, c.images.size, c.images.png_bomb(side), "PNG")), ()
+
+
+def _find_sof(image: bytes | bytearray) -> int:
+    for marker in (b"\xff\xc0", b"\xff\xc1", b"\xff\xc2"):
+        at = bytes(image).find(marker)
+        if at >= 0:
+            return at
+    raise ValueError("no SOF marker")
+
+
+def _oversize_inline(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """Inline image bytes above the worker's byte bound (a valid JPEG prefix, padded)."""
+    image = c.rng.choice(c.images.jpeg)
+    padding = c.limits.max_image_bytes - len(image) + c.rng.randrange(1, 4096)
+    oversized = image + bytes(padding)  # bytes after EOI: still starts like a JPEG
+    return R.OVERSIZE, write_frame(frame_dict(c.rng, c.images.size, oversized)), ()
+
+
+def _oversize_reference(c: _Context) -> tuple[R, bytes | None, Headers]:
+    datum = frame_dict(c.rng, c.images.size, b"")
+    datum["image_ref"] = {
+        "uri": c.target.uri,
+        "sha256": c.target.sha256,
+        "size_bytes": c.limits.max_image_bytes + c.rng.randrange(1, 1 << 40),
+    }
+    return R.OVERSIZE, write_frame(datum), ()
+
+
+def _wrong_channels(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """The record says colour, the image is grey (or the other way round)."""
+    use_png = c.rng.random() < 0.4
+    grey = c.rng.random() < 0.5
+    if use_png:
+        image = c.rng.choice(c.images.grey_png if grey else c.images.png)
+    else:
+        image = c.rng.choice(c.images.grey_jpeg if grey else c.images.jpeg)
+    datum = frame_dict(c.rng, c.images.size, image, "PNG" if use_png else "JPEG")
+    datum["channels"] = 3 if grey else 1
+    return R.WRONG_DIMENSIONS, write_frame(datum), ()
+
+
+def _broken_claim_check(c: _Context) -> tuple[R, bytes | None, Headers]:
+    datum = frame_dict(c.rng, c.images.size, b"")
+    choice = c.rng.randrange(5)
+    target = c.target
+    if choice == 0:  # the file does not exist
+        missing = hashlib.sha256(c.rng.randbytes(16)).hexdigest()
+        reference = {
+            "uri": f"gridfs://{target.database}/{target.bucket}/{missing}",
+            "sha256": missing,
+            "size_bytes": 1000,
+        }
+    elif choice == 1:  # the file exists, the hash is not its hash
+        reference = {"uri": target.uri, "sha256": hashlib.sha256(c.rng.randbytes(8)).hexdigest()}
+        reference["size_bytes"] = len(target.data)
+    elif choice == 2:  # the file exists, the size is wrong
+        reference = {"uri": target.uri, "sha256": target.sha256, "size_bytes": len(target.data) + 1}
+    elif choice == 3:  # not a claim-check URI at all
+        uri = c.rng.choice(("http://example.invalid/x.jpg", "gridfs://", "gridfs://db", "\x00\xff"))
+        reference = {"uri": uri, "sha256": target.sha256, "size_bytes": len(target.data)}
+    else:  # a bucket that does not exist
+        reference = {
+            "uri": f"gridfs://{target.database}/no-such-bucket/{target.sha256}",
+            "sha256": target.sha256,
+            "size_bytes": len(target.data),
+        }
+    datum["image_ref"] = reference
+    return R.CLAIM_CHECK_FAILED, write_frame(datum), ()
+
+
+MUTATIONS: dict[str, Mutation] = {
+    "random-bytes": _random_bytes,
+    "empty-value": _empty_value,
+    "truncated-avro": _truncated_avro,
+    "trailing-garbage": _trailing_garbage,
+    "bit-flipped-avro": _bit_flipped_avro,
+    "flipped-fingerprint": _flipped_fingerprint,
+    "foreign-schema": _foreign_schema,
+    "other-known-schema": _other_known_schema,
+    "confluent-framed": _confluent_framed,
+    "invalid-field": _invalid_field,
+    "truncated-image": _truncated_image,
+    "corrupt-png": _corrupt_png,
+    "corrupt-jpeg": _corrupt_jpeg,
+    "not-an-image": _not_an_image,
+    "png-labelled-jpeg": _png_labelled_jpeg,
+    "empty-image": _empty_image,
+    "one-pixel-image": _one_pixel_image,
+    "declared-size-mismatch": _declared_size_mismatch,
+    "huge-declared-dimensions": _huge_declared_dimensions,
+    "huge-jpeg-header": _huge_jpeg_header,
+    "png-bomb": _png_bomb,
+    "oversize-inline": _oversize_inline,
+    "oversize-reference": _oversize_reference,
+    "wrong-channels": _wrong_channels,
+    "broken-claim-check": _broken_claim_check,
+}
+
+
+# -- hostile headers and keys ---------------------------------------------------------------------------
+
+
+def hostile_headers(rng: random.Random) -> Headers:
+    """Headers a hostile or broken producer could send: huge, binary, not UTF-8, many, a bogus trace id."""
+    choice = rng.randrange(6)
+    if choice == 0:
+        return ((HEADER_TRACE_ID, rng.randbytes(rng.choice((1, 33, 4096, 200_000)))),)
+    if choice == 1:
+        return (("x-binary", b"\xff\xfe\x00\x80" + rng.randbytes(64)), (HEADER_CONTENT_TYPE, b"\xc3\x28"))
+    if choice == 2:
+        return tuple((f"h{i}", rng.randbytes(8)) for i in range(rng.choice((50, 500))))
+    if choice == 3:
+        return (("x-huge", bytes(rng.choice((100_000, 300_000)))),)
+    if choice == 4:
+        return ((HEADER_SCHEMA, b"\x00" * 16), (HEADER_SCHEMA, b"dev.lineguard.v1.Frame"))
+    return (("\u00e9t\u00e9-\u2603", b"\xed\xa0\x80"),)  # non-ASCII name, a UTF-8-encoded surrogate value
+
+
+def hostile_key(rng: random.Random) -> bytes | None:
+    return rng.choice((None, b"", b"\xff\xfe\xfd", rng.randbytes(rng.choice((1, 100, 10_000)))))
+
+
+# -- the generator --------------------------------------------------------------------------------------
+
+
+@dataclass
+class BadInputCorpus:
+    """``cases(n)`` yields ``n`` seeded bad records, cycling through every kind so each is well covered."""
+
+    seed: int
+    limits: CorpusLimits
+    target: ClaimCheckTarget
+    hostile_header_rate: float = 0.15
+    kinds: tuple[str, ...] = field(default_factory=lambda: tuple(MUTATIONS))
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(MUTATIONS)
+        if unknown:
+            raise ValueError(f"unknown case kinds: {', '.join(sorted(unknown))}")
+        self._images = _ImageBank(self.seed, self.limits.frame_size)
+
+    def case(self, index: int) -> BadCase:
+        """Case ``index`` (deterministic for a seed: replays one failing case alone)."""
+        rng = random.Random(zlib.crc32(f"{self.seed}:{index}".encode()))
+        kind = self.kinds[index % len(self.kinds)]
+        context = _Context(rng, self.limits, self.target, self._images)
+        expected, value, headers = MUTATIONS[kind](context)
+        key: bytes | None = f"bad-cam-{rng.randrange(8)}".encode()
+        if rng.random() < self.hostile_header_rate:
+            headers = headers + hostile_headers(rng)
+            key = hostile_key(rng)
+        return BadCase(index=index, kind=kind, expected=expected, key=key, value=value, headers=headers)
+
+    def cases(self, count: int, start: int = 0) -> Iterator[BadCase]:
+        for index in range(start, start + count):
+            yield self.case(index)
