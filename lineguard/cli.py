@@ -49,6 +49,10 @@ def _register() -> None:
 
     register_worker_commands(app)
 
+    from lineguard.demo.cli import register as register_demo_command
+
+    register_demo_command(app)
+
 
 _register()
 
