@@ -91,6 +91,7 @@ class PublisherOptions:
     drain_window: int = 32  # spooled messages handed to librdkafka at once while draining
     drain_retry_s: float = 1.0  # pause after a failed drain attempt before trying again
     delivery_timeout_ms: int = 60_000  # librdkafka message.timeout.ms: after this a message is spooled
+    queue_full_grace_s: float = 2.0  # how long a full producer queue is waited on before frames are spooled
 
     def __post_init__(self) -> None:
         if not self.topic:
@@ -243,6 +244,7 @@ class FramePublisher:
 
     def _produce_direct(self, seq: int, key: bytes, value: bytes, headers: Headers) -> None:
         on_delivery = partial(self._on_direct_delivery, seq, len(value), headers)
+        full_since = None
         while True:
             try:
                 self._producer.produce(
@@ -250,12 +252,15 @@ class FramePublisher:
                 )
                 break
             except BufferError:
-                if self._spool is not None:
-                    # librdkafka's queue is full: the broker is slow or gone. Spool instead of waiting.
-                    self._enter_spooling("the producer queue is full")
+                # librdkafka's queue is full. A healthy broker frees room within moments (backpressure: wait);
+                # one that has not after the grace period is slow or gone, and the spool takes the frame.
+                now = self._clock()
+                full_since = now if full_since is None else full_since
+                if self._spool is not None and now - full_since >= self.options.queue_full_grace_s:
+                    self._enter_spooling("the producer queue stayed full")
                     self._spool_new(SpooledMessage(seq, self.options.topic, key, value, headers))
                     return
-                self._producer.poll(0.05)  # no spool: wait for deliveries to make room (backpressure)
+                self._producer.poll(0.05)
             except KafkaException as exc:
                 self._raise_produce_error(exc, len(value))
         self._producer.poll(0)

@@ -241,8 +241,19 @@ def test_timed_out_deliveries_are_spooled_and_resent_before_newer_frames(tmp_pat
     assert publisher.stats.failed == 0 and publisher.stats.delivered == 3
 
 
-def test_queue_full_goes_to_the_spool(tmp_path: Path) -> None:
+def test_queue_full_waits_for_room_while_the_broker_keeps_up(tmp_path: Path) -> None:
     publisher, producer = _publisher(tmp_path)
+    producer.capacity = 1
+    producer.broker_up = False  # nothing delivered by the poll(0) after produce: the queue stays full...
+    publisher.publish(_frame(0))
+    producer.broker_up = True  # ...until the next wait, which delivers and frees room
+    publisher.publish(_frame(1))
+    assert _numbers(producer) == [0, 1]
+    assert publisher.stats.spooled == 0
+
+
+def test_queue_full_beyond_the_grace_period_goes_to_the_spool(tmp_path: Path) -> None:
+    publisher, producer = _publisher(tmp_path, queue_full_grace_s=0.0)
     producer.broker_up = False
     producer.capacity = 1
     publisher.publish(_frame(0))
