@@ -3,14 +3,17 @@
 - ``<db>.model_artifacts`` (a GridFS bucket): each version's artifact directory as one ``.tar.gz``;
 - ``<db>.model_versions``: one document per version (``_id`` = ``name:version``, unique, so a version is
   published once) pointing at its GridFS file, with its sha256;
-- ``<db>.model_aliases``: one document per line (``_id`` = line) with the production ``model``/``version``,
-  the promotion ``stack`` and a ``revision`` counter. Workers read only ``revision`` between batches: a
-  primary-key lookup returning a few bytes;
-- ``<db>.model_alias_history``: append-only log of alias changes;
+- ``<db>.model_alias_changes``: the alias history *is* the alias. Each promote or rollback inserts one
+  document with ``_id`` = ``<line>:<revision>`` holding the line's new production ``model``/``version`` and
+  its promotion ``stack``; a line's alias is its change with the highest revision. Writers claim the next
+  revision by inserting that ``_id``: the unique primary key lets exactly one of two racing operators win
+  and the other retries on top of the winner. (A compare-and-set ``update_one`` on a revision field was
+  tried first and lost updates under concurrent writers on FerretDB, whose updates are not atomic
+  read-modify-writes; a primary-key insert is atomic on every MongoDB-protocol server.) Workers read only the
+  latest ``revision`` between batches: an index seek returning a few bytes;
 - ``<db>.model_thresholds`` plus a revision document per model in ``<db>.model_registry_state``.
 
-Alias changes are optimistic: read, compute, update on the condition that ``revision`` is unchanged, retry on
-a lost race, so two operators promoting at once never lose a change. Works on MongoDB and on FerretDB (no
+Works on MongoDB and on FerretDB (no
 transactions needed). Fetched artifacts are cached per version under ``cache_dir`` and verified by sha256.
 """
 
@@ -26,7 +29,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from schemas.errors import ConfigurationError, ServiceUnavailableError
@@ -46,7 +49,7 @@ from vision.registry import (
 logger = logging.getLogger(__name__)
 
 BUCKET = "model_artifacts"
-MAX_ALIAS_RETRIES = 10
+MAX_ALIAS_RETRIES = 100  # each retry means another writer made progress
 
 
 def pack_artifact(artifact: Path) -> bytes:
@@ -67,12 +70,12 @@ def unpack_artifact(data: bytes, target: Path) -> None:
 
 def _alias(doc: dict[str, Any]) -> Alias:
     return Alias(
-        line=doc["_id"],
+        line=doc["line"],
         model=doc["model"],
         version=doc["version"],
         revision=int(doc["revision"]),
-        updated_at=doc["updated_at"],
-        stack=tuple((m, v) for m, v in doc.get("stack", [])),
+        updated_at=doc["at"],
+        stack=tuple((entry["model"], entry["version"]) for entry in doc.get("stack", [])),
     )
 
 
@@ -87,14 +90,13 @@ class GridFSRegistry(ModelRegistry):
         self._db = self._client[database]
         self._bucket = gridfs.GridFSBucket(self._db, bucket_name=BUCKET)
         self._versions = self._db["model_versions"]
-        self._aliases = self._db["model_aliases"]
-        self._history = self._db["model_alias_history"]
+        self._changes = self._db["model_alias_changes"]
         self._thresholds = self._db["model_thresholds"]
         self._state = self._db["model_registry_state"]
         self._cache = (cache_dir or Path(tempfile.gettempdir()) / "lineguard-registry") / database
         try:
             self._versions.create_index([("name", ASCENDING), ("published_at", ASCENDING)])
-            self._history.create_index([("line", ASCENDING), ("revision", ASCENDING)])
+            self._changes.create_index([("line", ASCENDING), ("revision", DESCENDING)])
             self._thresholds.create_index([("model", ASCENDING)])
         except PyMongoError as exc:
             raise ServiceUnavailableError(f"model registry at {self.location} not reachable: {exc}") from exc
@@ -185,46 +187,46 @@ class GridFSRegistry(ModelRegistry):
 
     # aliases
 
+    def _latest(self, line: str, projection: dict[str, int] | None = None) -> dict[str, Any] | None:
+        return self._changes.find_one({"line": line}, projection, sort=[("revision", DESCENDING)])
+
     def alias(self, line: str) -> Alias | None:
-        doc = self._aliases.find_one({"_id": line})
+        doc = self._latest(line)
         return _alias(doc) if doc else None
 
     def aliases(self) -> list[Alias]:
-        return [_alias(doc) for doc in self._aliases.find({}).sort("_id", ASCENDING)]
+        found = (self.alias(line) for line in sorted(self._changes.distinct("line")))
+        return [alias for alias in found if alias is not None]
 
     def alias_revision(self, line: str) -> Hashable:
-        docs = self._aliases.find({"_id": {"$in": [line, DEFAULT_LINE]}}, {"revision": 1})
-        return tuple(sorted((doc["_id"], doc["revision"]) for doc in docs))
+        revisions = []
+        for name in (line, DEFAULT_LINE):
+            doc = self._latest(name, {"revision": 1})
+            revisions.append(doc["revision"] if doc else 0)
+        return tuple(revisions)
 
     def _change_alias(self, line: str, action: str, change: Callable[[Alias | None], Alias]) -> Alias:
         validate_line(line)
         for _ in range(MAX_ALIAS_RETRIES):
-            current_doc = self._aliases.find_one({"_id": line})
-            current = _alias(current_doc) if current_doc else None
+            current = self.alias(line)
             updated = change(current)
-            fields = {
+            claim = {
+                # Zero-padded so ids sort like revisions; the unique _id is what makes the claim atomic.
+                "_id": f"{line}:{updated.revision:012d}",
+                "line": line,
+                "revision": updated.revision,
+                "action": action,
                 "model": updated.model,
                 "version": updated.version,
-                "revision": updated.revision,
-                "updated_at": updated.updated_at,
-                "stack": [list(entry) for entry in updated.stack],
+                "at": updated.updated_at,
+                "replaced": f"{current.model}:{current.version}" if current else None,
+                # Sub-documents, not pairs: FerretDB does not store nested arrays.
+                "stack": [{"model": m, "version": v} for m, v in updated.stack],
             }
-            if current is None:
-                try:
-                    self._aliases.insert_one({"_id": line, **fields})
-                except DuplicateKeyError:
-                    continue  # someone created it first: go again on top of theirs
-            else:
-                result = self._aliases.update_one(
-                    {"_id": line, "revision": current.revision}, {"$set": fields}
-                )
-                if result.matched_count == 0:
-                    continue  # changed under us
-            replaced = f"{current.model}:{current.version}" if current else None
-            change_doc = AliasChange(
-                line, action, updated.model, updated.version, updated.revision, updated.updated_at, replaced
-            )
-            self._history.insert_one(_history_doc(change_doc))
+            try:
+                self._changes.insert_one(claim)
+            except DuplicateKeyError:
+                continue  # another operator took this revision: build on theirs
             logger.info(
                 "line %s: %s -> %s %s (revision %d)",
                 line,
@@ -247,7 +249,17 @@ class GridFSRegistry(ModelRegistry):
 
     def history(self, line: str | None = None) -> list[AliasChange]:
         query = {} if line is None else {"line": line}
-        docs = self._history.find(query, {"_id": 0}).sort([("at", ASCENDING), ("revision", ASCENDING)])
+        fields = {
+            "_id": 0,
+            "line": 1,
+            "action": 1,
+            "model": 1,
+            "version": 1,
+            "revision": 1,
+            "at": 1,
+            "replaced": 1,
+        }
+        docs = self._changes.find(query, fields).sort([("at", ASCENDING), ("revision", ASCENDING)])
         return [AliasChange(**doc) for doc in docs]
 
     # thresholds
@@ -265,18 +277,6 @@ class GridFSRegistry(ModelRegistry):
     def thresholds_revision(self, model: str) -> Hashable:
         doc = self._state.find_one({"_id": f"thresholds:{model}"}, {"revision": 1})
         return doc["revision"] if doc else 0
-
-
-def _history_doc(change: AliasChange) -> dict[str, Any]:
-    return {
-        "line": change.line,
-        "action": change.action,
-        "model": change.model,
-        "version": change.version,
-        "revision": change.revision,
-        "at": change.at,
-        "replaced": change.replaced,
-    }
 
 
 __all__ = ["GridFSRegistry", "pack_artifact", "unpack_artifact"]
