@@ -5,6 +5,7 @@ writers, the cheap revision check workers poll, and live thresholds."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,11 @@ def make_artifact(root: Path, version: str, payload: bytes) -> Path:
 
 
 @pytest.fixture
-def registry(endpoints: Endpoints, mongo_db: Database[dict[str, Any]], tmp_path: Path) -> GridFSRegistry:
+def registry(
+    endpoints: Endpoints, mongo_db: Database[dict[str, Any]], tmp_path: Path
+) -> Iterator[GridFSRegistry]:
     store = GridFSRegistry(endpoints.mongodb_uri, database=mongo_db.name, cache_dir=tmp_path / "cache")
-    yield store  # type: ignore[misc]
+    yield store
     store.close()
 
 
