@@ -319,6 +319,9 @@ def _registry_errors(what: str) -> Iterator[None]:
     except SchemaRegistryError as exc:
         if exc.http_status_code == 404:
             raise UnknownSchemaError(f"schema registry does not know {what}: {exc}") from exc
+        if exc.http_status_code >= 500 or exc.http_status_code < 0:
+            # The registry is failing, not the record: callers retry instead of dead-lettering.
+            raise ServiceUnavailableError(f"schema registry failed for {what}: {exc}") from exc
         raise SerializationError(f"schema registry refused {what}: {exc}") from exc
     except Exception as exc:  # the HTTP client's connection and timeout errors, whatever its library
         raise ServiceUnavailableError(

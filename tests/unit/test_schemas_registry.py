@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -14,7 +15,12 @@ from schemas.catalog import compile_schema, shipped_schema
 from schemas.errors import SerializationError, ServiceUnavailableError, UnknownSchemaError
 from schemas.framing import confluent_header
 from schemas.records import Frame
-from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer, record_subject_name_strategy
+from schemas.serde import (
+    AvroRecordDeserializer,
+    AvroRecordSerializer,
+    record_subject_name_strategy,
+    schema_registry_client,
+)
 from tests.unit.golden.records import GOLDEN_RECORDS, claim_check_frame, golden_frame
 
 SAMPLES = [*(build() for build in GOLDEN_RECORDS.values()), claim_check_frame()]
@@ -130,12 +136,37 @@ def test_unreachable_registry_is_service_unavailable() -> None:
 
 
 def test_schema_registry_client_factory() -> None:
-    from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
-
-    from schemas.serde import schema_registry_client
 
     assert schema_registry_client(None) is None
     assert schema_registry_client("") is None
     assert isinstance(schema_registry_client("mock://factory"), MockSchemaRegistryClient)
     real = schema_registry_client("http://registry.invalid:8081", "user:secret")
     assert isinstance(real, SchemaRegistryClient) and not isinstance(real, MockSchemaRegistryClient)
+
+
+class _FailingRegistry(MockSchemaRegistryClient):
+    """A registry answering every call with one HTTP error."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__({"url": "mock://failing"})
+        self._status = status
+
+    def get_schema(self, *args: Any, **kwargs: Any) -> Any:
+        raise SchemaRegistryError(self._status, 50001, "simulated")
+
+    def register_schema(self, *args: Any, **kwargs: Any) -> Any:
+        raise SchemaRegistryError(self._status, 42201, "simulated")
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, ServiceUnavailableError), (503, ServiceUnavailableError), (422, SerializationError)],
+)
+def test_registry_http_errors_map_to_retry_or_reject(status: int, error: type[Exception]) -> None:
+    registry = _FailingRegistry(status)
+    body = AvroRecordSerializer(Frame)(golden_frame())[10:]
+
+    with pytest.raises(error, match="simulated"):
+        AvroRecordSerializer(Frame, registry)(golden_frame(), CTX)
+    with pytest.raises(error, match="simulated"):
+        AvroRecordDeserializer(Frame, registry)(confluent_header(1) + body, CTX)
