@@ -388,7 +388,8 @@ class FramePublisher:
         if spool is None or not len(spool):
             return
         if self._drain_hold:
-            if self._spool_in_flight or self._clock() < self._drain_resume_at:
+            # Something older failed: wait until nothing at all is in flight, then resend from the oldest.
+            if len(self._producer) or self._clock() < self._drain_resume_at:
                 return
             self._drain_hold = False
         room = self.options.drain_window - len(self._spool_in_flight)

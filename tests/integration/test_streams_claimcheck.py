@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from lineguard.claimcheck import ClaimCheckError, GridFSClaimCheckStore, resolve_image
 from schemas.errors import FrameTooLargeError
-from schemas.records import Frame, ImageReference
+from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordSerializer
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, TopicNames
 from streams.encoder import EncoderOptions, encode_image
@@ -35,7 +35,7 @@ def _frame(number: int, image: bytes, width: int, height: int) -> Frame:
         width=width,
         height=height,
         channels=3,
-        encoding="PNG",
+        encoding=ImageEncoding.PNG,
         image=image,
     )
 

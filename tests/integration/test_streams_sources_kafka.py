@@ -32,7 +32,7 @@ def _decode(data: bytes) -> np.ndarray:
 def _write_video(path: Path, frames: int) -> list[np.ndarray]:
     """A small MJPEG clip; returns the frames as OpenCV decodes them back (what a reader sees)."""
     rng = np.random.default_rng(3)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (48, 32))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (48, 32))
     assert writer.isOpened()
     for _ in range(frames):
         writer.write(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8))

@@ -15,7 +15,7 @@ from lineguard.kafka_topics import ensure_topics
 from lineguard.settings import StackSettings
 from lineguard.stack.launcher import LocalStack
 from lineguard.stack.state import KAFKA
-from schemas.records import Frame
+from schemas.records import Frame, ImageEncoding
 from schemas.serde import AvroRecordSerializer
 from streams.publisher import FramePublisher, PublisherOptions
 from streams.spool import DiskSpool
@@ -51,7 +51,7 @@ def _frame(number: int) -> Frame:
         width=8,
         height=8,
         channels=3,
-        encoding="JPEG",
+        encoding=ImageEncoding.JPEG,
         image=b"\xff\xd8\xff" + number.to_bytes(4, "big") * 100,
     )
 

@@ -76,16 +76,22 @@ def consume_frames(
                 continue
             assert message.error() is None, message.error()
             frame = reader(message.value())
-            assert frame is not None
+            partition, offset = message.partition(), message.offset()
+            assert frame is not None and partition is not None and offset is not None
             received.append(
                 Received(
                     key=message.key(),
                     frame=frame,
-                    headers=dict(message.headers() or []),
-                    partition=message.partition(),
-                    offset=message.offset(),
+                    headers=_headers(message.headers()),
+                    partition=partition,
+                    offset=offset,
                 )
             )
     finally:
         consumer.close()
     return received
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    """Kafka headers as a dict (the test messages never repeat a header)."""
+    return {name: value for name, value in raw or []}

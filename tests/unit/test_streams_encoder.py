@@ -27,7 +27,7 @@ def test_png_is_lossless() -> None:
     encoded = encode_image(image, EncoderOptions(format=ImageFormat.png))
     assert encoded.data.startswith(b"\x89PNG")
     decoded = cv2.imdecode(np.frombuffer(encoded.data, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(decoded, image)
+    assert decoded is not None and np.array_equal(decoded, image)
     assert (encoded.width, encoded.height, encoded.channels) == (32, 24, 3)
 
 
@@ -45,7 +45,7 @@ def test_resize_and_grey() -> None:
     encoded = encode_image(grey, EncoderOptions(format=ImageFormat.png, resize=(30, 20)))
     assert (encoded.width, encoded.height, encoded.channels) == (30, 20, 1)
     decoded = cv2.imdecode(np.frombuffer(encoded.data, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert decoded.shape == (20, 30)
+    assert decoded is not None and decoded.shape == (20, 30)
 
 
 def test_rejects_pixels_that_are_not_uint8_grey_or_bgr() -> None:
@@ -100,7 +100,7 @@ def test_ground_truth_becomes_boxes_and_a_png_mask() -> None:
     assert frame.ground_truth.boxes[0].x_max == pytest.approx(0.3)
     assert frame.ground_truth.mask_png is not None
     decoded = cv2.imdecode(np.frombuffer(frame.ground_truth.mask_png, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(decoded, mask)
+    assert decoded is not None and np.array_equal(decoded, mask)
 
 
 def test_encoder_refuses_an_empty_camera_id_and_negative_numbers() -> None:

@@ -6,6 +6,7 @@ exactly these messages); the integration tests run the same paths against real K
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from confluent_kafka import KafkaError
 
 from lineguard.kafka_topics import topic_max_message_bytes
 from schemas.errors import ConfigurationError, FrameTooLargeError
-from schemas.records import Frame, ImageReference
+from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
 from streams.publisher import FramePublisher, PublisherOptions, producer_config
@@ -109,7 +110,7 @@ def _frame(number: int, image: bytes = b"\xff\xd8\xffjpeg") -> Frame:
         width=8,
         height=8,
         channels=3,
-        encoding="JPEG",
+        encoding=ImageEncoding.JPEG,
         image=image,
     )
 
@@ -141,7 +142,7 @@ def _publisher(
 
 def _numbers(producer: FakeProducer) -> list[int]:
     reader = AvroRecordDeserializer(Frame)
-    return [reader(value).frame_number for value, _ in producer.log]  # type: ignore[union-attr]
+    return [reader(value).frame_number for value, _ in producer.log]
 
 
 def test_producer_config_is_idempotent_with_limits_that_agree_with_the_topics() -> None:
@@ -197,7 +198,7 @@ def test_large_image_without_claim_check_is_refused_clearly_and_counted() -> Non
 def test_record_above_the_kafka_limit_is_refused_even_with_claim_check() -> None:
     publisher, _ = _publisher(store=FakeStore(), inline_limit_bytes=1000, max_message_bytes=300_000)
     big_metadata = _frame(1)
-    big = Frame(**{**big_metadata.to_dict(), "metadata": {"notes": "x" * 400_000}, "encoding": "JPEG"})
+    big = dataclasses.replace(big_metadata, metadata={"notes": "x" * 400_000})
     with pytest.raises(FrameTooLargeError, match="Kafka record limit"):
         publisher.publish(big)
 

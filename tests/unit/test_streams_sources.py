@@ -159,7 +159,7 @@ def test_folder_grey_png_keeps_one_channel(tmp_path: Path) -> None:
 
 
 def _write_video(path: Path, frames: int) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 24))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (32, 24))
     assert writer.isOpened()
     for index in range(frames):
         writer.write(np.full((24, 32, 3), index * 20, dtype=np.uint8))
