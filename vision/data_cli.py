@@ -8,6 +8,7 @@ stays fast. User mistakes raise :class:`ConfigurationError`, which the root CLI 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -228,6 +229,79 @@ def dataset_restore(
 
     restored = restore(quarantine_dir)
     console.print(f"restored {len(restored)} files")
+
+
+@dataset_app.command("export")
+def dataset_export(
+    out: Annotated[Path, typer.Option("--out", help="training folder to write (folder-per-class)")],
+    results_from: Annotated[
+        str, typer.Option("--from", help="where results come from: mongodb or topic")
+    ] = "mongodb",
+    topic_prefix: Annotated[
+        str | None, typer.Option("--topic-prefix", help="deployment prefix of the topic names")
+    ] = None,
+    collection: Annotated[str, typer.Option("--collection", help="inspection documents")] = "inspections",
+    labels_collection: Annotated[
+        str, typer.Option("--labels-collection", help="corrected labels")
+    ] = "labels",
+    line: Annotated[str | None, typer.Option("--line", help="only this line")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="only results of this model")] = None,
+    model_version: Annotated[str | None, typer.Option("--model-version")] = None,
+    since: Annotated[
+        datetime | None, typer.Option("--since", help="captured at or after (UTC if naive)")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option("--until", help="captured before (UTC if naive)")] = None,
+    include_uncertain: Annotated[
+        bool, typer.Option("--include-uncertain", help="also export UNCERTAIN frames, as class 'uncertain'")
+    ] = False,
+) -> None:
+    """Pull production frames with their results (and corrected labels) into a training folder."""
+    import json
+
+    from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings
+    from lineguard.stack.endpoints import resolve_endpoints
+    from schemas.serde import schema_registry_client
+    from schemas.topics import TopicNames
+    from vision.export_dataset import ExportFilter, ExportSources, run_export
+
+    endpoints = resolve_endpoints()
+    mongo = MongoSettings()
+    registry = RegistrySettings()
+    topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
+    sources = ExportSources(
+        kafka_config=KafkaSettings().client_config(endpoints.kafka_bootstrap),
+        frames_topic=topics.frames,
+        results_topic=topics.results,
+        mongodb_uri=endpoints.mongodb_uri,
+        database=mongo.database,
+        collection=collection,
+        labels_collection=labels_collection,
+        schema_registry=schema_registry_client(
+            registry.url,
+            registry.basic_auth_user_info.get_secret_value() if registry.basic_auth_user_info else None,
+        ),
+    )
+    selection = ExportFilter(
+        line=line,
+        model=model,
+        model_version=model_version,
+        since=_utc(since),
+        until=_utc(until),
+        include_uncertain=include_uncertain,
+    )
+    with _progress() as progress:
+        task = progress.add_task(f"exporting {topics.frames}", total=None)
+        summary = run_export(sources, out, results_from, selection, on_frame=lambda: progress.advance(task))
+    console.print_json(json.dumps(summary.to_dict()))
+    console.print(f"wrote {sum(summary.written.values())} images to {out}")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # ------------------------------------------------------------------------------------------ registry
