@@ -13,6 +13,7 @@ from fastavro import schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.avro_writer import encode_long
 from schemas.catalog import CompiledSchema, compile_schema, shipped_schema
 from schemas.errors import SerializationError, UnknownSchemaError
 from schemas.framing import confluent_header, single_object_header
@@ -198,6 +199,14 @@ READER = AvroRecordDeserializer(Frame)
 )
 def test_bad_input_raises_the_right_error(data: bytes, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
+        READER(data)
+
+
+def test_huge_length_prefix_fails_fast_without_allocating_it() -> None:
+    # A corrupt length must not make the reader reserve a terabyte before noticing the data is short.
+    data = FRAME_BYTES[:10] + encode_long(2**40) + b"cam"
+
+    with pytest.raises(SerializationError, match="EOFError"):
         READER(data)
 
 
