@@ -54,7 +54,7 @@ def demo(
     Exit codes: 0 = every published frame got a result or a dead letter; 1 = some did not; 2 = a
     configuration problem (no model, services unreachable).
     """
-    from lineguard.demo.run import DemoOptions
+    from lineguard.demo.run import DemoOptions, resolve_model
     from streams.sources.spec import parse_size
 
     width, height = parse_size(size, "--size")
@@ -71,6 +71,7 @@ def demo(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
     )
+    resolve_model(model)  # a missing or broken model fails here, before any service is touched
     summary = _run_json(options, start_stack) if as_json else _run_live(options, start_stack)
     complete = summary["missing_results"] == 0 or summary["stopped_by"] != "frames"
     raise typer.Exit(0 if complete else 1)

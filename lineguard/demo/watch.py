@@ -38,6 +38,22 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
     return sorted(described.partitions)
 
 
+def high_watermark(
+    consumer: Consumer, topic: str, partition: int, timeout_s: float = _METADATA_TIMEOUT_S
+) -> int:
+    """The partition's high watermark; retried, because a topic created a moment ago may not have a
+    leader in this client's metadata yet (NOT_LEADER_FOR_PARTITION)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            return int(high)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def result_latency_s(message_timestamp_ms: int | None, captured_at: datetime) -> float:
     """Capture time to the result record's timestamp (or to now when the record has none)."""
     if message_timestamp_ms is None:
@@ -71,10 +87,9 @@ class OutputWatcher:
         positions = []
         for topic in (self._topics.results, self._topics.defect_events, self._topics.dead_letters):
             for partition in _partitions(self._consumer, topic):
-                _low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=_METADATA_TIMEOUT_S
+                positions.append(
+                    TopicPartition(topic, partition, high_watermark(self._consumer, topic, partition))
                 )
-                positions.append(TopicPartition(topic, partition, high))
         return positions
 
     def start(self) -> None:
@@ -130,7 +145,7 @@ class LagProbe:
             committed = self._consumer.committed(self._partitions, timeout=timeout_s)
             lag = 0
             for position in committed:
-                _low, high = self._consumer.get_watermark_offsets(position, timeout=timeout_s)
+                high = high_watermark(self._consumer, position.topic, position.partition, timeout_s)
                 lag += high - max(position.offset, 0)
             return lag
         except KafkaException:
