@@ -45,6 +45,11 @@ def _register() -> None:
 
     register_data_commands(app)
 
+    from vision.train_cli import export_command, train_command
+
+    app.command("train")(train_command)
+    app.command("export")(export_command)
+
     from workers.cli import register as register_worker_commands
 
     register_worker_commands(app)

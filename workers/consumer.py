@@ -74,6 +74,7 @@ class FrameConsumer:
         self._assignment: set[PartitionKey] = set()
         self._paused: set[PartitionKey] = set()
         self._backpressure = False
+        self._group_metadata: Any = None
         self.error: BaseException | None = None  # why the loop died, if it did
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -109,7 +110,15 @@ class FrameConsumer:
         return set(self._assignment)
 
     def group_metadata(self) -> Any:
-        return self._consumer.consumer_group_metadata()
+        """The consumer's group metadata (generation, member id) for ``send_offsets_to_transaction``.
+
+        Read from the cache the poll thread refreshes: confluent-kafka serializes calls on one consumer, so
+        asking the consumer directly from the sink thread would wait behind ``consume()`` for as long as the
+        poll loop keeps it busy (long enough for a transaction to time out).
+        """
+        if self._group_metadata is None:
+            raise RuntimeError("the consumer has not joined its group yet")
+        return self._group_metadata
 
     # -- commits ---------------------------------------------------------------------------------------
     def commit_done(self, keys: Iterable[PartitionKey] | None = None) -> dict[PartitionKey, int]:
@@ -141,8 +150,13 @@ class FrameConsumer:
         last_lag = 0.0
         try:
             while not self._stop.is_set():
-                self._apply_backpressure()
-                messages = self._consumer.consume(num_messages=self._poll_batch, timeout=0.1)
+                room = self._apply_backpressure()
+                # Never take more than the in-flight bound allows (paused partitions may still hand over
+                # what librdkafka had already fetched; consume(1) keeps the loop serving the group).
+                messages = self._consumer.consume(
+                    num_messages=max(1, min(self._poll_batch, room)), timeout=0.1
+                )
+                self._group_metadata = self._consumer.consumer_group_metadata()
                 for message in messages:
                     self._receive(message)
                 now = time.monotonic()
@@ -173,7 +187,8 @@ class FrameConsumer:
         self._metrics.frames_in.inc()
         self._intake(message, ticket)
 
-    def _apply_backpressure(self) -> None:
+    def _apply_backpressure(self) -> int:
+        """Pause or resume the partitions; returns how many more records may be taken now."""
         in_flight = self._tracker.in_flight()
         self._metrics.in_flight.set(in_flight)
         if not self._backpressure and in_flight >= self._max_in_flight:
@@ -193,6 +208,7 @@ class FrameConsumer:
                 self._consumer.pause([TopicPartition(t, p) for t, p in to_pause])
                 self._paused |= to_pause
         self._metrics.paused.set(1 if self._backpressure else 0)
+        return self._max_in_flight - in_flight
 
     def _update_lag(self) -> None:
         if not self._assignment:
@@ -210,6 +226,7 @@ class FrameConsumer:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._assignment |= set(keys)
+        self._group_metadata = consumer.consumer_group_metadata()  # the new generation, before any record
         log.info("assigned %s", _describe(keys))
         self._listener.partitions_assigned(keys)
 

@@ -140,6 +140,11 @@ class Worker:
         return self._model
 
     @property
+    def assignment(self) -> set[PartitionKey]:
+        """The partitions this worker owns right now."""
+        return self._consumer.assignment if self._started.is_set() else set()
+
+    @property
     def ready(self) -> bool:
         return self._started.is_set() and not self._draining and self._fatal is None and self._consumer.alive
 
@@ -375,7 +380,9 @@ class Worker:
                 self._outputs.event(event, frame.trace_id, ack=self._acker(frame.ticket))
                 self.metrics.defect_events.inc()
             written.append((frame.ticket, result))
+        started = time.perf_counter()
         self._mongo.upsert([result for _, result in written])
+        self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
         for ticket, _ in written:
             self._tracker.ack(ticket)
         log.debug("batch of %d written", len(written))
@@ -402,7 +409,9 @@ class Worker:
                         self.metrics.defect_events.inc()
                     done.append(frame.ticket)
                     results.append(result)
+            started = time.perf_counter()
             self._mongo.upsert(results)
+            self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
             for ticket in done:
                 self._tracker.settle(ticket, outstanding=0)
             positions = self._tracker.commit_positions()

@@ -115,3 +115,92 @@ def test_every_frame_gets_a_result_a_document_and_defects_an_event(
 
     committed = committed_offsets(kafka_config, settings.group_id, topics.frames)
     assert committed == end_offsets(kafka_config, topics.frames)
+
+
+def _encode(image: Any, ext: str) -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(ext, image)
+    assert ok
+    return bytes(data.tobytes())
+
+
+def test_poison_records_become_dead_letters_with_their_reason_and_the_worker_keeps_going(
+    kafka_config: dict[str, Any],
+    endpoints: Endpoints,
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    model_dir: Path,
+) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from schemas.records import DeadLetter, DeadLetterReason, ImageEncoding, ImageReference
+    from schemas.serde import AvroRecordSerializer
+    from tests.integration.test_workers_support import produce
+
+    serialize = AvroRecordSerializer(type(make_frames(1)[0]))
+    good = make_frames(6, cameras=("cam-ok",))
+    template = good[0]
+    big = np.full((200, 200, 3), 90, np.uint8)
+    png = dataclasses.replace(
+        good[1],
+        frame_number=1000,
+        encoding=ImageEncoding.PNG,
+        image=_encode(np.full((128, 128, 3), 80, np.uint8), ".png"),
+    )
+    poison = {
+        DeadLetterReason.UNDECODABLE_RECORD: b"this is not avro",
+        DeadLetterReason.UNKNOWN_SCHEMA: b"\xc3\x01" + bytes(range(8)) + b"\x00\x00",
+        DeadLetterReason.CORRUPT_IMAGE: serialize(
+            dataclasses.replace(template, frame_number=2000, image=b"\xff\xd8\xff\xe0" + bytes(300))
+        ),
+        DeadLetterReason.EMPTY_IMAGE: serialize(dataclasses.replace(template, frame_number=2001, image=b"")),
+        DeadLetterReason.WRONG_DIMENSIONS: serialize(
+            dataclasses.replace(template, frame_number=2002, width=100)
+        ),
+        DeadLetterReason.OVERSIZE: serialize(
+            dataclasses.replace(
+                template, frame_number=2003, width=200, height=200, image=_encode(big, ".jpg")
+            )
+        ),
+        DeadLetterReason.CLAIM_CHECK_FAILED: serialize(
+            dataclasses.replace(
+                template,
+                frame_number=2004,
+                image=b"",
+                image_ref=ImageReference(
+                    uri=f"gridfs://{mongo_db.name}/frames/{'ab' * 32}", sha256="ab" * 32, size_bytes=1234
+                ),
+            )
+        ),
+    }
+    settings = _settings(topics, model_dir, max_image_pixels=20_000)
+    running = _start(settings, endpoints, mongo_db.name)
+    try:
+        headers_probe = [(b"cam-bad", value) for value in poison.values()]
+        produce(kafka_config, topics.frames, headers_probe)
+        produce_frames(kafka_config, topics.frames, [*good, png])
+        letters = read_topic(kafka_config, topics.dead_letters, decoder(DeadLetter), expected=len(poison))
+        results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=len(good) + 1)
+        assert running.worker.ready
+    finally:
+        assert running.stop() == 0
+
+    assert sorted(letter.reason for letter in letters) == sorted(poison)
+    by_reason = {letter.reason: letter for letter in letters}
+    for reason, value in poison.items():
+        letter = by_reason[reason]
+        assert letter.original_value == value
+        assert letter.original_key == b"cam-bad"
+        assert letter.source.topic == topics.frames
+        assert letter.worker_id == settings.worker_id
+        assert letter.error_message
+    assert by_reason[DeadLetterReason.UNKNOWN_SCHEMA].error_class == "UnknownSchemaError"
+    assert {r.frame_number for r in results} == {f.frame_number for f in [*good, png]}
+    counted = running.worker.metrics.dead_letters
+    assert sum(counted.labels(reason.value)._value.get() for reason in poison) == len(poison)
+    assert committed_offsets(kafka_config, settings.group_id, topics.frames) == end_offsets(
+        kafka_config, topics.frames
+    )

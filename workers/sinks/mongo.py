@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from schemas.errors import ServiceUnavailableError
 from schemas.records import InspectionResult
 
 log = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 11000
 
 INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("line_captured", [("line_id", ASCENDING), ("captured_at", DESCENDING)]),
@@ -65,17 +67,36 @@ class MongoInspectionSink:
                 self.collection.create_index(keys, name=name)
 
     def upsert(self, results: Sequence[InspectionResult]) -> None:
-        """Write one document per result; returns once MongoDB acknowledged (per the write concern)."""
+        """Write one document per result; returns once MongoDB acknowledged (per the write concern).
+
+        Inserts first and replaces only the documents that already exist (a replay): an upsert has to look
+        the ``_id`` up before writing, which FerretDB's SQLite backend does by scanning the collection, so
+        upserting every document made each batch cost O(collection size). Real MongoDB is fast either way.
+        """
         if not results:
             return
-        requests = [
-            ReplaceOne({"_id": document["_id"]}, document, upsert=True)
-            for document in map(inspection_document, results)
-        ]
+        documents = [inspection_document(result) for result in results]
+        self._with_retries(lambda: self._insert_or_replace(documents))
+
+    def _insert_or_replace(self, documents: list[dict[str, Any]]) -> None:
+        try:
+            self.collection.insert_many(documents, ordered=False)
+            return
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                raise
+            existing = [documents[error["index"]] for error in errors]
+        self.collection.bulk_write(
+            [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in existing],
+            ordered=False,
+        )
+
+    def _with_retries(self, write: Callable[[], None]) -> None:
         delay = 0.2
         for attempt in range(1, self._retries + 1):
             try:
-                self.collection.bulk_write(requests, ordered=False)
+                write()
                 return
             except ConnectionFailure as exc:  # transient: retry with backoff, then give up loudly
                 if attempt == self._retries:

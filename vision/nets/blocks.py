@@ -1,0 +1,56 @@
+"""Building blocks shared by the networks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+
+def conv_bn_relu(
+    x: keras.KerasTensor, filters: int, strides: int = 1, kernel: int = 3, name: str = ""
+) -> keras.KerasTensor:
+    """3x3 convolution (no bias: batch norm adds one), batch norm, ReLU."""
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(
+        x
+    )
+    # momentum 0.9: the moving statistics must keep up with weights that change fast in short trainings,
+    # or inference-mode outputs drift away from what training saw.
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def down_stage(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    """Halve the resolution, then refine: two 3x3 convolutions, the first with stride 2."""
+    x = conv_bn_relu(x, filters, strides=2, name=f"{name}_a")
+    return conv_bn_relu(x, filters, name=f"{name}_b")
+
+
+def up_stage(x: keras.KerasTensor, skip: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    """Double the resolution and merge the encoder's features at that resolution (U-Net / FPN style)."""
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+    x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+    x = conv_bn_relu(x, filters, name=f"{name}_a")
+    return conv_bn_relu(x, filters, name=f"{name}_b")
+
+
+def scaled(widths: tuple[int, ...], multiplier: float) -> tuple[int, ...]:
+    """Channel widths times ``multiplier``, rounded to multiples of 8 (at least 8)."""
+    return tuple(max(8, round(w * multiplier / 8) * 8) for w in widths)
+
+
+@keras.saving.register_keras_serializable(package="lineguard")
+class ImageStandardization(layers.Layer):
+    """Per image and channel: subtract the mean, divide by the standard deviation.
+
+    Surfaces differ far more between parts (colour, finish, exposure) than a defect differs from its
+    surroundings; removing each image's own level and contrast lets the first filters look for local
+    deviations instead of memorizing surfaces. Part of the network (not of preprocessing), so it travels
+    with the weights to every backend.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        mean = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        variance = ops.mean(ops.square(inputs - mean), axis=(1, 2), keepdims=True)
+        return (inputs - mean) / ops.sqrt(variance + 1e-6)

@@ -1,0 +1,66 @@
+"""One entry point per task: the network to train, the model to serve, its loss; and loading saved models.
+
+Imports Keras (and so TensorFlow): only training, export and the TensorFlow serving backend import this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from vision.nets.anomaly import AnomalyMap, build_anomaly_model, build_autoencoder
+from vision.nets.classifier import build_classifier, classifier_loss
+from vision.nets.detector import build_detector, centernet_loss
+from vision.nets.segmenter import build_segmenter, segmentation_loss
+from vision.samples import Task
+
+ARCHITECTURES = {
+    Task.classify: "lineguard-cnn-classifier",
+    Task.detect: "lineguard-centernet",
+    Task.segment: "lineguard-unet",
+    Task.anomaly: "lineguard-conv-autoencoder",
+}
+
+
+@dataclass(frozen=True)
+class Network:
+    """``trainable`` is fitted with ``loss``; ``serving`` (often the same model) is saved and exported.
+
+    They differ for anomaly detection: the autoencoder is trained to reconstruct, the served model outputs
+    the anomaly map.
+    """
+
+    trainable: keras.Model
+    serving: keras.Model
+    loss: Callable[..., Any] | keras.losses.Loss
+    architecture: str
+
+
+def build_network(
+    task: Task, input_shape: tuple[int, int, int], classes: tuple[str, ...], width: float = 1.0
+) -> Network:
+    """The network for ``task``. ``classes`` as in the artifact: classification lists "good" first;
+    detection and segmentation list the defect classes; anomaly ignores them."""
+    architecture = ARCHITECTURES[task]
+    if task is Task.classify:
+        model = build_classifier(input_shape, len(classes), width)
+        return Network(model, model, classifier_loss(), architecture)
+    if task is Task.detect:
+        model = build_detector(input_shape, len(classes), width)
+        return Network(model, model, centernet_loss(len(classes)), architecture)
+    if task is Task.segment:
+        model = build_segmenter(input_shape, len(classes), width)
+        return Network(model, model, segmentation_loss(len(classes)), architecture)
+    autoencoder = build_autoencoder(input_shape, width)
+    return Network(
+        autoencoder, build_anomaly_model(autoencoder), keras.losses.MeanSquaredError(), architecture
+    )
+
+
+def load_keras_model(path: str | Path) -> keras.Model:
+    """Load a saved serving model (``model.keras``) for inference or export; no optimizer state needed."""
+    return keras.saving.load_model(Path(path), compile=False, custom_objects={"AnomalyMap": AnomalyMap})

@@ -1,0 +1,171 @@
+"""`lineguard train` and `lineguard export`.
+
+TensorFlow is imported inside the commands, never at module import, so `lineguard --help` stays fast and
+processes that only serve ONNX never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from schemas.errors import ConfigurationError
+from vision.samples import LabeledDataset, Task
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_PREFIX = "synthetic"
+DEFAULT_SYNTHETIC_COUNT = 2000
+
+
+class DataFormat(StrEnum):
+    folder = "folder"
+    voc = "voc"
+    coco = "coco"
+    masks = "masks"
+    goodonly = "goodonly"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"160"`` -> (160, 160); ``"200x160"`` -> (200, 160) as (width, height)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 16:
+        raise ConfigurationError(f"size {text!r} must be N or WxH with sides of at least 16 pixels")
+    return parts[0], parts[1]
+
+
+def parse_synthetic(data: str) -> int | None:
+    """``synthetic`` / ``synthetic:N`` -> N frames; anything else (a path) -> None."""
+    if data != SYNTHETIC_PREFIX and not data.startswith(f"{SYNTHETIC_PREFIX}:"):
+        return None
+    _, _, count = data.partition(":")
+    if not count:
+        return DEFAULT_SYNTHETIC_COUNT
+    if not count.isdigit() or int(count) < 1:
+        raise ConfigurationError(f"--data {data!r}: expected synthetic:N with N a positive number of frames")
+    return int(count)
+
+
+def load_training_data(
+    data: str,
+    task: Task,
+    fmt: DataFormat | None,
+    seed: int,
+    synthetic_size: tuple[int, int],
+    channels: int,
+    defect_rate: float,
+) -> LabeledDataset:
+    """The dataset that ``--data`` names: generated frames or a dataset folder in a known format."""
+    count = parse_synthetic(data)
+    if count is not None:
+        from vision.synthetic import synthetic_dataset
+
+        width, height = synthetic_size
+        return synthetic_dataset(
+            count, task, width=width, height=height, channels=channels, seed=seed, defect_rate=defect_rate
+        )
+    from vision.datasets import load_dataset
+
+    return load_dataset(Path(data), task, fmt.value if fmt else None)
+
+
+def train_command(
+    task: Annotated[Task, typer.Option(help="classify, detect, segment or anomaly")],
+    data: Annotated[str, typer.Option(help="dataset folder/file, or synthetic[:N] for generated frames")],
+    out: Annotated[Path, typer.Option(help="artifact directory to write (model.keras, model.json, ...)")],
+    fmt: Annotated[
+        DataFormat | None, typer.Option("--format", help="dataset layout; guessed if left out")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="maximum epochs (early stopping may end sooner)")] = 20,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    input_size: Annotated[str, typer.Option(help="model input, N or WxH (multiples of 16)")] = "160",
+    channels: Annotated[int, typer.Option(min=1, max=3, help="3 (colour) or 1 (grey)")] = 3,
+    seed: Annotated[int, typer.Option(help="seeds the split, augmentation, weights and synthetic data")] = 0,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    patience: Annotated[int, typer.Option(min=1, help="early stopping: epochs without improvement")] = 5,
+    validation_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.15,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
+    width: Annotated[float, typer.Option(min=0.25, max=4.0, help="channel-width multiplier")] = 1.0,
+    max_minutes: Annotated[float | None, typer.Option(help="stop after the epoch that passes this")] = None,
+    name: Annotated[str | None, typer.Option(help="model name (default lineguard-<task>)")] = None,
+    version: Annotated[str | None, typer.Option(help="model version (default: creation time)")] = None,
+    synthetic_size: Annotated[
+        str | None, typer.Option(help="generated frame size WxH (default: 5:4 frames at the input height)")
+    ] = None,
+    defect_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="synthetic: share of defective frames")
+    ] = 0.5,
+    onnx: Annotated[
+        bool, typer.Option("--onnx/--no-onnx", help="also export model.onnx (parity-checked)")
+    ] = True,
+    keep_checkpoints: Annotated[bool, typer.Option(help="keep <out>/.checkpoints after training")] = False,
+) -> None:
+    """Train a model from scratch and write a versioned artifact."""
+    if channels == 2:
+        raise ConfigurationError("--channels must be 1 or 3")
+    input_width, input_height = parse_size(input_size)
+    if task is not Task.classify and (input_width % 16 or input_height % 16):
+        raise ConfigurationError(f"--input-size for {task.value} must be a multiple of 16")
+    frame_size = parse_size(synthetic_size) if synthetic_size else (input_height * 5 // 4, input_height)
+    dataset = load_training_data(data, task, fmt, seed, frame_size, channels, defect_rate)
+
+    from vision.training import TrainConfig, train_model
+
+    config = TrainConfig(
+        task=task,
+        input_width=input_width,
+        input_height=input_height,
+        channels=channels,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        augment=augment,
+        width=width,
+        max_minutes=max_minutes,
+        name=name,
+        version=version,
+        keep_checkpoints=keep_checkpoints,
+        command=shlex.join(["lineguard", *sys.argv[1:]]),
+    )
+    result = train_model(dataset, config, out)
+    typer.echo(
+        f"wrote {result.artifact} ({task.value} {result.metadata.version}) in {result.duration_s:.0f} s"
+    )
+    for key, value in result.metadata.metrics.items():
+        if isinstance(value, float):
+            typer.echo(f"  {key}: {value:.4f}")
+    if onnx:
+        _export(result.artifact)
+
+
+def export_command(
+    model: Annotated[Path, typer.Argument(help="artifact directory (with model.keras)")],
+    opset: Annotated[int, typer.Option(min=9)] = 17,
+    tolerance: Annotated[float, typer.Option(help="largest allowed |onnx - keras| (raw outputs)")] = 1e-4,
+) -> None:
+    """Export an artifact's Keras model to ONNX and check that both give the same outputs."""
+    _export(model, opset, tolerance)
+
+
+def _export(model: Path, opset: int = 17, tolerance: float = 1e-4) -> None:
+    from vision.export import export_onnx
+
+    report = export_onnx(model, opset=opset, tolerance=tolerance)
+    typer.echo(
+        f"wrote {report.onnx_path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset}); "
+        f"max |onnx - keras| = {report.max_abs_diff:.3g} over {report.parity_images} images"
+    )

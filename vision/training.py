@@ -1,0 +1,459 @@
+"""Training: a labelled dataset in, a versioned model artifact out.
+
+The pipeline, and why it looks like this:
+
+1. Split (seeded, stratified by image label) unless a validation set is given. Anomaly models train on the
+   good images only and are validated on everything, so the threshold can be calibrated on real defects.
+2. Every image goes once through the first half of the serving preprocessing
+   (:func:`vision.preprocess.prepare_pixels`: colour order and resize) and is cached as uint8 at the model's
+   input size: decoding and resizing big frames every epoch would cost more CPU than the small networks.
+3. A ``tf.data`` pipeline draws shuffled indices, augments the cached pixels with their boxes and masks
+   (``vision.datasets.augment``, seeded per step so runs repeat exactly), applies the second half of the
+   preprocessing (:func:`vision.preprocess.normalize`) and builds the task's targets, on 2 parallel calls.
+4. Keras ``fit`` with a cosine learning-rate schedule, early stopping on validation loss (best weights
+   restored), a best-weights checkpoint and an optional wall-clock budget.
+5. Validation predictions go through the same decoding as serving (:mod:`vision.outputs`); metrics and the
+   calibrated decision threshold go into ``model.json`` next to ``model.keras``.
+
+Imports TensorFlow: only the ``train`` command and benchmarks import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from schemas.errors import ConfigurationError
+from vision.artifact import (
+    ArtifactFiles,
+    ModelMetadata,
+    TrainingSummary,
+    class_counts,
+    code_version,
+    fingerprint_dataset,
+    new_version,
+    save_artifact,
+)
+from vision.datasets.augment import AugmentConfig, augment
+from vision.datasets.splits import split_dataset
+from vision.metrics import (
+    ScoredBox,
+    auroc,
+    classification_metrics,
+    detection_metrics,
+    max_f1_threshold,
+    segmentation_metrics,
+)
+from vision.nets.build import Network, build_network
+from vision.nets.detector import OUTPUT_STRIDE
+from vision.nets.targets import class_index, detection_targets
+from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, Prediction, decode_outputs
+from vision.preprocess import PreprocessSpec, normalize, prepare_pixels, resize_mask
+from vision.samples import BoxLabel, LabeledDataset, Task
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = ".checkpoints"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (recorded in the artifact's training summary)."""
+
+    task: Task
+    input_width: int = 160
+    input_height: int = 160
+    channels: int = 3
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+    validation_fraction: float = 0.15
+    patience: int = 5
+    augment: bool = True
+    width: float = 1.0
+    max_minutes: float | None = None
+    name: str | None = None
+    version: str | None = None
+    keep_checkpoints: bool = False
+    progress: bool = True
+    command: str = ""
+    augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))
+
+    def preprocess_spec(self) -> PreprocessSpec:
+        return PreprocessSpec.for_input(self.input_width, self.input_height, self.channels)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    artifact: Path
+    metadata: ModelMetadata
+    history: dict[str, list[float]]
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A dataset cached at the model's input size."""
+
+    pixels: np.ndarray  # uint8 (N, H, W, C)
+    labels: tuple[str, ...]
+    boxes: tuple[tuple[BoxLabel, ...], ...]
+    masks: np.ndarray | None  # uint8 (N, H, W) for segmentation (and anomaly ground truth), else None
+
+
+def train_model(
+    dataset: LabeledDataset,
+    config: TrainConfig,
+    out_dir: str | Path,
+    validation: LabeledDataset | None = None,
+) -> TrainResult:
+    """Train a model for ``config.task`` on ``dataset`` and write its artifact to ``out_dir``."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    task = config.task
+    if dataset.task is not task:
+        raise ConfigurationError(f"dataset is labelled for {dataset.task.value}, not {task.value}")
+    train_set, validation_set = _split(dataset, config, validation)
+    classes = tuple(dataset.classes)
+    spec = config.preprocess_spec()
+    keras.utils.set_random_seed(config.seed)
+
+    logger.info(
+        "preparing %d training and %d validation images at %dx%d",
+        len(train_set),
+        len(validation_set),
+        spec.width,
+        spec.height,
+    )
+    train_data = _prepare(train_set, spec, task)
+    validation_data = _prepare(validation_set, spec, task)
+
+    network = build_network(task, spec.input_shape, classes, config.width)
+    steps = max(1, len(train_set) // config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
+    )
+    network.trainable.compile(optimizer=keras.optimizers.Adam(schedule), loss=network.loss)
+
+    pipeline = _training_pipeline(train_data, classes, spec, config)
+    fit_validation = _validation_arrays(validation_data, classes, spec, task)
+    checkpoint_dir = out / CHECKPOINT_DIR
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoint_dir / "best.weights.h5"), save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+    ]
+    if config.max_minutes is not None:
+        callbacks.append(_TimeBudget(config.max_minutes * 60.0))
+    history = network.trainable.fit(
+        pipeline,
+        steps_per_epoch=steps,
+        epochs=config.epochs,
+        validation_data=fit_validation,
+        batch_size=config.batch_size,
+        callbacks=callbacks,
+        verbose=(1 if sys.stdout.isatty() else 2) if config.progress else 0,
+    )
+    epochs_run = len(history.history.get("loss", []))
+
+    metadata = _metadata(config, dataset, train_set, validation_set, network, classes, spec, epochs_run)
+    predictions = decode_outputs(_predict(network.serving, validation_data.pixels, spec), metadata)
+    metrics, thresholds = _validation_metrics(task, predictions, validation_data, classes)
+    duration = time.perf_counter() - started
+    assert metadata.training is not None
+    metadata = metadata.model_copy(
+        update={
+            "metrics": metrics,
+            "thresholds": {**metadata.thresholds, **thresholds},
+            "training": metadata.training.model_copy(update={"duration_s": round(duration, 1)}),
+        }
+    )
+    save_artifact(out, metadata, network.serving)
+    if not config.keep_checkpoints:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    logger.info(
+        "wrote %s %s to %s in %.0f s: %s", task.value, metadata.version, out, duration, _headline(metrics)
+    )
+    return TrainResult(
+        out, metadata, {k: [float(v) for v in vs] for k, vs in history.history.items()}, duration
+    )
+
+
+# -- data -----------------------------------------------------------------------------------------------
+
+
+def _split(
+    dataset: LabeledDataset, config: TrainConfig, validation: LabeledDataset | None
+) -> tuple[LabeledDataset, LabeledDataset]:
+    if validation is None:
+        parts = split_dataset(dataset, validation_fraction=config.validation_fraction, seed=config.seed)
+        train_set, validation = parts.train, parts.validation
+    else:
+        train_set = dataset
+    if config.task is Task.anomaly:
+        # Anomaly models never see a defect in training; validation keeps them for calibration.
+        train_set = LabeledDataset(
+            train_set.task,
+            train_set.classes,
+            tuple(s for s in train_set.samples if s.label == GOOD_LABEL),
+            train_set.description,
+        )
+    if len(train_set) < config.batch_size:
+        raise ConfigurationError(
+            f"{len(train_set)} training images are fewer than one batch of {config.batch_size}; "
+            "add data or lower --batch-size"
+        )
+    if len(validation) == 0:
+        raise ConfigurationError("no validation images: add data or raise the validation fraction")
+    return train_set, validation
+
+
+def _prepare(dataset: LabeledDataset, spec: PreprocessSpec, task: Task) -> _Prepared:
+    needs_masks = task in (Task.segment, Task.anomaly)
+
+    def load(index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        sample = dataset.samples[index]
+        pixels = prepare_pixels(sample.load_image(), spec)
+        mask = None
+        if needs_masks:
+            raw = sample.load_mask() if sample.load_mask is not None else None
+            mask = (
+                np.zeros((spec.height, spec.width), np.uint8)
+                if raw is None
+                else resize_mask(raw, spec.width, spec.height)
+            )
+        return pixels, mask
+
+    # OpenCV releases the GIL while decoding and resizing: two threads keep both cores busy.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        loaded = list(pool.map(load, range(len(dataset))))
+    pixels = np.empty((len(dataset), *spec.input_shape), dtype=np.uint8)
+    for i, (image, _) in enumerate(loaded):
+        pixels[i] = image
+    masks = np.stack([m for _, m in loaded if m is not None]) if needs_masks and loaded else None
+    return _Prepared(
+        pixels=pixels,
+        labels=tuple(s.label for s in dataset.samples),
+        boxes=tuple(s.boxes for s in dataset.samples),
+        masks=masks,
+    )
+
+
+def _target(
+    task: Task,
+    label: str,
+    boxes: Sequence[BoxLabel],
+    mask: np.ndarray | None,
+    x: np.ndarray,
+    classes: tuple[str, ...],
+    spec: PreprocessSpec,
+) -> np.ndarray:
+    if task is Task.classify:
+        return np.asarray(class_index(label, classes), dtype=np.float32)
+    if task is Task.detect:
+        return detection_targets(boxes, classes, spec.width // OUTPUT_STRIDE, spec.height // OUTPUT_STRIDE)
+    if task is Task.segment:
+        assert mask is not None
+        return mask[..., None].astype(np.float32)
+    return x  # the autoencoder reconstructs its input
+
+
+def _training_pipeline(
+    data: _Prepared, classes: tuple[str, ...], spec: PreprocessSpec, config: TrainConfig
+) -> tf.data.Dataset:
+    task = config.task
+    count = len(data.labels)
+    example_x = normalize(data.pixels[0], spec)
+    example_y = _target(task, data.labels[0], data.boxes[0], _mask_of(data, 0), example_x, classes, spec)
+
+    def make_example(step: np.int64, index: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        i = int(index)
+        pixels, boxes, mask = data.pixels[i], data.boxes[i], _mask_of(data, i)
+        if config.augment:
+            # Seeded by (seed, step): the same run gives the same augmentations, whatever the threading.
+            rng = np.random.default_rng([config.seed, int(step)])
+            augmented = augment(pixels, boxes, mask, config.augment_config, rng)
+            pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
+        x = normalize(pixels.reshape(spec.input_shape), spec)
+        return x, _target(task, data.labels[i], boxes, mask, x, classes, spec)
+
+    def to_tensors(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y = tf.numpy_function(make_example, [step, index], [tf.float32, tf.float32], stateful=False)
+        x.set_shape(example_x.shape)
+        y.set_shape(example_y.shape)
+        return x, y
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return (
+        tf.data.Dataset.range(count)
+        .shuffle(count, seed=config.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .enumerate()
+        .map(to_tensors, num_parallel_calls=2)
+        .batch(config.batch_size, drop_remainder=True)
+        .prefetch(2)
+        .with_options(options)
+    )
+
+
+def _mask_of(data: _Prepared, index: int) -> np.ndarray | None:
+    return None if data.masks is None else data.masks[index]
+
+
+def _validation_arrays(
+    data: _Prepared, classes: tuple[str, ...], spec: PreprocessSpec, task: Task
+) -> tuple[np.ndarray, np.ndarray]:
+    xs = normalize(data.pixels, spec)
+    if task is Task.anomaly:
+        # Validation loss of an autoencoder only means something on the kind of image it learns.
+        good = np.array([label == GOOD_LABEL for label in data.labels])
+        xs = xs[good] if good.any() else xs
+        return xs, xs
+    ys = np.stack(
+        [
+            _target(task, data.labels[i], data.boxes[i], _mask_of(data, i), xs[i], classes, spec)
+            for i in range(len(data.labels))
+        ]
+    )
+    return xs, ys
+
+
+def _predict(
+    model: keras.Model, pixels: np.ndarray, spec: PreprocessSpec, batch_size: int = 64
+) -> np.ndarray:
+    outputs = [
+        np.asarray(model(normalize(pixels[i : i + batch_size], spec), training=False))
+        for i in range(0, len(pixels), batch_size)
+    ]
+    return np.concatenate(outputs)
+
+
+class _TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch that exhausts a wall-clock budget (shared machines, benchmarks)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self._seconds = seconds
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if time.perf_counter() - self._started > self._seconds:
+            logger.info("time budget of %.0f s spent after epoch %d: stopping", self._seconds, epoch + 1)
+            self.model.stop_training = True
+
+
+# -- metadata and metrics ---------------------------------------------------------------------------------
+
+
+def _metadata(
+    config: TrainConfig,
+    dataset: LabeledDataset,
+    train_set: LabeledDataset,
+    validation_set: LabeledDataset,
+    network: Network,
+    classes: tuple[str, ...],
+    spec: PreprocessSpec,
+    epochs_run: int,
+) -> ModelMetadata:
+    decoding = dict(DEFAULT_DECODING[config.task])
+    if config.task is Task.detect:
+        decoding["stride"] = OUTPUT_STRIDE
+    return ModelMetadata(
+        name=config.name or f"lineguard-{config.task.value}",
+        version=config.version or new_version(),
+        task=config.task,
+        classes=classes,
+        preprocess=spec,
+        architecture=network.architecture,
+        parameters=int(network.serving.count_params()),
+        decoding=decoding,
+        thresholds={"defect": 0.5},
+        training=TrainingSummary(
+            dataset=dataset.description,
+            fingerprint=fingerprint_dataset(dataset),
+            samples=len(train_set),
+            validation_samples=len(validation_set),
+            class_counts=class_counts(train_set),
+            epochs=epochs_run,
+            seed=config.seed,
+            command=config.command,
+            hyperparameters={
+                "batch_size": config.batch_size,
+                "learning_rate": config.learning_rate,
+                "max_epochs": config.epochs,
+                "patience": config.patience,
+                "augment": config.augment,
+                "width": config.width,
+                "validation_fraction": config.validation_fraction,
+            },
+        ),
+        code_version=code_version(),
+        files=ArtifactFiles(),
+    )
+
+
+def _validation_metrics(
+    task: Task, predictions: list[Prediction], data: _Prepared, classes: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Metrics on the validation set and the thresholds calibrated there.
+
+    ``thresholds["defect"]`` applies to :attr:`Prediction.defect_score` for every task. Classification keeps
+    0.5 (the argmax boundary between good and the rest); the others take the max-F1 threshold of the
+    image-level defect/good decision on the validation set.
+    """
+    is_defect = [label != GOOD_LABEL for label in data.labels]
+    scores = [p.defect_score for p in predictions]
+    metrics: dict[str, Any] = {"validation_images": len(predictions)}
+    thresholds: dict[str, float] = {}
+    if any(is_defect) and not all(is_defect):
+        metrics["image_auroc"] = auroc(scores, is_defect)
+        if task is not Task.classify:
+            calibrated = max_f1_threshold(scores, is_defect)
+            thresholds["defect"] = calibrated.threshold
+            metrics["image_f1"] = calibrated.f1
+            metrics["image_precision"] = calibrated.precision
+            metrics["image_recall"] = calibrated.recall
+    if task is Task.classify:
+        truth = [classes.index(label) for label in data.labels]
+        guessed = [int(np.argmax([p.class_scores[c] for c in classes])) for p in predictions]
+        metrics.update(classification_metrics(truth, guessed, classes))
+    elif task is Task.detect:
+        boxes = [
+            [ScoredBox(d.label, d.score, d.x_min, d.y_min, d.x_max, d.y_max) for d in p.detections]
+            for p in predictions
+        ]
+        metrics.update(detection_metrics(list(data.boxes), boxes, classes))
+    elif task is Task.segment:
+        assert data.masks is not None
+        masks = [p.mask if p.mask is not None else np.zeros_like(data.masks[0]) for p in predictions]
+        metrics.update(segmentation_metrics(masks, list(data.masks), classes))
+    elif not any(is_defect):
+        # No defects to calibrate on: flag what scores above every good validation image, with a margin.
+        thresholds["defect"] = float(max(scores) * 1.1) if scores else 0.0
+    return metrics, thresholds
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    keys = ("accuracy", "map50", "mean_iou", "defect_iou", "image_auroc")
+    return (
+        ", ".join(f"{k}={metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), float)) or "no metrics"
+    )
