@@ -1,4 +1,4 @@
-"""The splicing record writer must produce exactly fastavro's encoding, for any datum."""
+"""The splicing writer must produce exactly fastavro's encoding, and any valid record must round-trip."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from schemas.avro_writer import RecordBodyWriter, encode_long
 from schemas.catalog import compile_schema, shipped_schema
 from schemas.records import DeadLetter, DeadLetterReason, DeadLetterSource, Frame, Header, ImageEncoding
+from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer
 
 LONGS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 TEXT = st.text(max_size=20)
@@ -106,3 +107,15 @@ def test_bytes_first_last_and_reversed_union_order() -> None:
         schemaless_writer(expected, schema.parsed, datum)
 
         assert writer.encode(b"", datum) == expected.getvalue()
+
+
+@settings(max_examples=100)
+@given(frames)
+def test_any_valid_frame_round_trips_through_the_serde(frame: Frame) -> None:
+    assert AvroRecordDeserializer(Frame)(AvroRecordSerializer(Frame)(frame)) == frame
+
+
+@settings(max_examples=100)
+@given(dead_letters)
+def test_any_valid_dead_letter_round_trips_through_the_serde(letter: DeadLetter) -> None:
+    assert AvroRecordDeserializer(DeadLetter)(AvroRecordSerializer(DeadLetter)(letter)) == letter
