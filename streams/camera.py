@@ -14,6 +14,7 @@ from typing import Any
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 from schemas.records import Frame
 from schemas.serde import AvroRecordSerializer
+from streams.client_logs import librdkafka_logger
 from streams.encoder import EncoderOptions, FrameEncoder
 from streams.publisher import FramePublisher, PublisherOptions
 from streams.runner import CameraRunner, Progress
@@ -45,6 +46,8 @@ def build_camera(
     ``source`` is opened from ``settings.source`` unless given (already opened, e.g. to check it early)."""
     if source is None:
         source = open_source(settings.source)
+    # librdkafka logs through Python logging (rate-limited) instead of printing every reconnect to stderr.
+    kafka_config = {"logger": librdkafka_logger(), **kafka_config}
     try:
         encoder = FrameEncoder(
             camera_id=settings.camera_id,

@@ -329,6 +329,8 @@ class FramePublisher:
             logger.error("fatal Kafka producer error: %s", error.str())
         elif error.code() == KafkaError._ALL_BROKERS_DOWN and self._spool is not None:
             self._enter_spooling(error.str())
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._log_failure("all brokers down, no spool: librdkafka keeps retrying until frames time out")
         else:
             logger.debug("Kafka client error (librdkafka retries): %s", error.str())
 

@@ -208,6 +208,8 @@ class CameraRunner:
 
     def _wait(self, seconds: float) -> None:
         """Sleep until the next frame's slot while serving delivery callbacks and the spool."""
+        if seconds <= 0:
+            return  # publish() polls after every frame anyway
         deadline = self._clock() + seconds
         while True:
             remaining = deadline - self._clock()

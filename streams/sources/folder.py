@@ -43,8 +43,10 @@ def decode_file_bytes(data: bytes) -> np.ndarray | None:
         return None
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    elif image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
+    elif image.ndim == 3 and image.shape[2] in (1, 2):  # grey, or grey + alpha
+        image = np.ascontiguousarray(image[:, :, 0])
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        return None
     return image
 
 

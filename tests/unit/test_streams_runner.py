@@ -176,3 +176,23 @@ def test_progress_line_shows_rates_and_counters() -> None:
     ).line()
     assert "frames 20" in line and "10.0 fps" in line and "2.00 MB/s" in line
     assert "failed 1" in line and "spooled 4" in line and "dropped 2" in line and "skipped 3" in line
+
+
+def test_librdkafka_lines_are_rate_limited_per_facility() -> None:
+    import logging
+
+    from streams.client_logs import RateLimitPerFacility
+
+    clock = FakeClock()
+    limit = RateLimitPerFacility(interval_s=30.0, clock=clock)
+
+    def record(facility: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "x", logging.ERROR, "", 0, "%s [%s] %s", (facility, "rdkafka#1", "msg"), None
+        )
+
+    assert limit.filter(record("FAIL"))
+    assert not limit.filter(record("FAIL"))  # the same kind again at once: suppressed
+    assert limit.filter(record("ERROR"))  # another kind still shows
+    clock.now += 31
+    assert limit.filter(record("FAIL"))
