@@ -42,7 +42,9 @@ def _progress() -> Progress:
 
 def evaluate_command(
     model: Annotated[Path, typer.Option("--model", help="model artifact directory (with model.json)")],
-    data: Annotated[Path, typer.Option("--data", help="labelled dataset folder (or COCO JSON file)")],
+    data: Annotated[
+        str, typer.Option("--data", help="labelled dataset folder (or COCO JSON file), or synthetic:N")
+    ],
     fmt: Annotated[str, typer.Option("--format", help="folder, voc, coco, masks, goodonly or auto")] = "auto",
     out: Annotated[Path, typer.Option("--out", help="folder for metrics.json, plots and report.md")] = Path(
         "evaluation"
@@ -55,6 +57,14 @@ def evaluate_command(
         float,
         typer.Option("--false-reject-rate", min=0.0, max=1.0, help="target share of good parts rejected"),
     ] = 0.01,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", help="synthetic data: generator seed (training's default is 0: keep apart)"),
+    ] = 1,
+    synthetic_size: Annotated[
+        str | None,
+        typer.Option("--synthetic-size", help="synthetic frame WxH (default: 5:4 at the input height)"),
+    ] = None,
 ) -> None:
     """Measure a model artifact on labelled data: metrics JSON plus a report with plots."""
     from schemas.errors import ConfigurationError
@@ -62,11 +72,22 @@ def evaluate_command(
     from vision.datasets import load_dataset
     from vision.evaluation import evaluate_artifact
     from vision.report import write_report
+    from vision.train_cli import parse_size, parse_synthetic
 
     if backend not in ("auto", "onnx", "keras"):
         raise ConfigurationError(f"unknown backend {backend!r}: choose auto, onnx or keras")
     metadata = load_metadata(model)
-    dataset = load_dataset(data, metadata.task, None if fmt == "auto" else fmt)
+    count = parse_synthetic(data)
+    if count is not None:
+        from vision.synthetic import synthetic_dataset
+
+        height = metadata.preprocess.height
+        width, height = parse_size(synthetic_size) if synthetic_size else (height * 5 // 4, height)
+        dataset = synthetic_dataset(
+            count, metadata.task, width=width, height=height, channels=metadata.channels, seed=seed
+        )
+    else:
+        dataset = load_dataset(Path(data), metadata.task, None if fmt == "auto" else fmt)
     with _progress() as progress:
         task = progress.add_task(f"evaluating {metadata.name} {metadata.version}", total=len(dataset))
         metadata, evaluation = evaluate_artifact(

@@ -11,8 +11,6 @@ target rate): that is the number a line's decision threshold is set from.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,13 +52,11 @@ def load_raw_model(artifact: Path, metadata: ModelMetadata, backend: str = "auto
         return lambda batch: np.asarray(session.run(None, {input_name: batch})[0])
     if metadata.files.keras is None:
         raise ConfigurationError(f"model artifact {artifact} has neither a Keras nor an ONNX file")
-    import keras
+    # The networks' own loader knows their custom layers.
+    from vision.nets.build import load_keras_model
 
-    # The networks module registers lineguard's custom layers with Keras; load it if it exists.
-    with contextlib.suppress(ModuleNotFoundError):
-        importlib.import_module("vision.networks")
     try:
-        model = keras.saving.load_model(artifact / metadata.files.keras, compile=False)
+        model = load_keras_model(artifact / metadata.files.keras)
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigurationError(f"cannot load Keras model from {artifact}: {exc}") from exc
     return lambda batch: np.asarray(model(batch, training=False))
