@@ -143,6 +143,9 @@ class WorkerSettings(BaseSettings):
             "queued.max.messages.kbytes": self.queued_max_messages_kbytes,
             # One record of the largest size must fit in a fetch, or the consumer stalls on it.
             "fetch.max.bytes": self.max_message_bytes + 64 * 1024,
+            # librdkafka refuses fetch.max.bytes below message.max.bytes (default 1,000,000): without this a
+            # worker configured for records under ~940 KB could not even create its consumer.
+            "message.max.bytes": self.max_message_bytes + 64 * 1024,
             "max.partition.fetch.bytes": self.max_message_bytes + 64 * 1024,
             "receive.message.max.bytes": self.max_message_bytes + 2 * 1024 * 1024,
             "isolation.level": "read_committed",
