@@ -83,6 +83,43 @@ def test_detection_scores_match_the_hand_computed_ap() -> None:
     assert "auroc" not in evaluation.metrics["defect_vs_good"]  # no good image in this set
 
 
+def test_segmentation_masks_are_scored_at_the_data_resolution() -> None:
+    # Truth: an 8x8 image whose left half (32 px) is class 1. The model predicts at 4x4 with its left quarter
+    # (a 4x1 column) as class 1; enlarged (nearest) to 8x8 that is the left 8x2 strip: 16 px, all inside the
+    # truth. IoU = 16 / 32 = 0.5, Dice = 2 * 16 / (16 + 32) = 2/3.
+    truth = np.zeros((8, 8), np.uint8)
+    truth[:, :4] = 1
+    predicted = np.zeros((4, 4), np.uint8)
+    predicted[:, 0] = 1
+    sample = Sample("a", blank, "scratch", load_mask=lambda: truth)
+    prediction = Prediction(
+        class_scores={"scratch": 0.9}, detections=(), anomaly_score=None, mask=predicted, defect_score=0.9
+    )
+    dataset = LabeledDataset(Task.segment, ("scratch",), (sample,))
+    metrics = evaluate_predictions(dataset, [prediction], metadata_for(Task.segment, ("scratch",))).metrics
+    assert metrics["per_class"]["scratch"]["iou"] == pytest.approx(0.5)
+    assert metrics["per_class"]["scratch"]["dice"] == pytest.approx(2 / 3)
+
+
+def test_anomaly_scores_give_auroc_and_a_false_reject_threshold() -> None:
+    # Good parts score 0.1, 0.2, 0.3, 0.4; defects 0.35, 0.9. One good/defect pair is out of order
+    # (0.4 > 0.35): AUROC = 7/8. With no good part allowed to be rejected, the threshold sits just above 0.4
+    # and catches only the 0.9 defect.
+    scores = [0.1, 0.2, 0.3, 0.4, 0.35, 0.9]
+    labels = ["good"] * 4 + ["scratch"] * 2
+    samples = tuple(Sample(str(i), blank, label) for i, label in enumerate(labels))
+    predictions = [Prediction({}, (), s, None, s) for s in scores]
+    dataset = LabeledDataset(Task.anomaly, ("good", "scratch"), samples)
+    evaluation = evaluate_predictions(
+        dataset, predictions, metadata_for(Task.anomaly, ("good", "scratch")), 0.0
+    )
+    defect = evaluation.metrics["defect_vs_good"]
+    assert defect["auroc"] == pytest.approx(7 / 8)
+    assert defect["false_reject_threshold"]["recall"] == 0.5
+    assert 0.4 < defect["false_reject_threshold"]["threshold"] < 0.41
+    assert evaluation.roc is not None and evaluation.roc.true_positive_rate[-1] == 1.0
+
+
 def write_folder_dataset(root: Path) -> None:
     """Dark good parts and bright defective ones, grey and colour, of several sizes."""
     for i, (label, level) in enumerate(
