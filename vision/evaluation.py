@@ -143,19 +143,41 @@ def _detection(
         for p in predictions
     ]
     result = measures.detection_metrics(truth, found, classes)
+    # Boxes of classes the model was never taught cannot be found; say so rather than hide them.
+    result["ground_truth_classes_unknown_to_model"] = sorted(
+        {b.label for boxes in truth for b in boxes} - set(classes)
+    )
     curves = {name: measures.precision_recall_curve(truth, found, name, 0.5) for name in result["per_class"]}
     return Evaluation(result, pr_curves=curves, classes=classes)
 
 
+def _mask_translation(data_classes: tuple[str, ...], model_classes: tuple[str, ...]) -> np.ndarray:
+    """A lookup table from the dataset's mask values to the model's (by class name; unknown -> 0)."""
+    table = np.zeros(256, dtype=np.uint8)
+    for value, name in enumerate(data_classes, start=1):
+        if name in model_classes:
+            table[value] = model_classes.index(name) + 1
+    return table
+
+
 def _masks(
-    samples: Sequence[Sample], predictions: Sequence[Prediction], classes: tuple[str, ...]
+    samples: Sequence[Sample],
+    predictions: Sequence[Prediction],
+    classes: tuple[str, ...],
+    data_classes: tuple[str, ...] | None = None,
 ) -> dict[str, Any] | None:
+    """Per-class IoU/Dice; ``data_classes`` (when they differ from the model's) renumber the true masks."""
+    table = (
+        None if data_classes is None or data_classes == classes else _mask_translation(data_classes, classes)
+    )
     truth: list[np.ndarray] = []
     predicted: list[np.ndarray] = []
     for sample, prediction in zip(samples, predictions, strict=True):
         if sample.load_mask is None or prediction.mask is None:
             continue
         true_mask = sample.load_mask()
+        if table is not None:
+            true_mask = table[true_mask]
         # Score at the data's own resolution: the model's mask is enlarged, the truth never shrunk.
         predicted.append(resize_mask(prediction.mask, true_mask.shape[1], true_mask.shape[0]))
         truth.append(true_mask)
@@ -182,9 +204,11 @@ def evaluate_predictions(
     elif metadata.task is Task.detect:
         evaluation = _detection(samples, predictions, classes)
     elif metadata.task is Task.segment:
-        evaluation = Evaluation(_masks(samples, predictions, classes) or {"note": "no masks to compare"})
+        scored = _masks(samples, predictions, classes, tuple(dataset.classes))
+        evaluation = Evaluation(scored or {"note": "no masks to compare"})
     else:
         evaluation = Evaluation({})
+        # Anomaly masks are binary (any defect = 1) on both sides.
         pixel = _masks(samples, predictions, ("defect",))
         if pixel is not None:
             evaluation.metrics["pixel"] = pixel

@@ -101,6 +101,20 @@ def test_segmentation_masks_are_scored_at_the_data_resolution() -> None:
     assert metrics["per_class"]["scratch"]["dice"] == pytest.approx(2 / 3)
 
 
+def test_mask_values_are_matched_by_class_name() -> None:
+    # The data numbers crack 1 and scratch 2; the model numbers scratch 1 and crack 2. A model that finds the
+    # scratch exactly must score IoU 1 on scratch however the two lists are ordered.
+    truth = np.array([[2, 2], [0, 1]], np.uint8)  # data: scratch top row, crack bottom right
+    predicted = np.array([[1, 1], [0, 2]], np.uint8)  # model: the same pixels in its own numbering
+    sample = Sample("a", blank, "scratch", load_mask=lambda: truth)
+    prediction = Prediction({"scratch": 1.0, "crack": 1.0}, (), None, predicted, 1.0)
+    dataset = LabeledDataset(Task.segment, ("crack", "scratch"), (sample,))
+    metrics = evaluate_predictions(
+        dataset, [prediction], metadata_for(Task.segment, ("scratch", "crack"))
+    ).metrics
+    assert metrics["per_class"]["scratch"]["iou"] == 1.0 and metrics["per_class"]["crack"]["iou"] == 1.0
+
+
 def test_anomaly_scores_give_auroc_and_a_false_reject_threshold() -> None:
     # Good parts score 0.1, 0.2, 0.3, 0.4; defects 0.35, 0.9. One good/defect pair is out of order
     # (0.4 > 0.35): AUROC = 7/8. With no good part allowed to be rejected, the threshold sits just above 0.4
