@@ -1,0 +1,90 @@
+"""ONNX export: parity with Keras for every task's network, and artifacts that round-trip.
+
+The networks here are untrained (parity does not need trained weights) and tiny, to keep the test fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from vision.artifact import ONNX_FILE, ArtifactFiles, ModelMetadata, load_metadata, save_artifact
+from vision.export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from vision.nets.build import build_network, load_keras_model
+from vision.outputs import decode_outputs
+from vision.preprocess import PreprocessSpec, preprocess_batch
+from vision.samples import Task
+from vision.synthetic import SyntheticDefectGenerator
+
+CLASSES = {
+    Task.classify: ("good", "scratch", "spot"),
+    Task.detect: ("scratch", "spot"),
+    Task.segment: ("scratch", "spot"),
+    Task.anomaly: ("good", "scratch", "spot"),
+}
+
+
+def _write_artifact(task: Task, root: Path, channels: int = 3) -> ModelMetadata:
+    spec = PreprocessSpec.for_input(48, 32, channels)
+    network = build_network(task, spec.input_shape, CLASSES[task], width=0.5)
+    metadata = ModelMetadata(
+        name=f"tiny-{task.value}",
+        version="1",
+        task=task,
+        classes=CLASSES[task],
+        preprocess=spec,
+        architecture=network.architecture,
+        thresholds={"defect": 0.5},
+        files=ArtifactFiles(),
+    )
+    save_artifact(root, metadata, network.serving)
+    return metadata
+
+
+def _frames(count: int, channels: int = 3) -> list[np.ndarray]:
+    generator = SyntheticDefectGenerator(width=80, height=64, channels=channels, defect_rate=0.8, seed=3)
+    return [image for i in range(count) if (image := generator.generate(i).image) is not None]
+
+
+@pytest.mark.parametrize("task", list(Task))
+def test_onnx_matches_keras_for_every_task(task: Task, tmp_path: Path) -> None:
+    _write_artifact(task, tmp_path)
+    report = export_onnx(tmp_path, parity_images=4)
+    assert report.max_abs_diff < 1e-4
+    assert report.onnx_path == tmp_path / ONNX_FILE and report.size_bytes > 0
+    metadata = load_metadata(tmp_path)
+    assert metadata.files.onnx == ONNX_FILE
+
+    # Served the way workers serve it: preprocess_batch -> ONNX Runtime -> decode_outputs.
+    batch = preprocess_batch(_frames(3), metadata.preprocess)
+    session = ort.InferenceSession(str(report.onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [INPUT_NAME]
+    assert [o.name for o in session.get_outputs()] == [OUTPUT_NAME]
+    onnx_raw = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    keras_raw = np.asarray(load_keras_model(tmp_path / "model.keras")(batch, training=False))
+    np.testing.assert_allclose(onnx_raw, keras_raw, atol=1e-4)
+    from_onnx, from_keras = decode_outputs(onnx_raw, metadata), decode_outputs(keras_raw, metadata)
+    assert len(from_onnx) == 3
+    for a, b in zip(from_onnx, from_keras, strict=True):
+        assert a.defect_score == pytest.approx(b.defect_score, abs=1e-4)
+
+
+def test_grey_models_export_too(tmp_path: Path) -> None:
+    _write_artifact(Task.classify, tmp_path, channels=1)
+    report = export_onnx(tmp_path, parity_images=2)
+    assert report.max_abs_diff < 1e-4
+    session = ort.InferenceSession(str(report.onnx_path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [32, 48, 1]
+
+
+def test_saved_keras_model_reloads_with_identical_outputs(tmp_path: Path) -> None:
+    _write_artifact(Task.anomaly, tmp_path)  # the anomaly model carries a custom layer
+    model = load_keras_model(tmp_path / "model.keras")
+    again = load_keras_model(tmp_path / "model.keras")
+    batch = preprocess_batch(_frames(2), load_metadata(tmp_path).preprocess)
+    np.testing.assert_array_equal(np.asarray(model(batch)), np.asarray(again(batch)))
+    assert json.loads((tmp_path / "model.json").read_text())["task"] == "anomaly"
