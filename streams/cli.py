@@ -17,7 +17,7 @@ from streams.sources.spec import SOURCE_SPEC_HELP
 from streams.spool import SpoolPolicy
 
 if TYPE_CHECKING:
-    from streams.runner import Progress
+    from streams.runner import CameraRunner, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ def camera(
             help="default: microseconds since the epoch, so numbers keep growing across restarts",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(envvar=f"{_ENV}METRICS_PORT", help="Prometheus /metrics port; 0 = off"),
+    ] = 0,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="live progress line on a terminal")
     ] = True,
@@ -123,6 +127,7 @@ def camera(
             spool_policy=spool_policy,
             close_timeout_s=close_timeout,
             first_frame_number=first_frame_number,
+            metrics_port=metrics_port,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -143,6 +148,8 @@ def camera(
         on_progress=display,
         source=source_handle,
     )
+    if settings.metrics_port:
+        _serve_metrics(runner, settings.camera_id, settings.metrics_port)
     restore = install_stop_signals(runner)
     logger.info(
         "camera %s: %s -> %s at %s", settings.camera_id, runner.source.name, settings.topic, bootstrap
@@ -169,6 +176,24 @@ def _endpoints(kafka: KafkaSettings, mongo: MongoSettings, need_mongodb: bool) -
     return bootstrap or endpoints.kafka_bootstrap, mongodb_uri or endpoints.mongodb_uri
 
 
+def _serve_metrics(runner: CameraRunner, camera_id: str, port: int) -> None:
+    from schemas.errors import ConfigurationError
+    from streams.metrics import CameraCollector, serve_metrics
+
+    collector = CameraCollector(
+        camera_id,
+        publisher_stats=lambda: runner.publisher.stats,
+        source_stats=lambda: runner.source.stats,
+        spool_backlog=lambda: runner.publisher.spool_backlog,
+    )
+    try:
+        serve_metrics(collector, port)
+    except OSError as exc:
+        runner.source.close()
+        raise ConfigurationError(f"cannot serve metrics on port {port}: {exc.strerror}") from exc
+    logger.info("metrics on http://0.0.0.0:%d/metrics", port)
+
+
 class _ProgressDisplay:
     """A live rich status line on a terminal; otherwise one log line every 10 s."""
 
@@ -179,6 +204,7 @@ class _ProgressDisplay:
         self._next_log = 0.0
 
     def __enter__(self) -> _ProgressDisplay:
+        self._next_log = time.monotonic() + self._log_every_s  # the first line once rates mean something
         if self._live_enabled:
             from rich.console import Console
             from rich.live import Live

@@ -70,6 +70,7 @@ class CameraSettings(BaseSettings):
     spool_max_mb: float = Field(default=1024.0, gt=0)
     spool_policy: SpoolPolicy = SpoolPolicy.drop_oldest
     close_timeout_s: float = Field(default=10.0, ge=0, description="flush bound at shutdown")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
     first_frame_number: int | None = Field(
         default=None,
         ge=0,

@@ -106,6 +106,7 @@ def test_frames_published_while_the_broker_is_down_arrive_once_and_in_order(
         publisher.publish(_frame(number))
     report = publisher.close(2.0)
     assert report.in_spool == 5 and report.clean
+    del publisher  # the process "stops": its producer goes away
 
     private_kafka.up([KAFKA])
     restarted = _publisher(config, spool_dir)

@@ -196,3 +196,20 @@ def test_librdkafka_lines_are_rate_limited_per_facility() -> None:
     assert limit.filter(record("ERROR"))  # another kind still shows
     clock.now += 31
     assert limit.filter(record("FAIL"))
+
+
+def test_camera_metrics_are_read_from_the_counters_at_scrape_time() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from streams.metrics import CameraCollector
+
+    stats = PublisherStats()
+    registry = CollectorRegistry()
+    registry.register(CameraCollector("cam-9", lambda: stats, lambda: SourceStats(skipped=2), lambda: 7))
+    stats.published, stats.delivered, stats.spool_dropped = 12, 10, 1
+    text = generate_latest(registry).decode()
+    assert 'lineguard_camera_frames_published_total{camera_id="cam-9"} 12.0' in text
+    assert 'lineguard_camera_frames_delivered_total{camera_id="cam-9"} 10.0' in text
+    assert 'lineguard_camera_frames_spool_dropped_total{camera_id="cam-9"} 1.0' in text
+    assert 'lineguard_camera_source_skipped_total{camera_id="cam-9"} 2.0' in text
+    assert 'lineguard_camera_spool_backlog{camera_id="cam-9"} 7.0' in text
