@@ -17,6 +17,7 @@ from lineguard.stack.launcher import LocalStack
 from lineguard.stack.state import KAFKA
 from schemas.records import Frame, ImageEncoding
 from schemas.serde import AvroRecordSerializer
+from streams.client_logs import librdkafka_logger
 from streams.publisher import FramePublisher, PublisherOptions
 from streams.spool import DiskSpool
 from tests.integration.test_streams_support import consume_frames
@@ -59,7 +60,7 @@ def _frame(number: int) -> Frame:
 def _publisher(config: dict[str, Any], spool_dir: Path) -> FramePublisher:
     return FramePublisher(
         PublisherOptions(topic=TOPIC, drain_window=4, drain_retry_s=0.5),
-        {**config, "reconnect.backoff.max.ms": 1000},
+        {**config, "reconnect.backoff.max.ms": 1000, "logger": librdkafka_logger()},
         AvroRecordSerializer(Frame),
         spool=DiskSpool(spool_dir, max_bytes=50 * 1024 * 1024),
     )
@@ -106,7 +107,6 @@ def test_frames_published_while_the_broker_is_down_arrive_once_and_in_order(
         publisher.publish(_frame(number))
     report = publisher.close(2.0)
     assert report.in_spool == 5 and report.clean
-    del publisher  # the process "stops": its producer goes away
 
     private_kafka.up([KAFKA])
     restarted = _publisher(config, spool_dir)
