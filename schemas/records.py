@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from schemas.catalog import NAMESPACE
 from schemas.errors import SerializationError
@@ -34,7 +34,6 @@ class InvalidRecordError(SerializationError, ValueError):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_E = TypeVar("_E", bound=StrEnum)
 
 
 # -- enums -----------------------------------------------------------------------------------------
@@ -123,11 +122,12 @@ def _unit_interval(record: object, name: str, value: float) -> None:
         raise _fail(record, f"{name} must be in [0, 1], got {value!r}")
 
 
-def _enum(record: object, name: str, enum_cls: type[_E], value: Any) -> _E:
+def _enum(record: object, name: str, enum_cls: type[StrEnum]) -> None:
+    value = getattr(record, name)
     if type(value) is enum_cls:
-        return value
+        return
     try:
-        return enum_cls(value)
+        _set(record, name, enum_cls(value))
     except ValueError:
         symbols = ", ".join(enum_cls)
         raise _fail(record, f"{name} must be one of {symbols}, got {value!r}") from None
@@ -276,7 +276,7 @@ class Frame:
         if self.image_ref is not None and self.image:
             raise _fail(self, "image must be empty when image_ref is set (claim-check)")
         _utc(self, "captured_at")
-        _set(self, "encoding", _enum(self, "encoding", ImageEncoding, self.encoding))
+        _enum(self, "encoding", ImageEncoding)
 
     @property
     def identity(self) -> tuple[str, int]:
@@ -359,7 +359,7 @@ class ModelInfo:
     task: Task
 
     def __post_init__(self) -> None:
-        _set(self, "task", _enum(self, "task", Task, self.task))
+        _enum(self, "task", Task)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "task": self.task.value}
@@ -441,7 +441,7 @@ class InspectionResult:
             raise _fail(self, f"frame_number must be >= 0, got {self.frame_number}")
         if self.batch_size < 1:
             raise _fail(self, f"batch_size must be >= 1, got {self.batch_size}")
-        _set(self, "verdict", _enum(self, "verdict", Verdict, self.verdict))
+        _enum(self, "verdict", Verdict)
         _tuple(self, "class_scores")
         _tuple(self, "detections")
         _utc(self, "captured_at")
@@ -559,7 +559,7 @@ class DefectEvent:
         _not_empty(self, "camera_id", self.camera_id)
         if self.frame_number < 0:
             raise _fail(self, f"frame_number must be >= 0, got {self.frame_number}")
-        _set(self, "verdict", _enum(self, "verdict", Verdict, self.verdict))
+        _enum(self, "verdict", Verdict)
         _tuple(self, "regions")
         _utc(self, "captured_at")
         _utc(self, "detected_at")
@@ -666,7 +666,7 @@ class DeadLetter:
     failed_at: datetime
 
     def __post_init__(self) -> None:
-        _set(self, "reason", _enum(self, "reason", DeadLetterReason, self.reason))
+        _enum(self, "reason", DeadLetterReason)
         _tuple(self, "original_headers")
         _utc(self, "failed_at")
 

@@ -48,6 +48,12 @@ def worker(
         Path | None, typer.Option("--thresholds", help="per-line/camera thresholds YAML/JSON")
     ] = None,
     decode_threads: int | None = typer.Option(None, "--decode-threads", min=1),
+    line: str | None = typer.Option(
+        None, "--line", help="serve this line's production model from the registry (instead of --model)"
+    ),
+    registry: str | None = typer.Option(
+        None, "--registry", help="model registry: directory or mongodb:// URI"
+    ),
 ) -> None:
     """Consume frames, run the model in dynamic batches, write results, defect events and MongoDB docs."""
     from pydantic import ValidationError
@@ -66,6 +72,8 @@ def worker(
         "worker_id": worker_id,
         "thresholds": thresholds,
         "decode_threads": decode_threads,
+        "line": line,
+        "registry": registry,
     }
     if topic_prefix:
         names = TopicNames.with_prefix(topic_prefix)

@@ -153,9 +153,12 @@ class FrameConsumer:
                 room = self._apply_backpressure()
                 # Never take more than the in-flight bound allows (paused partitions may still hand over
                 # what librdkafka had already fetched; consume(1) keeps the loop serving the group).
-                messages = self._consumer.consume(
-                    num_messages=max(1, min(self._poll_batch, room)), timeout=0.1
-                )
+                limit = max(1, min(self._poll_batch, room))
+                # consume(n, timeout) waits the whole timeout unless n records arrive, which held every
+                # frame of a slow stream ~50 ms: wait for the first record only, then take what is queued.
+                messages = self._consumer.consume(num_messages=1, timeout=0.1)
+                if messages and limit > 1:
+                    messages += self._consumer.consume(num_messages=limit - 1, timeout=0)
                 self._group_metadata = self._consumer.consumer_group_metadata()
                 for message in messages:
                     self._receive(message)

@@ -71,6 +71,7 @@ class DecodedFrame:
     ready_at: float  # time.monotonic() when decoding finished: the batcher's arrival time
     decode_seconds: float
     trace_id: bytes | None = None  # carried from the frame's headers to every output
+    generation: int = 0  # which served model the tensor was preprocessed for (models can be swapped)
 
 
 class FrameDecoder:

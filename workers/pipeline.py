@@ -22,6 +22,7 @@ cleanly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -29,7 +30,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,22 +37,24 @@ from confluent_kafka import Message, TopicPartition
 
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
-from schemas.errors import ConfigurationError, LineguardError
+from schemas.errors import LineguardError
 from schemas.records import DeadLetterReason, DefectEvent, ImageReference, InspectionResult
 from schemas.topics import HEADER_TRACE_ID
 from vision.outputs import Prediction
-from vision.preprocess import preprocess_batch
-from workers.backends import LoadedModel, load_model
+from workers.backends import LoadedModel
 from workers.batcher import Batch, DynamicBatcher
 from workers.consumer import FrameConsumer
-from workers.decode import DecodedFrame, FrameDecoder, FrameRejected, ImageSpec
+from workers.decode import DecodedFrame, FrameRejected
 from workers.metrics import HealthServer, WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey, Ticket
+from workers.serving import ModelSource, Serving, default_model_path, open_worker_registry
 from workers.settings import WorkerSettings
 from workers.sinks.dead_letters import RawRecord, build_dead_letter
 from workers.sinks.kafka import DeliveryFailed, KafkaOutputs
 from workers.sinks.mongo import MongoInspectionSink
-from workers.verdicts import ResultBuilder, ThresholdSource, model_thresholds
+from workers.verdicts import ResultBuilder
+
+__all__ = ["InferredBatch", "Rejected", "Worker", "default_model_path"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class InferredBatch:
     frames: list[DecodedFrame]
     predictions: list[Prediction]
     inferred_at: datetime
+    builder: ResultBuilder  # of the model that made the predictions
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +78,6 @@ class Rejected:
 
 
 SinkItem = InferredBatch | Rejected
-
-
-def default_model_path() -> Path:
-    """The shipped default model: ``vision/shipped/<name>/``, preferring a classification model."""
-    import vision
-
-    shipped = Path(vision.__file__).resolve().parent / "shipped"
-    candidates = sorted(p.parent for p in shipped.glob("*/model.json"))
-    if not candidates:
-        raise ConfigurationError(f"no shipped model in {shipped}; pass --model <artifact directory>")
-    preferred = [p for p in candidates if "classif" in p.name]
-    return (preferred or candidates)[0]
 
 
 class Worker:
@@ -168,35 +159,6 @@ class Worker:
     def _start(self) -> None:
         s = self.settings
         endpoints = self._endpoints if self._endpoints is not None else resolve_endpoints()
-        if self._model is None:
-            self._model = load_model(
-                s.model or default_model_path(),
-                s.backend,
-                s.inference_threads,
-                warm_up_batch=s.max_batch_size,
-            )
-        model = self._model
-        meta = model.metadata
-        self.metrics.model.info(
-            {
-                "name": meta.name,
-                "version": meta.version,
-                "task": meta.task.value,
-                "backend": model.backend.name,
-            }
-        )
-        self._builder = ResultBuilder(
-            meta,
-            ThresholdSource(model_thresholds(meta), s.thresholds),
-            worker_id=s.worker_id,
-            crop_size=s.crop_size,
-            uncertain_events=s.uncertain_events,
-        )
-        spec = meta.preprocess
-
-        def preprocess_one(image: np.ndarray) -> np.ndarray:
-            return preprocess_batch([image], spec)[0]
-
         from pymongo import MongoClient
 
         uri = (
@@ -213,13 +175,9 @@ class Worker:
             journal=self._mongo_settings.write_concern_journal,
         )
         self._mongo.ensure_indexes()
-        self._decoder = FrameDecoder(
-            preprocess_one,
-            ImageSpec(width=spec.width, height=spec.height, grayscale=spec.channels == 1),
-            max_image_pixels=s.max_image_pixels,
-            max_image_bytes=s.max_message_bytes,
-            claim_check=self._claim_check_reader(),
-        )
+        self._registry = open_worker_registry(s)
+        self._models = ModelSource(s, self._claim_check_reader(), self._registry)
+        self._use(self._models.initial(preloaded=self._model))
         client_config = self._kafka_settings.client_config(endpoints.kafka_bootstrap)
         self._outputs = KafkaOutputs(
             {**client_config, **s.producer_config()}, s.topics, transactional=s.exactly_once
@@ -261,6 +219,20 @@ class Worker:
             "exactly once" if s.exactly_once else "at least once",
         )
 
+    def _use(self, serving: Serving) -> None:
+        """Serve this model from the next batch on (the decode pool picks it up for the next record)."""
+        self._serving = serving
+        self._model = serving.model
+        meta = serving.model.metadata
+        self.metrics.model.info(
+            {
+                "name": meta.name,
+                "version": meta.version,
+                "task": meta.task.value,
+                "backend": serving.model.backend.name,
+            }
+        )
+
     def _claim_check_reader(self) -> Any:
         from lineguard.claimcheck import GridFSClaimCheckStore
 
@@ -278,7 +250,9 @@ class Worker:
     # -- decode pool -----------------------------------------------------------------------------------
     def _decode_one(self, message: Message, ticket: Ticket, received_at: datetime) -> None:
         try:
-            decoded = self._decoder.decode(message.value(), ticket, received_at, _trace_id(message))
+            serving = self._serving
+            decoded = serving.decoder.decode(message.value(), ticket, received_at, _trace_id(message))
+            decoded = dataclasses.replace(decoded, generation=serving.generation)
         except FrameRejected as exc:
             self._sink_queue.put(Rejected(ticket, RawRecord.from_message(message), exc))
             return
@@ -301,7 +275,12 @@ class Worker:
             batch = self._next_batch(batcher)
             if batch is not None:
                 self._infer(batch)
-            elif self._inference_done.is_set() and self._decoded.empty() and len(batcher) == 0:
+            # Between batches (and while idle): follow the registry's production alias; the watcher reads
+            # the registry at most once a second, otherwise this is a clock read.
+            swapped = self._models.poll()
+            if swapped is not None:
+                self._use(swapped)
+            if batch is None and self._inference_done.is_set() and self._decoded.empty() and not len(batcher):
                 return
 
     def _next_batch(self, batcher: DynamicBatcher[DecodedFrame]) -> Batch[DecodedFrame] | None:
@@ -327,12 +306,17 @@ class Worker:
         frames = [frame for frame in batch.items if self._tracker.is_live(frame.ticket)]
         if not frames:
             return  # every frame belonged to revoked partitions: their new owner inspects them
-        assert self._model is not None
+        serving = self._serving
+        # Frames decoded for a model that has since been swapped are preprocessed again for this one.
+        tensors = [
+            frame.tensor if frame.generation == serving.generation else serving.preprocess(frame.image)
+            for frame in frames
+        ]
         started = time.perf_counter()
-        predictions = self._model.predict(np.stack([frame.tensor for frame in frames]))
+        predictions = serving.model.predict(np.stack(tensors))
         self.metrics.stage_seconds.labels("inference").observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(frames))
-        self._sink_queue.put(InferredBatch(frames, predictions, datetime.now(UTC)))
+        self._sink_queue.put(InferredBatch(frames, predictions, datetime.now(UTC), serving.builder))
 
     # -- sink thread -----------------------------------------------------------------------------------
     def _sink_loop(self) -> None:
@@ -351,7 +335,7 @@ class Worker:
                 except queue.Empty:
                     break
             # Thresholds may be edited while the worker runs: re-read between batches (a stat if unchanged).
-            self._builder.refresh_thresholds()
+            self._serving.builder.refresh_thresholds()
             started = time.perf_counter()
             with self._sink_lock:
                 if self.settings.exactly_once:
@@ -431,7 +415,7 @@ class Worker:
         size = len(batch.frames)
         built = []
         for frame, prediction in zip(batch.frames, batch.predictions, strict=True):
-            result, event = self._builder.build(frame, prediction, batch.inferred_at, size)
+            result, event = batch.builder.build(frame, prediction, batch.inferred_at, size)
             built.append((frame, result, event))
         return built
 

@@ -50,6 +50,13 @@ class WorkerSettings(BaseSettings):
     # Model
     model: Path | None = Field(default=None, description="model artifact directory; unset = shipped default")
     backend: BackendName = "auto"
+    line: str | None = Field(
+        default=None, description="follow this line's production model in the registry (no --model needed)"
+    )
+    registry: str | None = Field(
+        default=None,
+        description="model registry (directory or mongodb:// URI); default: LINEGUARD_MODEL_REGISTRY_*",
+    )
     thresholds: Path | None = Field(
         default=None, description="YAML/JSON per-line/per-camera thresholds, re-read when it changes"
     )

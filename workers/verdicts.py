@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -146,6 +146,16 @@ class ThresholdPolicy:
         return cls(default=default, lines=lines, cameras=cameras)
 
 
+class ThresholdLookup(Protocol):
+    """Where a builder gets the thresholds of a frame (a file, the model registry's live entries)."""
+
+    def for_frame(self, line_id: str, camera_id: str) -> VerdictThresholds: ...
+
+    def refresh(self) -> object:
+        """Pick up changes; called between batches."""
+        ...
+
+
 class ThresholdSource:
     """The current :class:`ThresholdPolicy`: the model's default, or a file re-read when it changes."""
 
@@ -160,6 +170,9 @@ class ThresholdSource:
     @property
     def policy(self) -> ThresholdPolicy:
         return self._policy
+
+    def for_frame(self, line_id: str, camera_id: str) -> VerdictThresholds:
+        return self._policy.for_frame(line_id, camera_id)
 
     def refresh(self, strict: bool = False) -> ThresholdPolicy:
         """Re-read the file if it changed; a broken edit keeps the old policy (logged) unless ``strict``."""
@@ -199,7 +212,7 @@ class ResultBuilder:
     def __init__(
         self,
         metadata: ModelMetadata,
-        thresholds: ThresholdSource,
+        thresholds: ThresholdLookup,
         worker_id: str,
         crop_size: int = 96,
         uncertain_events: bool = True,
@@ -222,7 +235,7 @@ class ResultBuilder:
         self, decoded: DecodedFrame, prediction: Prediction, inferred_at: datetime, batch_size: int
     ) -> tuple[InspectionResult, DefectEvent | None]:
         frame = decoded.frame
-        limits = self._thresholds.policy.for_frame(frame.line_id, frame.camera_id)
+        limits = self._thresholds.for_frame(frame.line_id, frame.camera_id)
         verdict = limits.verdict(prediction.defect_score)
         detections = self._detections(prediction, limits)
         mask_png = (

@@ -204,3 +204,54 @@ def test_poison_records_become_dead_letters_with_their_reason_and_the_worker_kee
     assert committed_offsets(kafka_config, settings.group_id, topics.frames) == end_offsets(
         kafka_config, topics.frames
     )
+
+
+def test_worker_follows_the_registry_production_alias_and_live_thresholds(
+    kafka_config: dict[str, Any],
+    endpoints: Endpoints,
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from vision.artifact import load_metadata, write_metadata
+    from vision.registry import DirectoryRegistry
+    from vision.thresholds import Thresholds, set_thresholds
+
+    registry = DirectoryRegistry(tmp_path / "registry")
+    registry.publish(model_dir)
+    second = tmp_path / "t2"
+    shutil.copytree(model_dir, second)
+    write_metadata(second, load_metadata(second).model_copy(update={"version": "t2"}))
+    registry.publish(second)
+    registry.promote("line-1", "test-classifier", "t1")
+
+    settings = _settings(topics, None, line="line-1", registry=str(registry.root))  # type: ignore[arg-type]
+    running = _start(settings, endpoints, mongo_db.name)
+    frames = make_frames(60)  # all on line-1
+    try:
+        produce_frames(kafka_config, topics.frames, frames[:20])
+        first = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=20)
+        assert {r.model.version for r in first} == {"t1"}
+
+        registry.promote("line-1", "test-classifier", "t2")
+        # Everything is a defect on camera cam-a from now on: thresholds changed without touching the model.
+        set_thresholds(
+            registry, "test-classifier", "line-1", Thresholds(defect=0.0, uncertain=0.0), camera="cam-a"
+        )
+        wait_for(
+            lambda: running.worker.model is not None and running.worker.model.metadata.version == "t2",
+            30,
+            "t2",
+        )
+        produce_frames(kafka_config, topics.frames, frames[20:])
+        results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=60)
+    finally:
+        assert running.stop() == 0
+
+    later = [r for r in results if r.identity in {f.identity for f in frames[20:]}]
+    assert len(later) == 40
+    assert {r.model.version for r in later} == {"t2"}
+    assert {r.verdict for r in later if r.camera_id == "cam-a"} == {Verdict.DEFECT}

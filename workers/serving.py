@@ -1,0 +1,192 @@
+"""Which model a worker serves, and switching models between batches without a restart.
+
+Resolution order:
+
+1. ``--model DIR``: that artifact, for the worker's lifetime;
+2. ``--line L`` (or a registry with a fleet-wide ``*`` alias): the line's ``production`` alias in the model
+   registry (``vision.registry``), polled between batches; a promote or rollback swaps the model in place;
+3. the shipped default model.
+
+A :class:`Serving` bundles what depends on the model: the backend, the preprocessing, the decoder built
+for its input size and the result builder with its thresholds. The worker swaps the whole bundle at once,
+so no batch mixes models. Thresholds come, in that order, from ``--thresholds FILE``, the registry's live
+per-line/camera entries (``lineguard thresholds set``), or the model's ``model.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas.errors import ConfigurationError
+from vision.preprocess import PreprocessSpec, preprocess_batch
+from workers.backends import LoadedModel, load_model
+from workers.decode import ClaimCheckReader, FrameDecoder, ImageSpec
+from workers.settings import WorkerSettings
+from workers.verdicts import (
+    ResultBuilder,
+    ThresholdLookup,
+    ThresholdSource,
+    VerdictThresholds,
+    model_thresholds,
+)
+
+log = logging.getLogger(__name__)
+
+_generations = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """One model and everything built for it."""
+
+    model: LoadedModel
+    spec: PreprocessSpec
+    decoder: FrameDecoder
+    builder: ResultBuilder
+    generation: int
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return preprocess_batch([image], self.spec)[0]
+
+
+def default_model_path() -> Path:
+    """The shipped default model: ``vision/shipped/<name>/``, preferring a classification model."""
+    import vision
+
+    shipped = Path(vision.__file__).resolve().parent / "shipped"
+    candidates = sorted(p.parent for p in shipped.glob("*/model.json"))
+    if not candidates:
+        raise ConfigurationError(f"no shipped model in {shipped}; pass --model <artifact directory>")
+    preferred = [p for p in candidates if "classif" in p.name]
+    return (preferred or candidates)[0]
+
+
+class _RegistryThresholds:
+    """Adapts ``vision.thresholds.ThresholdStore`` (live registry entries) to the verdict builder."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def for_frame(self, line_id: str, camera_id: str) -> VerdictThresholds:
+        found = self._store.lookup(line_id, camera_id)
+        return VerdictThresholds(defect=found.defect, uncertain=found.uncertain)
+
+    def refresh(self) -> None:
+        return  # the store re-reads the registry itself, at most once a second
+
+
+class ModelSource:
+    """Builds the first :class:`Serving` and, with a registry, the next one when the alias moves."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        claim_check: ClaimCheckReader | None,
+        registry: Any = None,
+        warm_up: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._claim_check = claim_check
+        self._registry = registry
+        self._warm_up = warm_up
+        self._watcher: Any = None
+        if registry is not None and settings.model is None:
+            from vision.registry import DEFAULT_LINE, AliasWatcher
+
+            self._watcher = AliasWatcher(registry, settings.line or DEFAULT_LINE)
+
+    def initial(self, preloaded: LoadedModel | None = None) -> Serving:
+        if preloaded is not None:
+            return self._serving(preloaded)
+        if self._watcher is not None:
+            alias = self._watcher.poll()
+            if alias is not None:
+                return self._serving(self._load(self._registry.fetch(alias.model, alias.version)))
+            if self._settings.line:
+                raise ConfigurationError(
+                    f"line {self._settings.line!r} has no production model in the registry "
+                    f"{self._registry.location} (promote one with `lineguard models promote`) or pass --model"
+                )
+        return self._serving(self._load(self._settings.model or default_model_path()))
+
+    def poll(self) -> Serving | None:
+        """Between batches: a new Serving when the production alias names another model, else None."""
+        if self._watcher is None:
+            return None
+        alias = self._watcher.poll()
+        if alias is None:
+            return None
+        try:
+            serving = self._serving(self._load(self._registry.fetch(alias.model, alias.version)))
+        except Exception as exc:  # a broken promotion must not stop inspection: keep the current model
+            log.error(
+                "cannot load %s %s from the registry, keeping the current model: %s",
+                alias.model,
+                alias.version,
+                exc,
+            )
+            return None
+        log.info("line %s: now serving %s %s", alias.line, alias.model, alias.version)
+        return serving
+
+    def _load(self, path: Path) -> LoadedModel:
+        s = self._settings
+        return load_model(
+            path, s.backend, s.inference_threads, warm_up_batch=s.max_batch_size if self._warm_up else 1
+        )
+
+    def _serving(self, model: LoadedModel) -> Serving:
+        s = self._settings
+        meta = model.metadata
+        spec = meta.preprocess
+        builder = ResultBuilder(
+            meta,
+            self._thresholds(model),
+            worker_id=s.worker_id,
+            crop_size=s.crop_size,
+            uncertain_events=s.uncertain_events,
+        )
+
+        def preprocess_one(image: np.ndarray) -> np.ndarray:
+            return preprocess_batch([image], spec)[0]
+
+        decoder = FrameDecoder(
+            preprocess_one,
+            ImageSpec(width=spec.width, height=spec.height, grayscale=spec.channels == 1),
+            max_image_pixels=s.max_image_pixels,
+            max_image_bytes=s.max_message_bytes,
+            claim_check=self._claim_check,
+        )
+        return Serving(
+            model=model, spec=spec, decoder=decoder, builder=builder, generation=next(_generations)
+        )
+
+    def _thresholds(self, model: LoadedModel) -> ThresholdLookup:
+        default = model_thresholds(model.metadata)
+        if self._settings.thresholds is not None or self._registry is None:
+            return ThresholdSource(default, self._settings.thresholds)
+        from vision.thresholds import Thresholds, ThresholdStore
+
+        store = ThresholdStore(
+            self._registry,
+            model.metadata.name,
+            Thresholds(defect=default.defect, uncertain=default.uncertain),
+        )
+        return _RegistryThresholds(store)
+
+
+def open_worker_registry(settings: WorkerSettings) -> Any | None:
+    """The model registry when the worker should follow one (``--line`` or ``--registry``), else None."""
+    if settings.model is not None and settings.line is None:
+        return None
+    if settings.registry is None and settings.line is None:
+        return None
+    from vision.registry import open_registry
+
+    return open_registry(settings.registry)
