@@ -109,7 +109,7 @@ def ensure_jars(cache_dir: Path, kafka_version: str, progress: Progress) -> Path
 
         def count_downloads(line: str) -> str | None:
             nonlocal downloads
-            if line.startswith("Downloaded from"):
+            if "Downloaded from" in line:  # "[INFO] Downloaded from central: https://..."
                 downloads += 1
                 return f"{downloads} files downloaded"
             return None

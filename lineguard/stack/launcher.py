@@ -20,6 +20,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -159,6 +160,7 @@ class LocalStack:
             if not to_start:
                 return UpResult(already_running=already, state=state)
             tools = require(self._requirements(to_start))  # one message naming everything missing
+            self._prepare(to_start)
 
             launched: list[str] = []
             try:
@@ -209,6 +211,22 @@ class LocalStack:
             if not binary.exists():
                 needed.append(GO)
         return needed
+
+    def _prepare(self, services: Sequence[str]) -> None:
+        """Fetch the Kafka jars and build FerretDB side by side: on a cold cache they are the slow part
+        of the first start (Maven downloads vs. a CPU-bound go build) and do not depend on each other."""
+        steps: list[Callable[[], Path]] = []
+        if KAFKA in services:
+            kafka_version = self.settings.kafka_version
+            steps.append(partial(kafka.ensure_jars, self.cache_dir, kafka_version, self._progress))
+        if MONGODB in services and mongodb.pick_server() == mongodb.FERRETDB:
+            version = self.settings.ferretdb_version
+            steps.append(partial(mongodb.ensure_ferretdb, self.cache_dir, version, self._progress))
+        if len(steps) < 2:
+            return  # nothing to overlap: the start itself prepares what it needs
+        with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="stack-prepare") as pool:
+            for future in [pool.submit(step) for step in steps]:
+                future.result()  # re-raises the first failure
 
     def _taken_ports(self, state: StackState, other_than: str) -> set[int]:
         taken: set[int] = set()

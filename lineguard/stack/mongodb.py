@@ -55,12 +55,20 @@ def ensure_ferretdb(cache_dir: Path, version: str, progress: Progress) -> Path:
             _make_writable(source)  # the module cache is read-only
             (source / "build" / "version" / "version.txt").write_text(version + "\n", encoding="utf-8")
             partial = binary.with_name("ferretdb.partial")
+            compiled = 0
+
+            def count_packages(_line: str) -> str:  # `go build -v` prints each package as it compiles
+                nonlocal compiled
+                compiled += 1
+                return f"{compiled} packages compiled"
+
             processes.run_step(
-                [go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"],
+                [go, "build", "-v", "-trimpath", "-o", str(partial), "./cmd/ferretdb"],
                 label="go build ferretdb",
                 log_path=build_log,
                 progress=progress,
                 cwd=source,
+                on_line=count_packages,
                 # The copied source is not a VCS checkout: do not let go build look for one.
                 env={**os.environ, "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -buildvcs=false").strip()},
             )

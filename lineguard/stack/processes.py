@@ -122,12 +122,14 @@ def run_step(
 ) -> None:
     """Run a long setup command (Maven, go build) to completion, its output going to ``log_path``.
 
-    Progress is reported every ``heartbeat_s`` (and whenever ``on_line`` turns an output line into a
-    message), so a cold first start never looks hung. On failure the error carries the output's last lines.
+    Progress is reported every ``heartbeat_s`` (with the newest message ``on_line`` made of an output line,
+    e.g. "42 files downloaded"), so a cold first start never looks hung. On failure the error carries the
+    output's last lines.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     last_report = started
+    latest: str | None = None  # the newest progress message on_line made of the output
     try:
         child = subprocess.Popen(
             list(argv),
@@ -156,9 +158,10 @@ def run_step(
                 break
             out.write(line)
             now = time.monotonic()
-            message = on_line(line) if (line and on_line is not None) else None
-            if (message is not None and now - last_report >= 1.0) or now - last_report >= heartbeat_s:
-                progress(f"{label}: {message or 'still working'} ({now - started:.0f} s)")
+            if line and on_line is not None:
+                latest = on_line(line) or latest
+            if now - last_report >= heartbeat_s:
+                progress(f"{label}: {latest or 'still working'} ({now - started:.0f} s)")
                 last_report = now
     returncode = child.wait()
     if returncode != 0:
