@@ -349,8 +349,9 @@ class FramePublisher:
         spool = self._spool
         assert spool is not None
         started = None
-        must_wait = spool.policy is SpoolPolicy.block and len(message.value) < spool.max_bytes
-        while not spool.has_room_for(len(message.value)) and must_wait and not self._stop_requested:
+        size = message.file_size
+        must_wait = spool.policy is SpoolPolicy.block and size <= spool.max_bytes
+        while not spool.has_room_for(size) and must_wait and not self._stop_requested:
             if started is None:
                 started = self._clock()
                 logger.warning("spool full: waiting for the broker to take frames (block policy)")
@@ -454,7 +455,9 @@ class FramePublisher:
         failed_before_purge = self.stats.failed
         if len(self._producer):
             # Out of time: purge what is left. Each purged message's delivery callback spools it when there
-            # is a spool; without one it is counted as failed, and reported as undelivered.
+            # is a spool; without one it is counted as failed, and reported as undelivered. A purged message
+            # that was in flight may have reached the broker after all, so a replay from the spool can
+            # duplicate it: at-least-once, and readers dedupe by (camera id, frame number).
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
             self._producer.flush(1.0)
         return CloseReport(

@@ -51,6 +51,11 @@ class SpooledMessage:
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
 
+    @property
+    def file_size(self) -> int:
+        """Bytes this message takes in the spool (what the size cap counts)."""
+        return len(self.to_bytes())
+
     def to_bytes(self) -> bytes:
         meta = {
             "topic": self.topic,

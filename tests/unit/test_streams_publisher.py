@@ -314,3 +314,18 @@ def test_block_policy_gives_up_when_stop_is_requested(tmp_path: Path) -> None:
     publisher.request_stop()
     publisher.publish(_frame(1))  # would block forever without the stop request
     assert publisher.stats.failed == 1 and publisher.spool_backlog == 1
+
+
+def test_block_policy_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
+    room = len(AvroRecordSerializer(Frame)(_frame(0))) + 300  # one spooled frame fits, two do not
+    publisher, producer = _publisher(tmp_path, spool_bytes=room, policy=SpoolPolicy.block, drain_window=1)
+    producer.broker_up = False
+    publisher._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    publisher.publish(_frame(0))  # spooled, and handed to librdkafka as the drain window
+    producer.broker_up = True  # frame 0 is acknowledged while publish(1) waits for room
+    publisher.publish(_frame(1))
+    for _ in range(3):
+        publisher.poll()
+    assert _numbers(producer) == [0, 1]
+    assert publisher.stats.failed == 0 and publisher.stats.spooled == 2
+    assert publisher.stats.blocked_s >= 0.0 and publisher.spool_backlog == 0
