@@ -314,12 +314,22 @@ class RocCurve:
     thresholds: np.ndarray
 
 
+def _descending_counts(values: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct scores, highest first, with the positives and negatives flagged at each (``score >= t``).
+    One sort, so curves over a million scores stay cheap."""
+    order = np.argsort(-values, kind="stable")
+    ranked, hits = values[order], positive[order]
+    true_positives = np.cumsum(hits)
+    false_positives = np.cumsum(~hits)
+    # The last position of each run of equal scores: everything up to it scores >= that value.
+    last = np.concatenate((np.nonzero(np.diff(ranked))[0], [len(ranked) - 1]))
+    return ranked[last], true_positives[last].astype(np.float64), false_positives[last].astype(np.float64)
+
+
 def roc_curve(scores: Sequence[float], labels: Sequence[int | bool]) -> RocCurve:
     """The ROC curve, one point per distinct score plus the (0, 0) start."""
     values, positive = _binary_inputs(scores, labels)
-    thresholds = np.unique(values)[::-1]
-    flagged_positive = np.array([(values[positive] >= t).sum() for t in thresholds], dtype=np.float64)
-    flagged_negative = np.array([(values[~positive] >= t).sum() for t in thresholds], dtype=np.float64)
+    thresholds, flagged_positive, flagged_negative = _descending_counts(values, positive)
     return RocCurve(
         false_positive_rate=np.concatenate(([0.0], flagged_negative / (~positive).sum())),
         true_positive_rate=np.concatenate(([0.0], flagged_positive / positive.sum())),
@@ -356,13 +366,15 @@ def max_f1_threshold(scores: Sequence[float], labels: Sequence[int | bool]) -> C
     """The threshold among the observed scores with the highest F1 (ties: the highest such threshold, which
     rejects fewest good parts)."""
     values, positive = _binary_inputs(scores, labels)
-    best: CalibratedThreshold | None = None
-    for threshold in np.unique(values)[::-1]:
-        candidate = _at_threshold(values, positive, float(threshold))
-        if best is None or candidate.f1 > best.f1:
-            best = candidate
-    assert best is not None  # _binary_inputs guarantees at least two scores
-    return best
+    thresholds, true_positives, false_positives = _descending_counts(values, positive)
+    precision = true_positives / (true_positives + false_positives)
+    recall = true_positives / positive.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    # Thresholds run from high to low, so the first (near-)maximum is the highest threshold among equals;
+    # the tolerance keeps float rounding from breaking an exact tie (2/3 computed two ways).
+    best = int(np.flatnonzero(f1 >= f1.max() - 1e-12)[0])
+    return _at_threshold(values, positive, float(thresholds[best]))
 
 
 def false_reject_threshold(
@@ -376,7 +388,9 @@ def false_reject_threshold(
     good = values[~positive]
     # Candidates: every observed score and one just above the highest good score (rejects no good part).
     candidates = np.unique(np.concatenate((values, [np.nextafter(good.max(), np.inf)])))
-    for threshold in candidates:  # ascending: the first that meets the target catches the most defects
-        if (good >= threshold).mean() <= max_false_reject_rate:
-            return _at_threshold(values, positive, float(threshold))
-    raise AssertionError("unreachable: the last candidate rejects no good part")
+    good_sorted = np.sort(good)
+    rejected = (len(good) - np.searchsorted(good_sorted, candidates, side="left")) / len(good)
+    # Ascending candidates: the first that meets the target catches the most defects. The last one rejects
+    # no good part, so there always is one.
+    first = int(np.argmax(rejected <= max_false_reject_rate))
+    return _at_threshold(values, positive, float(candidates[first]))

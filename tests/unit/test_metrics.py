@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vision.metrics import (
     COCO_IOU_THRESHOLDS,
@@ -239,3 +241,70 @@ def test_false_reject_threshold_by_hand() -> None:
     # No good part may be rejected: the threshold must sit just above 0.4, and only 0.9 is caught.
     strict = false_reject_threshold(scores, labels, 0.0)
     assert 0.4 < strict.threshold < 0.40001 and strict.false_reject_rate == 0.0 and strict.recall == 0.5
+
+
+# ------------------------------------------------------------------------------------ against brute force
+
+scores_and_labels = st.lists(
+    st.tuples(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 2.5]), st.booleans()),
+    min_size=2,
+    max_size=40,
+).filter(lambda pairs: len({label for _, label in pairs}) == 2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores_and_labels)
+def test_vectorized_anomaly_metrics_match_their_definitions(pairs: list[tuple[float, bool]]) -> None:
+    # Few distinct values on purpose: ties are where rank and threshold code goes wrong.
+    scores = [s for s, _ in pairs]
+    labels = [y for _, y in pairs]
+    positives = [s for s, y in pairs if y]
+    negatives = [s for s, y in pairs if not y]
+    pair_wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives)
+    assert auroc(scores, labels) == pytest.approx(pair_wins / (len(positives) * len(negatives)))
+
+    def f1_at(t: float) -> float:
+        tp = sum(1 for s, y in pairs if s >= t and y)
+        flagged = sum(1 for s in scores if s >= t)
+        precision, recall = tp / flagged, tp / len(positives)
+        return 2 * precision * recall / (precision + recall) if tp else 0.0
+
+    best = max_f1_threshold(scores, labels)
+    assert best.f1 == pytest.approx(max(f1_at(t) for t in set(scores)))
+    assert best.threshold == max(t for t in set(scores) if f1_at(t) == pytest.approx(best.f1))
+
+    for rate in (0.0, 0.2, 0.5):
+        found = false_reject_threshold(scores, labels, rate)
+        assert sum(n >= found.threshold for n in negatives) / len(negatives) <= rate
+        # No observed score below it would also do.
+        lower = [t for t in set(scores) if t < found.threshold]
+        assert all(sum(n >= t for n in negatives) / len(negatives) > rate for t in lower)
+
+    curve = roc_curve(scores, labels)
+    for fpr, tpr, t in zip(
+        curve.false_positive_rate[1:], curve.true_positive_rate[1:], curve.thresholds[1:], strict=True
+    ):
+        assert tpr == pytest.approx(sum(p >= t for p in positives) / len(positives))
+        assert fpr == pytest.approx(sum(n >= t for n in negatives) / len(negatives))
+
+
+boxes = st.lists(
+    st.tuples(st.floats(0, 0.8), st.floats(0, 0.8), st.floats(0.05, 0.2), st.floats(0.05, 0.2)),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(boxes, st.floats(0.01, 0.5))
+def test_ap_invariants(corners: list[tuple[float, float, float, float]], low_score: float) -> None:
+    truth = [[gt("a", x, y, x + w, y + h) for x, y, w, h in corners]]
+    exact = [[pred("a", 0.9 - 0.01 * i, b.x_min, b.y_min, b.x_max, b.y_max) for i, b in enumerate(truth[0])]]
+    # Finding every box exactly, before any mistake, is perfect whatever else follows at a lower score.
+    assert average_precision(truth, exact, "a") == pytest.approx(1.0)
+    trailing = [[*exact[0], pred("a", low_score, 0.95, 0.95, 1.0, 1.0)]]
+    assert average_precision(truth, trailing, "a") == pytest.approx(1.0)
+    # A false positive ranked first costs precision at every recall: AP drops, but stays in (0, 1).
+    leading = [[pred("a", 0.99, 0.95, 0.95, 1.0, 1.0), *exact[0]]]
+    assert 0.0 < average_precision(truth, leading, "a") < 1.0
+    assert detection_metrics(truth, [[]])["map50"] == 0.0
