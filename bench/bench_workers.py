@@ -463,8 +463,8 @@ def paced_publish(
     count = max(1, int(rate * seconds))
     next_at = time.monotonic()
     for _ in range(count):
-        delay = next_at - time.monotonic()
-        if delay > 0:
+        # poll() returns early when it serves a delivery report: keep waiting until the frame's slot.
+        while (delay := next_at - time.monotonic()) > 0:
             sender.poll(delay)
         next_at += period
         camera, number, labels, value = factory.next()
