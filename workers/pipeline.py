@@ -37,7 +37,7 @@ from confluent_kafka import Message, TopicPartition
 
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
-from schemas.errors import LineguardError
+from schemas.errors import LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetterReason, DefectEvent, ImageReference, InspectionResult
 from schemas.topics import HEADER_TRACE_ID
 from vision.outputs import Prediction
@@ -160,6 +160,7 @@ class Worker:
         s = self.settings
         endpoints = self._endpoints if self._endpoints is not None else resolve_endpoints()
         from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
 
         uri = (
             self._mongo_settings.uri.get_secret_value()
@@ -174,10 +175,15 @@ class Worker:
             write_concern_w=self._mongo_settings.write_concern_w,
             journal=self._mongo_settings.write_concern_journal,
         )
-        self._mongo.ensure_indexes()
+        # The model first: a wrong path or a broken artifact is a configuration error to report at once.
+        # (MongoClient() does not connect; the first network round trip is ensure_indexes below.)
         self._registry = open_worker_registry(s)
         self._models = ModelSource(s, self._claim_check_reader(), self._registry)
         self._use(self._models.initial(preloaded=self._model))
+        try:
+            self._mongo.ensure_indexes()
+        except PyMongoError as exc:
+            raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
         client_config = self._kafka_settings.client_config(endpoints.kafka_bootstrap)
         self._outputs = KafkaOutputs(
             {**client_config, **s.producer_config()}, s.topics, transactional=s.exactly_once
