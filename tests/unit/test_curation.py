@@ -185,6 +185,9 @@ def test_near_duplicate_grouping_is_transitive_and_exact() -> None:
     hashes = [0b0000, 0b0011, 0b1111, (1 << 63) | (1 << 40) | 0xFFFF0000]
     assert near_duplicate_groups(hashes, hashes, max_distance=3) == [[0, 1, 2]]
     assert near_duplicate_groups(hashes, hashes, max_distance=1) == []
+    # Thousands of blank frames hash alike: one group, found without comparing every pair.
+    blank = [0] * 5000 + [0xFFFF_FFFF_0000_0000]
+    assert near_duplicate_groups(blank, blank, max_distance=4) == [list(range(5000))]
 
 
 def test_truncation_markers() -> None:

@@ -65,14 +65,22 @@ def near_duplicate_groups(
     dhashes: Sequence[int], phashes: Sequence[int], max_distance: int = 4
 ) -> list[list[int]]:
     """Groups (indices, sorted) of images whose dHash and pHash are both within ``max_distance`` bits of
-    another member's; singletons are left out. Groups are the connected components of that relation."""
+    another member's; singletons are left out. Groups are the connected components of that relation.
+
+    Images with identical hash pairs are merged first, so a batch of thousands of blank frames (all hashing
+    alike) costs one comparison, not millions; the remaining pairs come from the dHash bands.
+    """
     if not 0 <= max_distance < 64:
         raise ValueError(f"max_distance must be within [0, 63], got {max_distance}")
+    members: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, pair in enumerate(zip(dhashes, phashes, strict=True)):
+        members[pair].append(index)
+    nodes = list(members)
     buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for index, value in enumerate(dhashes):
+    for node, (value, _) in enumerate(nodes):
         for band in _bands(value, max_distance + 1):
-            buckets[band].append(index)
-    parent = list(range(len(dhashes)))
+            buckets[band].append(node)
+    parent = list(range(len(nodes)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -81,16 +89,16 @@ def near_duplicate_groups(
         return i
 
     checked: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        for position, i in enumerate(members):
-            for j in members[position + 1 :]:
+    for bucket in buckets.values():
+        for position, i in enumerate(bucket):
+            for j in bucket[position + 1 :]:
                 if (i, j) in checked:
                     continue
                 checked.add((i, j))
-                close = hamming(dhashes[i], dhashes[j]) <= max_distance
-                if close and hamming(phashes[i], phashes[j]) <= max_distance:
+                (d1, p1), (d2, p2) = nodes[i], nodes[j]
+                if hamming(d1, d2) <= max_distance and hamming(p1, p2) <= max_distance:
                     parent[root(j)] = root(i)
     groups: dict[int, list[int]] = defaultdict(list)
-    for index in range(len(dhashes)):
-        groups[root(index)].append(index)
+    for node, pair in enumerate(nodes):
+        groups[root(node)].extend(members[pair])
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
