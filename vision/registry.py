@@ -9,8 +9,8 @@ a ``mongodb://`` URI or a path.
   so repeated rollbacks walk back through earlier production versions. The alias ``*`` is the fleet default
   for lines without their own.
 - Every change increments the alias' ``revision``. Workers call :class:`AliasWatcher.poll` between batches:
-  one cheap read (a ``stat`` for the directory store, one small indexed document for MongoDB), and a new
-  :class:`Alias` only when the revision moved.
+  a cheap read (a ``stat`` for the directory store; for MongoDB two index seeks that return one revision
+  number each), and a new :class:`Alias` only when the model or version changed.
 - Every change is also appended to a history, for `lineguard models list --history`.
 
 Decision thresholds per line or camera live in the same store (see :mod:`vision.thresholds`).
