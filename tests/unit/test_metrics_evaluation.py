@@ -230,3 +230,17 @@ def test_evaluate_rejects_data_of_another_task(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "--model", str(artifact), "--data", str(tmp_path / "data")])
     assert result.exit_code != 0
     assert "no class folders" in str(result.exception)
+
+
+def test_user_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lineguard.cli", "evaluate", "--model", str(tmp_path / "nope"), "--data", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: model artifact not found: {tmp_path / 'nope'}"]
