@@ -1,10 +1,10 @@
 """One demo run: services, topics, a worker process, a synthetic camera, the watch loop and the summary.
 
-Process layout: the worker is a real ``python -m workers`` subprocess (what a deployment runs), in its own
-session so that Ctrl-C reaches only the demo, which then stops the camera, lets the worker finish what was
-published and stops it with SIGTERM (drain and commit). On Linux the worker also gets SIGTERM if the demo
-process dies, so no orphan keeps consuming. The camera runs on a thread of the demo process, and records
-each frame's ground truth as it publishes it, so verdicts can be scored without re-reading the frames.
+Process layout: the worker is a real ``python -m workers`` process (what a deployment runs, started through
+:mod:`lineguard.demo.worker_child` so it also stops when the demo process dies), in its own session so that
+Ctrl-C reaches only the demo, which then stops the camera, lets the worker finish what was published and
+stops it with SIGTERM (drain and commit). The camera runs on a thread of the demo process and records each
+frame's ground truth as it publishes it, so verdicts can be scored without re-reading the frames.
 """
 
 from __future__ import annotations
@@ -121,17 +121,6 @@ class _GroundTruthRecorder:
         return frame
 
 
-def _die_with_parent() -> None:
-    """Runs in the worker child before exec: SIGTERM it when the demo process dies (Linux only)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class DemoRun:
     """A demo run; :meth:`run` blocks until the frames are inspected (or Ctrl-C) and returns the summary."""
 
@@ -243,6 +232,7 @@ class DemoRun:
                 # A demo worker that was killed must not hold its partitions for the default 45 s.
                 "LINEGUARD_WORKER_SESSION_TIMEOUT_MS": "10000",
                 "LINEGUARD_WORKER_COMMIT_INTERVAL_MS": "200",
+                "LINEGUARD_DEMO_PARENT_PID": str(os.getpid()),
             }
         )
         return env
@@ -253,13 +243,12 @@ class DemoRun:
         self.worker_log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.worker_log, "ab") as log_file:
             self._worker = subprocess.Popen(
-                [sys.executable, "-m", "workers"],
+                [sys.executable, "-m", "lineguard.demo.worker_child"],
                 env=self._worker_env(model_path),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C goes to the demo, which stops the worker in order
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
 
     def _worker_alive(self) -> bool:
