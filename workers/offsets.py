@@ -127,6 +127,29 @@ class OffsetTracker:
                 if state.committable is not None and state.committable != state.committed
             }
 
+    def positions_if_done(self, tickets: Iterable[Ticket]) -> dict[PartitionKey, int]:
+        """The commit positions there would be if ``tickets`` were done, without changing anything.
+
+        A transaction needs its offsets *before* it commits, and its records only count as done once it
+        has committed; live tickets only.
+        """
+        with self._lock:
+            done: dict[PartitionKey, set[int]] = {}
+            for ticket in tickets:
+                if self._live_state(ticket) is not None:
+                    done.setdefault(ticket.key, set()).add(ticket.offset)
+            positions: dict[PartitionKey, int] = {}
+            for key, offsets in done.items():
+                state = self._partitions[key]
+                position = state.committable
+                for offset in state.order:
+                    if state.remaining[offset] != 0 and offset not in offsets:
+                        break
+                    position = offset + 1
+                if position is not None and position != state.committed:
+                    positions[key] = position
+            return positions
+
     def mark_committed(self, positions: dict[PartitionKey, int]) -> None:
         """Kafka accepted these positions."""
         with self._lock:

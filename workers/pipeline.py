@@ -38,7 +38,7 @@ from confluent_kafka import Message, TopicPartition
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from schemas.errors import LineguardError, ServiceUnavailableError
-from schemas.records import DeadLetterReason, DefectEvent, ImageReference, InspectionResult
+from schemas.records import DeadLetter, DeadLetterReason, DefectEvent, ImageReference, InspectionResult
 from schemas.topics import HEADER_TRACE_ID
 from vision.outputs import Prediction
 from workers.backends import LoadedModel
@@ -50,7 +50,7 @@ from workers.offsets import OffsetTracker, PartitionKey, Ticket
 from workers.serving import ModelSource, Serving, default_model_path, open_worker_registry
 from workers.settings import WorkerSettings
 from workers.sinks.dead_letters import RawRecord, build_dead_letter
-from workers.sinks.kafka import DeliveryFailed, KafkaOutputs
+from workers.sinks.kafka import DeliveryFailed, KafkaOutputs, TransactionAborted
 from workers.sinks.mongo import MongoInspectionSink
 from workers.verdicts import ResultBuilder
 
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 _SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
 _TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
+_TRANSACTION_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,20 @@ class Rejected:
 
 
 SinkItem = InferredBatch | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameOutputs:
+    ticket: Ticket
+    result: InspectionResult
+    event: DefectEvent | None
+    trace_id: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _LetterOutput:
+    ticket: Ticket
+    letter: DeadLetter
 
 
 class Worker:
@@ -260,17 +275,28 @@ class Worker:
             decoded = serving.decoder.decode(message.value(), ticket, received_at, _trace_id(message))
             decoded = dataclasses.replace(decoded, generation=serving.generation)
         except FrameRejected as exc:
-            self._sink_queue.put(Rejected(ticket, RawRecord.from_message(message), exc))
+            self._to_sinks(Rejected(ticket, RawRecord.from_message(message), exc))
             return
         except Exception as exc:  # a bug or an unexpected library error: dead-letter the record, keep going
             log.exception(
                 "unexpected error decoding %s[%d]@%d", ticket.topic, ticket.partition, ticket.offset
             )
             rejection = FrameRejected(DeadLetterReason.OTHER, f"unexpected decode error: {exc}", exc)
-            self._sink_queue.put(Rejected(ticket, RawRecord.from_message(message), rejection))
+            self._to_sinks(Rejected(ticket, RawRecord.from_message(message), rejection))
             return
         self.metrics.stage_seconds.labels("decode").observe(decoded.decode_seconds)
         self._decoded.put(decoded)
+
+    def _to_sinks(self, item: SinkItem) -> None:
+        """Queue a dead letter for the sink thread. Gives up once the sinks stopped or failed: a decode thread
+        blocked on the full queue would otherwise keep the process alive forever after a fatal error (the
+        pool's threads are joined at exit). A record given up is not committed, so it is read again."""
+        while not self._sinks_done.is_set() and self._fatal is None:
+            try:
+                self._sink_queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     # -- inference thread ------------------------------------------------------------------------------
     def _inference_loop(self) -> None:
@@ -378,33 +404,45 @@ class Worker:
         log.debug("batch of %d written", len(written))
 
     def _write_transaction(self, items: list[SinkItem]) -> None:
-        """Exactly once: outputs of several batches and the consumer positions in one transaction."""
+        """Exactly once: outputs of several batches and the consumer positions in one transaction.
+
+        Outputs are built once; if the transaction only needs an abort (a rebalance moved the group's
+        generation, a broker hiccup), it is aborted and written again with fresh group metadata. Records of
+        partitions revoked meanwhile are left out of the retry: their new owner writes them.
+        """
+        frames: list[_FrameOutputs] = []
+        letters: list[_LetterOutput] = []
+        for item in items:
+            if isinstance(item, Rejected):
+                letters.append(_LetterOutput(item.ticket, self._dead_letter(item)))
+            else:
+                frames.extend(_FrameOutputs(f.ticket, r, e, f.trace_id) for f, r, e in self._build(item))
+        for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
+            try:
+                self._transaction(frames, letters)
+                return
+            except TransactionAborted as exc:
+                if attempt == _TRANSACTION_ATTEMPTS:
+                    raise
+                log.warning("transaction aborted (%s); writing it again (attempt %d)", exc, attempt + 1)
+                time.sleep(0.2 * attempt)  # lets the poll thread pick up the group's new generation
+
+    def _transaction(self, frames: list[_FrameOutputs], letters: list[_LetterOutput]) -> None:
+        live_frames = [f for f in frames if self._tracker.is_live(f.ticket)]
+        live_letters = [letter for letter in letters if self._tracker.is_live(letter.ticket)]
+        tickets = [f.ticket for f in live_frames] + [letter.ticket for letter in live_letters]
         self._outputs.begin()
         try:
-            done: list[Ticket] = []
-            results: list[InspectionResult] = []
-            for item in items:
-                if isinstance(item, Rejected):
-                    if self._tracker.is_live(item.ticket):
-                        self._outputs.dead_letter(self._dead_letter(item), ack=None)
-                        self.metrics.dead_letters.labels(item.error.reason.value).inc()
-                        done.append(item.ticket)
-                    continue
-                for frame, result, event in self._build(item):
-                    if not self._tracker.is_live(frame.ticket):
-                        continue
-                    self._outputs.result(result, frame.trace_id, ack=None)
-                    if event is not None:
-                        self._outputs.event(event, frame.trace_id, ack=None)
-                        self.metrics.defect_events.inc()
-                    done.append(frame.ticket)
-                    results.append(result)
+            for letter in live_letters:
+                self._outputs.dead_letter(letter.letter, ack=None)
+            for output in live_frames:
+                self._outputs.result(output.result, output.trace_id, ack=None)
+                if output.event is not None:
+                    self._outputs.event(output.event, output.trace_id, ack=None)
             started = time.perf_counter()
-            self._mongo.upsert(results)
+            self._mongo.upsert([output.result for output in live_frames])
             self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
-            for ticket in done:
-                self._tracker.settle(ticket, outstanding=0)
-            positions = self._tracker.commit_positions()
+            positions = self._tracker.positions_if_done(tickets)
             offsets = [
                 TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
             ]
@@ -412,10 +450,16 @@ class Worker:
         except BaseException:
             self._outputs.abort()
             raise
+        for ticket in tickets:
+            self._tracker.settle(ticket, outstanding=0)
         self._tracker.mark_committed(positions)
         now = datetime.now(UTC)
-        for result in results:
-            self._count_result(result, now)
+        for letter in live_letters:
+            self.metrics.dead_letters.labels(letter.letter.reason.value).inc()
+        for output in live_frames:
+            self._count_result(output.result, now)
+            if output.event is not None:
+                self.metrics.defect_events.inc()
 
     def _build(self, batch: InferredBatch) -> list[tuple[DecodedFrame, InspectionResult, DefectEvent | None]]:
         size = len(batch.frames)
@@ -425,7 +469,7 @@ class Worker:
             built.append((frame, result, event))
         return built
 
-    def _dead_letter(self, item: Rejected) -> Any:
+    def _dead_letter(self, item: Rejected) -> DeadLetter:
         log.warning(
             "dead letter %s from %s[%d]@%d: %s",
             item.error.reason.value,
@@ -435,7 +479,12 @@ class Worker:
             item.error,
         )
         return build_dead_letter(
-            item.record, item.error.reason, item.error.error_class, str(item.error), self.settings.worker_id
+            item.record,
+            item.error.reason,
+            item.error.error_class,
+            str(item.error),
+            self.settings.worker_id,
+            max_bytes=self.settings.max_message_bytes,
         )
 
     def _acker(self, ticket: Ticket) -> Any:
@@ -542,9 +591,14 @@ class Worker:
         return drained
 
 
+_MAX_TRACE_ID_BYTES = 128  # W3C trace ids are 32 hex digits; anything much longer is not one
+
+
 def _trace_id(message: Message) -> bytes | None:
+    """The frame's trace id, copied onto every output; a hostile or broken value (e.g. 200 KB) is not
+    carried, since it would make each result and event that large (possibly too large to produce)."""
     headers: Any = message.headers() or ()  # consumed messages carry a list of (name, bytes) pairs
     for name, value in headers:
         if name == HEADER_TRACE_ID:
-            return value if isinstance(value, bytes) else None
+            return value if isinstance(value, bytes) and len(value) <= _MAX_TRACE_ID_BYTES else None
     return None

@@ -101,3 +101,16 @@ def test_misuse_is_refused() -> None:
         tracker.settle(ticket, outstanding=1)
     with pytest.raises(ValueError):
         tracker.ack(ticket, count=2)
+
+
+def test_positions_if_done_previews_a_transaction_without_changing_anything() -> None:
+    tracker = OffsetTracker()
+    tickets = [tracker.track(T, 0, offset) for offset in range(4)]
+    other = tracker.track(T, 1, 7)
+    tracker.settle(tickets[2], outstanding=0)  # done out of order, waiting for 0 and 1
+    assert tracker.positions_if_done([tickets[0], tickets[1]]) == {(T, 0): 3}
+    assert tracker.positions_if_done([tickets[1], other]) == {(T, 1): 8}
+    assert tracker.commit_positions() == {}  # nothing changed
+    assert tracker.in_flight() == 5
+    tracker.release([(T, 1)])
+    assert tracker.positions_if_done([other]) == {}  # revoked: not part of any transaction

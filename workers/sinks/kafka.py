@@ -30,6 +30,11 @@ class DeliveryFailed(ServiceUnavailableError):
     """Kafka did not accept an output within the producer's bounds: the worker must not commit past it."""
 
 
+class TransactionAborted(DeliveryFailed):
+    """The transaction failed in a way that only requires aborting it (e.g. a rebalance moved the group's
+    generation): abort, then the same outputs may be written again in a new transaction."""
+
+
 class KafkaOutputs:
     """Produces the three output records; thread-safe (the producer is), transactional on request."""
 
@@ -125,7 +130,10 @@ class KafkaOutputs:
             return method(*args)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
-            raise DeliveryFailed(f"Kafka transaction step {method.__name__} failed: {error.str()}") from exc
+            message = f"Kafka transaction step {method.__name__} failed: {error.str()}"
+            if not error.fatal() and (error.txn_requires_abort() or error.retriable()):
+                raise TransactionAborted(message) from exc
+            raise DeliveryFailed(message) from exc
 
 
 def _headers(schema_name: str, trace_id: bytes | None) -> list[tuple[str, str | bytes | None]]:
