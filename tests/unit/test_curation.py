@@ -197,3 +197,34 @@ def test_truncation_markers() -> None:
     assert "truncated" in (truncation_problem(jpeg[:-10]) or "")
     assert "truncated" in (truncation_problem(png[:-20]) or "")
     assert truncation_problem(b"not an image at all") is None  # corrupt, but not a cut-short JPEG or PNG
+
+
+def test_annotations_made_for_another_resolution(tmp_path: Path) -> None:
+    voc = tmp_path / "voc"
+    write(voc / "a.png", pattern(1, 40))
+    write(voc / "b.png", pattern(2, 40))
+    obj = (
+        "<object><name>s</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>"
+        "</object>"
+    )
+    for name, size in (("a", 40), ("b", 80)):  # b.xml was made for an 80x80 version of the image
+        (voc / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.png</filename><size><width>{size}</width><height>{size}</height>"
+            f"</size>{obj}</annotation>"
+        )
+    mismatches = [f for f in check_dataset(voc).findings if f.kind == "size_mismatch"]
+    assert [(f.paths, f.detail) for f in mismatches] == [
+        (("b.png",), "annotation says 80x80, image is 40x40")
+    ]
+
+    masks = tmp_path / "masks"
+    for name in ("a", "b", "c"):
+        write(masks / "images" / f"{name}.png", pattern(3, 32))
+    write(masks / "masks" / "a.png", np.zeros((32, 32), np.uint8))
+    write(masks / "masks" / "b.png", np.full((16, 16), 255, np.uint8))  # half the resolution
+    (masks / "masks" / "c.png").write_bytes(b"not a png")
+    report = check_dataset(masks)
+    kinds = {(f.kind, f.paths) for f in report.findings}
+    assert ("size_mismatch", ("images/b.png",)) in kinds
+    assert ("unreadable_annotation", (str(Path("masks") / "c.png"),)) in kinds
+    assert report.images == 2  # c.png is left out with its unreadable mask

@@ -24,7 +24,7 @@ from vision.curation.quality import exposure, measurement_copy, sharpness, trunc
 from vision.datasets import DatasetFormat
 from vision.datasets.images import ImageReadError, decode_image
 from vision.datasets.labels import IssueLog
-from vision.samples import LabeledDataset, Task
+from vision.samples import LabeledDataset, Sample, Task
 
 
 class Severity(StrEnum):
@@ -81,6 +81,8 @@ class ImageStats:
     sha256: str
     problem: tuple[str, str] | None = None  # (kind, detail)
     decoded: bool = False
+    width: int = 0
+    height: int = 0
     sharpness: float = 0.0
     mean: float = 0.0
     dark_fraction: float = 0.0
@@ -157,7 +159,7 @@ def load_for_curation(path: Path, fmt: DatasetFormat, issues: IssueLog) -> Label
     if fmt is DatasetFormat.masks:
         from vision.datasets.masks import load_mask_dataset
 
-        return load_mask_dataset(path, issues=issues)
+        return load_mask_dataset(path, issues=issues, strict=False)
     if fmt is DatasetFormat.goodonly:
         from vision.datasets.goodonly import load_good_only_dataset
 
@@ -194,6 +196,8 @@ def measure_image(index: int, path: Path) -> ImageStats:
         dhash=dhash(image),
         phash=phash(image),
         decoded=True,
+        width=image.shape[1],
+        height=image.shape[0],
     )
 
 
@@ -246,6 +250,7 @@ def check_dataset(
         findings.append(
             Finding(issue.kind, LABEL_ISSUE_SEVERITY.get(issue.kind, Severity.warning), (file,), issue.detail)
         )
+    findings += _sizes(samples, names, readable, issues, fmt)
     findings += _balance(report.class_counts, config)
     return report
 
@@ -338,6 +343,30 @@ def _quality(
                     f"mean {stat.mean:.0f}, {stat.bright_fraction:.0%} blown out",
                 )
             )
+    return findings
+
+
+def _sizes(
+    samples: list[Sample], names: list[str], readable: list[ImageStats], issues: IssueLog, fmt: DatasetFormat
+) -> list[Finding]:
+    """Annotations made for another resolution: a VOC/COCO declared size or a mask of another shape."""
+    findings: list[Finding] = []
+    for stat in readable:
+        sample = samples[stat.index]
+        actual = (stat.width, stat.height)
+        declared = issues.declared_sizes.get(str(sample.source_path))
+        if declared is not None and declared != actual:
+            detail = f"annotation says {declared[0]}x{declared[1]}, image is {actual[0]}x{actual[1]}"
+            findings.append(Finding("size_mismatch", Severity.error, (names[stat.index],), detail))
+        elif fmt in (DatasetFormat.masks, DatasetFormat.goodonly) and sample.load_mask is not None:
+            try:
+                mask_height, mask_width = sample.load_mask().shape[:2]
+            except ImageReadError as exc:  # a ground-truth mask of good-only data (masks/ ones fail at load)
+                findings.append(Finding("corrupt_mask", Severity.error, (names[stat.index],), str(exc)))
+                continue
+            if (mask_width, mask_height) != actual:
+                detail = f"mask is {mask_width}x{mask_height}, image is {actual[0]}x{actual[1]}"
+                findings.append(Finding("size_mismatch", Severity.error, (names[stat.index],), detail))
     return findings
 
 

@@ -138,6 +138,7 @@ def load_coco_dataset(path: Path, task: Task = Task.detect, issues: IssueLog | N
             if image_path is None:
                 issues.add("missing_image", json_path, f"image {file_name!r} not found")
                 continue
+            issues.declare_size(image_path, width, height)
             boxes: list[BoxLabel] = []
             known: list[dict[str, Any]] = []
             for ann in by_image.get(image["id"], []):

@@ -30,10 +30,16 @@ class LabelIssue:
 
 class IssueLog:
     """Collects :class:`LabelIssue` s while a loader runs; the loader fixes what it can (clips boxes, skips
-    unknown classes) and curation reports the list."""
+    unknown classes) and curation reports the list. ``declared_sizes`` keeps the (width, height) each
+    annotation file claims for its image, so curation can catch annotations made for another resolution
+    (their boxes would be normalized wrongly)."""
 
     def __init__(self) -> None:
         self.issues: list[LabelIssue] = []
+        self.declared_sizes: dict[str, tuple[int, int]] = {}
+
+    def declare_size(self, image: Path, width: int, height: int) -> None:
+        self.declared_sizes[str(image)] = (width, height)
 
     def add(self, kind: str, file: Path | str, detail: str) -> None:
         self.issues.append(LabelIssue(kind=kind, file=str(file), detail=detail))

@@ -16,7 +16,7 @@ import numpy as np
 
 from schemas.errors import ConfigurationError
 from vision.datasets.folder import GOOD_CLASS
-from vision.datasets.images import image_loader, list_images, read_image, read_mask
+from vision.datasets.images import ImageReadError, image_loader, list_images, read_image, read_mask
 from vision.datasets.labels import IssueLog, read_declared_classes
 from vision.samples import LabeledDataset, Sample, Task
 
@@ -43,8 +43,23 @@ def _mask_loader(path: Path | None, image: Path, binary: bool) -> Callable[[], n
     return load
 
 
-def load_mask_dataset(root: Path, issues: IssueLog | None = None) -> LabeledDataset:
-    """Load image + mask folders for segmentation."""
+def _label_of(mask: np.ndarray, declared: tuple[str, ...] | None, mask_path: Path, issues: IssueLog) -> str:
+    """``good`` for an empty mask, else the class with the most pixels (ties: the one listed first)."""
+    values, counts = np.unique(mask[mask > 0], return_counts=True)
+    if declared is not None and values.size and int(values.max()) > len(declared):
+        issues.add("unknown_class", mask_path, f"mask value {int(values.max())} > {len(declared)} classes")
+    if values.size == 0:
+        issues.add("empty_annotation", mask_path, "mask is all background (read as a good image)")
+        return GOOD_CLASS
+    if declared is None:
+        return BINARY_CLASS
+    known = [(int(c), int(v)) for v, c in zip(values, counts, strict=True) if int(v) <= len(declared)]
+    return declared[max(known, key=lambda cv: (cv[0], -cv[1]))[1] - 1] if known else GOOD_CLASS
+
+
+def load_mask_dataset(root: Path, issues: IssueLog | None = None, strict: bool = True) -> LabeledDataset:
+    """Load image + mask folders for segmentation; ``strict=False`` (curation) records an unreadable mask
+    as an issue and leaves its image out instead of failing."""
     issues = issues if issues is not None else IssueLog()
     image_folder, mask_folder = root / IMAGE_FOLDER, root / MASK_FOLDER
     for folder in (image_folder, mask_folder):
@@ -64,23 +79,13 @@ def load_mask_dataset(root: Path, issues: IssueLog | None = None) -> LabeledData
             issues.add("missing_mask", image, "no mask file (read as a good image)")
             label = GOOD_CLASS
         else:
-            mask = read_mask(mask_path)
-            values, counts = np.unique(mask[mask > 0], return_counts=True)
-            if declared is not None and values.size and int(values.max()) > len(declared):
-                issues.add(
-                    "unknown_class", mask_path, f"mask value {int(values.max())} > {len(declared)} classes"
-                )
-            if values.size == 0:
-                issues.add("empty_annotation", mask_path, "mask is all background (read as a good image)")
-                label = GOOD_CLASS
-            elif declared is None:
-                label = BINARY_CLASS
-            else:
-                known = [
-                    (int(c), int(v)) for v, c in zip(values, counts, strict=True) if int(v) <= len(declared)
-                ]
-                # Most pixels wins; ties go to the lower class value (listed first).
-                label = declared[max(known, key=lambda cv: (cv[0], -cv[1]))[1] - 1] if known else GOOD_CLASS
+            try:
+                label = _label_of(read_mask(mask_path), declared, mask_path, issues)
+            except ImageReadError as exc:
+                if strict:
+                    raise
+                issues.add("unreadable_annotation", mask_path, str(exc))
+                continue
         samples.append(
             Sample(
                 key=image.name,

@@ -70,6 +70,8 @@ def _parse(
     if width <= 0 or height <= 0:
         # Some tools write <size> as 0x0; the image itself knows.
         width, height = image_size(image_path)
+    else:
+        issues.declare_size(image_path, width, height)
     boxes: list[BoxLabel] = []
     for obj in node.findall("object"):
         label = _text(obj, "name", xml_path)
