@@ -78,8 +78,8 @@ def _running_service(service: ServiceState | None, name: str, env_var: str, stat
             f"(no stack state in {state_dir})"
         )
     if not is_running(service):
+        why = "was stopped" if service.pid is None else f"is not running (PID {service.pid} is gone)"
         raise ConfigurationError(
-            f"the local stack's {name} is not running (recorded PID {service.pid}); "
-            f"run `lineguard stack up`, or set {env_var}"
+            f"the local stack's {name} {why}; run `lineguard stack up`, or set {env_var}"
         )
     return service

@@ -104,6 +104,7 @@ class LocalStack:
     # ----------------------------------------------------------------------------------------- queries
 
     def state(self) -> StackState:
+        processes.reap_exited()
         return read_state(self.state_dir)
 
     def status(self, services: Sequence[str] = SERVICES) -> list[ServiceStatus]:

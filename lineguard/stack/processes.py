@@ -47,6 +47,13 @@ def spawn(argv: Sequence[str], log_path: Path, cwd: Path, env: Mapping[str, str]
     return child.pid
 
 
+def reap_exited() -> None:
+    """Collect children of this process that have exited (e.g. a broker a chaos test killed with -9), so
+    they do not linger as zombies for the rest of a test session."""
+    for pid in list(_children):
+        _reap(pid)
+
+
 def _reap(pid: int) -> None:
     child = _children.get(pid)
     if child is not None and child.poll() is not None:

@@ -81,6 +81,19 @@ def _check(message: Message | None) -> Message | None:
     return message
 
 
+def _position(message: Message) -> tuple[int, int, int]:
+    """(partition, offset, record number from the key) of a consumed record."""
+    partition, offset, key = message.partition(), message.offset(), message.key()
+    assert partition is not None and offset is not None and key is not None
+    return partition, offset, int(key)
+
+
+def _value(message: Message) -> bytes:
+    value = message.value()
+    assert value is not None
+    return value
+
+
 def test_topics_are_created_with_frame_sized_limits_and_deleted(kafka_config: dict[str, Any]) -> None:
     name = f"test.admin.{uuid.uuid4().hex[:8]}"
     admin = AdminClient(kafka_config)
@@ -120,8 +133,9 @@ def test_large_records_through_a_group_resume_from_committed_offsets(
             if len(seen) == first_share:
                 break
             assert message.value() == payload
-            seen.append(int(message.key()))
-            next_offsets[message.partition()] = message.offset() + 1
+            partition, offset, number = _position(message)
+            seen.append(number)
+            next_offsets[partition] = offset + 1
     committed = [TopicPartition(topics.frames, p, o) for p, o in next_offsets.items()]
     first.commit(offsets=committed, asynchronous=False)
     first.close()
@@ -136,8 +150,9 @@ def test_large_records_through_a_group_resume_from_committed_offsets(
         assert batch, f"stalled after {len(seen)} records"
         for message in batch:
             _check(message)
-            first_offset_seen.setdefault(message.partition(), message.offset())
-            seen.append(int(message.key()))
+            partition, offset, number = _position(message)
+            first_offset_seen.setdefault(partition, offset)
+            seen.append(number)
     second.close()
 
     assert sorted(seen) == list(range(total))  # every record exactly once across the restart
@@ -169,8 +184,8 @@ def _read_partition_values(
         while True:
             message = _check(consumer.poll(10.0))
             assert message is not None, f"no record after {values[-3:]}"
-            values.append(message.value())
-            if stop(message.value()):
+            values.append(_value(message))
+            if stop(values[-1]):
                 return values
     finally:
         consumer.close()

@@ -11,11 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import pytest
 
+from lineguard.settings import StackSettings
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV
+from lineguard.stack.launcher import Health, LocalStack
 from lineguard.stack.state import KAFKA, MONGODB, is_running, read_state
 
 pytestmark = pytest.mark.integration
@@ -38,6 +41,10 @@ def _status(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {entry["service"]: {**entry, "exit": result.returncode} for entry in json.loads(result.stdout)}
 
 
+def _api(env: dict[str, str]) -> LocalStack:
+    return LocalStack(StackSettings(state_dir=Path(env["LINEGUARD_STACK_STATE_DIR"])))
+
+
 @pytest.fixture
 def private_stack_env(tmp_path: Path) -> Any:
     """Environment for a second, private stack: own state dir, shared jar/binary cache, no overrides."""
@@ -57,7 +64,7 @@ def test_status_after_kill_9_restart_and_clean_down(private_stack_env: dict[str,
     kafka, mongo = state.services[KAFKA], state.services[MONGODB]
     assert f"export {KAFKA_ENV}={kafka.address}" in up.stdout
     assert f"export {MONGODB_ENV}=mongodb://{mongo.address}/" in up.stdout
-    assert {s["health"] for s in _status(env).values()} == {"running"}
+    assert {s.health for s in _api(env).status()} == {Health.running}
 
     assert kafka.pid is not None
     os.kill(kafka.pid, signal.SIGKILL)
@@ -73,7 +80,7 @@ def test_status_after_kill_9_restart_and_clean_down(private_stack_env: dict[str,
     assert restarted.returncode == 0, restarted.stderr
     new_kafka = read_state(state_dir).services[KAFKA]
     assert new_kafka.port == kafka.port and new_kafka.pid != kafka.pid  # same address, new process
-    assert _status(env)[KAFKA]["health"] == "running"
+    assert _api(env).status([KAFKA])[0].health is Health.running
 
     down = _lineguard(env, "down")
     assert down.returncode == 0, down.stderr
@@ -83,6 +90,29 @@ def test_status_after_kill_9_restart_and_clean_down(private_stack_env: dict[str,
         assert final.services[service.name].pid is None
     assert {s["health"] for s in _status(env).values()} == {"stopped"}
     assert not _processes_mentioning(str(state_dir))
+
+
+def test_two_concurrent_ups_start_one_stack(private_stack_env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "lineguard.cli", "stack", "up", "--service", "kafka"]
+    ups = [
+        subprocess.Popen(command, env=private_stack_env, stdout=PIPE, stderr=PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [up.communicate(timeout=180) for up in ups]
+
+    assert [up.returncode for up in ups] == [0, 0], outputs
+    assert sum("kafka was already running" in stderr for _stdout, stderr in outputs) == 1
+    assert outputs[0][0] == outputs[1][0]  # both print the same address
+    state_dir = private_stack_env["LINEGUARD_STACK_STATE_DIR"]
+    brokers = [pid for pid in _processes_mentioning(state_dir) if b"kafka.Kafka" in _cmdline(pid)]
+    assert brokers == [read_state(Path(state_dir)).services[KAFKA].pid]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _processes_mentioning(text: str) -> list[int]:
