@@ -33,7 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from lineguard.kafka_topics import topic_max_message_bytes
-from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError
+from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
 from streams.spool import DiskSpool, SpooledMessage, SpoolFullError, SpoolPolicy
@@ -132,6 +132,7 @@ class PublisherStats:
     failed: int = 0  # deliveries that failed for good (lost)
     too_large: int = 0  # frames refused before sending (FrameTooLargeError)
     claim_checked: int = 0  # frames whose image went to the claim-check store
+    claim_check_failed: int = 0  # frames lost because the claim-check store was unreachable
     spooled: int = 0  # messages written to the spool
     drained: int = 0  # spooled messages delivered
     spool_dropped: int = 0  # spooled messages deleted to make room (drop-oldest)
@@ -190,6 +191,8 @@ class FramePublisher:
         """Send one frame (or spool it while the broker is unreachable).
 
         Raises :class:`FrameTooLargeError` for a frame that cannot travel (counted in ``stats.too_large``),
+        :class:`ServiceUnavailableError` when its image needs the claim-check store and the store cannot be
+        reached (counted in ``stats.claim_check_failed``); both concern this frame only. Raises
         :class:`LineguardError` when the producer hit a fatal error.
         """
         if self._fatal is not None:
@@ -234,11 +237,16 @@ class FramePublisher:
                 f"limit of {self.options.inline_limit_bytes} bytes, and claim-check is disabled (enable it, "
                 "or lower the JPEG quality or the resolution)"
             )
-        reference = self._claim_check.put(
-            frame.image,
-            filename=f"{frame.camera_id}/{frame.frame_number}",
-            metadata={"camera_id": frame.camera_id, "frame_number": frame.frame_number},
-        )
+        try:
+            reference = self._claim_check.put(
+                frame.image,
+                filename=f"{frame.camera_id}/{frame.frame_number}",
+                metadata={"camera_id": frame.camera_id, "frame_number": frame.frame_number},
+            )
+        except ServiceUnavailableError:
+            # The store's own bounded wait (server selection) already slowed capture down; count the frame.
+            self.stats.claim_check_failed += 1
+            raise
         self.stats.claim_checked += 1
         return dataclasses.replace(frame, image=b"", image_ref=reference)
 

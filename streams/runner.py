@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
-from schemas.errors import FrameTooLargeError
+from schemas.errors import FrameTooLargeError, ServiceUnavailableError
 from schemas.records import Frame
 from streams.encoder import FrameEncoder
 from streams.publisher import CloseReport, PublisherStats
@@ -97,6 +97,8 @@ class Progress:
             parts.append(f"too large {p.too_large}")
         if p.claim_checked:
             parts.append(f"claim-checked {p.claim_checked}")
+        if p.claim_check_failed:
+            parts.append(f"claim-check failed {p.claim_check_failed}")
         if p.spool_dropped:
             parts.append(f"dropped {p.spool_dropped}")
         if self.source.skipped:
@@ -116,7 +118,8 @@ class RunSummary:
 
     @property
     def lost(self) -> int:
-        return self.close.failed + self.close.undelivered + self.publisher.too_large
+        p = self.publisher
+        return self.close.failed + self.close.undelivered + p.too_large + p.claim_check_failed
 
     @property
     def exit_code(self) -> int:
@@ -129,6 +132,8 @@ class RunSummary:
             f"{c.in_spool} in the spool, {c.failed} failed, {c.undelivered} undelivered at shutdown, "
             f"{self.publisher.too_large} too large"
         )
+        if self.publisher.claim_check_failed:
+            text += f", {self.publisher.claim_check_failed} lost to an unreachable claim-check store"
         if self.source.skipped:
             text += f"; {self.source.skipped} unreadable inputs skipped"
         return text
@@ -184,8 +189,8 @@ class CameraRunner:
                 captured += 1
                 try:
                     self.publisher.publish(self.encoder.encode(frame))
-                except FrameTooLargeError as exc:
-                    # Counted by the publisher; one line each: each is a frame the line did not inspect.
+                except (FrameTooLargeError, ServiceUnavailableError) as exc:
+                    # Only this frame is lost (counted by the publisher); one line each: it was not inspected.
                     logger.error("%s", exc)
                 now = self._clock()
                 if self._on_progress is not None and now >= next_progress:

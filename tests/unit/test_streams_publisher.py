@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from lineguard.kafka_topics import topic_max_message_bytes
-from schemas.errors import ConfigurationError, FrameTooLargeError
+from schemas.errors import ConfigurationError, FrameTooLargeError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
@@ -329,3 +329,17 @@ def test_block_policy_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
     assert _numbers(producer) == [0, 1]
     assert publisher.stats.failed == 0 and publisher.stats.spooled == 2
     assert publisher.stats.blocked_s >= 0.0 and publisher.spool_backlog == 0
+
+
+def test_unreachable_claim_check_store_loses_only_that_frame_and_counts_it() -> None:
+    class DownStore(FakeStore):
+        def put(
+            self, data: bytes, filename: str = "", metadata: Mapping[str, Any] | None = None
+        ) -> ImageReference:
+            raise ServiceUnavailableError("GridFS unreachable")
+
+    publisher, producer = _publisher(store=DownStore(), inline_limit_bytes=1000)
+    with pytest.raises(ServiceUnavailableError):
+        publisher.publish(_frame(0, bytes(5000)))
+    publisher.publish(_frame(1))  # small frames keep flowing
+    assert publisher.stats.claim_check_failed == 1 and _numbers(producer) == [1]
