@@ -83,6 +83,33 @@ def draw_line_chart(
     return image
 
 
+def draw_bar_chart(title: str, groups: dict[str, dict[str, float]], width: int = 560) -> np.ndarray:
+    """Horizontal bars in [0, 1]: one row per class, one bar per measure (e.g. IoU and Dice), with values."""
+    measures = sorted({name for values in groups.values() for name in values})
+    row = 16 * len(measures) + 14
+    left, top = 110, 50
+    height = top + row * len(groups) + 30
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    span = width - left - 70
+    _text(image, title, (10, 25), 0.55)
+    for i, name in enumerate(measures):
+        colour = PALETTE[i % len(PALETTE)]
+        cv2.rectangle(image, (width - 150 + 75 * i, 34), (width - 138 + 75 * i, 44), colour, -1)
+        _text(image, name, (width - 134 + 75 * i, 44), 0.4)
+    for r, (label, values) in enumerate(groups.items()):
+        y = top + r * row
+        _text(image, label[:14], (5, y + row // 2 + 4), 0.42)
+        for i, name in enumerate(measures):
+            value = float(np.clip(values.get(name, 0.0), 0.0, 1.0))
+            y0 = y + 4 + 16 * i
+            cv2.rectangle(
+                image, (left, y0), (left + round(value * span), y0 + 12), PALETTE[i % len(PALETTE)], -1
+            )
+            _text(image, f"{value:.3f}", (left + round(value * span) + 4, y0 + 11), 0.38)
+    cv2.line(image, (left, top - 4), (left, height - 24), BLACK, 1)
+    return image
+
+
 def draw_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], cell: int = 56) -> np.ndarray:
     """Rows are true classes, columns predicted; each cell is shaded by its share of the row (recall) and
     shows the count."""
@@ -169,6 +196,12 @@ def write_report(out_dir: Path, metadata: ModelMetadata, evaluation: Evaluation)
         ]
         chart = draw_line_chart("Precision-recall at IoU 0.5", "recall", "precision", series)
         figures.append(_write_png(out_dir / "pr_curves.png", chart))
+    per_class = evaluation.metrics.get("per_class", {})
+    if per_class and all("iou" in values for values in per_class.values()):
+        groups = {name: {"IoU": v["iou"], "Dice": v["dice"]} for name, v in per_class.items()}
+        figures.append(
+            _write_png(out_dir / "segmentation.png", draw_bar_chart("Per-class IoU and Dice", groups))
+        )
     if evaluation.roc is not None:
         auc = evaluation.metrics["defect_vs_good"]["auroc"]
         roc = Series(

@@ -16,6 +16,7 @@ from vision.artifact import ArtifactFiles, ModelMetadata, save_artifact
 from vision.evaluation import evaluate_predictions
 from vision.outputs import Detection, Prediction
 from vision.preprocess import PreprocessSpec
+from vision.report import write_report
 from vision.samples import BoxLabel, LabeledDataset, Sample, Task
 
 
@@ -83,7 +84,7 @@ def test_detection_scores_match_the_hand_computed_ap() -> None:
     assert "auroc" not in evaluation.metrics["defect_vs_good"]  # no good image in this set
 
 
-def test_segmentation_masks_are_scored_at_the_data_resolution() -> None:
+def test_segmentation_masks_are_scored_at_the_data_resolution(tmp_path: Path) -> None:
     # Truth: an 8x8 image whose left half (32 px) is class 1. The model predicts at 4x4 with its left quarter
     # (a 4x1 column) as class 1; enlarged (nearest) to 8x8 that is the left 8x2 strip: 16 px, all inside the
     # truth. IoU = 16 / 32 = 0.5, Dice = 2 * 16 / (16 + 32) = 2/3.
@@ -96,9 +97,13 @@ def test_segmentation_masks_are_scored_at_the_data_resolution() -> None:
         class_scores={"scratch": 0.9}, detections=(), anomaly_score=None, mask=predicted, defect_score=0.9
     )
     dataset = LabeledDataset(Task.segment, ("scratch",), (sample,))
-    metrics = evaluate_predictions(dataset, [prediction], metadata_for(Task.segment, ("scratch",))).metrics
+    evaluation = evaluate_predictions(dataset, [prediction], metadata_for(Task.segment, ("scratch",)))
+    metrics = evaluation.metrics
     assert metrics["per_class"]["scratch"]["iou"] == pytest.approx(0.5)
     assert metrics["per_class"]["scratch"]["dice"] == pytest.approx(2 / 3)
+    files = write_report(tmp_path, metadata_for(Task.segment, ("scratch",)), evaluation)
+    assert sorted(f.name for f in files) == ["metrics.json", "report.md", "segmentation.png"]
+    assert "| mean_iou | 0.5000 |" in (tmp_path / "report.md").read_text()
 
 
 def test_mask_values_are_matched_by_class_name() -> None:
