@@ -25,10 +25,11 @@ class KerasBackend:
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
                 pass  # TensorFlow already initialized in this process (tests, the demo): keep its pools
-        import keras
+        # vision's loader registers lineguard's custom layers (standardization, anomaly map) with Keras.
+        from vision.nets.build import load_keras_model
 
         try:
-            self._model = keras.models.load_model(path, compile=False)
+            self._model = load_keras_model(path)
         except Exception as exc:  # Keras raises ValueError, OSError, ... for a bad file
             raise ConfigurationError(f"cannot load Keras model {path}: {exc}") from exc
         spec = tf.TensorSpec(shape=(None, *input_shape), dtype=tf.float32)
