@@ -433,7 +433,10 @@ def thresholds_set(
     line: Annotated[str, typer.Option("--line", help="production line ('*' = every line)")],
     defect: Annotated[float, typer.Option("--defect", min=0.0, help="score at or above: defect")],
     uncertain: Annotated[
-        float | None, typer.Option("--uncertain", min=0.0, help="at or above: review")
+        float | None,
+        typer.Option(
+            "--uncertain", min=0.0, help="at or above: held for review (default: 20% below --defect)"
+        ),
     ] = None,
     camera: Annotated[str | None, typer.Option("--camera", help="only this camera of the line")] = None,
     registry: RegistryOption = None,
@@ -441,7 +444,9 @@ def thresholds_set(
     """Override a model's decision thresholds on a line or camera; running workers pick it up live."""
     from vision.thresholds import Thresholds, set_thresholds
 
-    chosen = Thresholds(defect=defect, uncertain=defect if uncertain is None else uncertain)
+    chosen = (
+        Thresholds.with_band(defect) if uncertain is None else Thresholds(defect=defect, uncertain=uncertain)
+    )
     entry = set_thresholds(_registry(registry), model, line, chosen, camera)
     where = f"line {entry.line}" + (f" camera {entry.camera}" if entry.camera else "")
     console.print(f"{model} on {where}: defect >= {chosen.defect:g}, uncertain >= {chosen.uncertain:g}")

@@ -25,6 +25,9 @@ from vision.registry import DEFAULT_LINE, ModelRegistry, utc_now, validate_line,
 
 logger = logging.getLogger(__name__)
 
+# The same band the workers put below a model's own threshold when nothing sets ``uncertain``.
+DEFAULT_UNCERTAIN_BAND = 0.2
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -32,6 +35,11 @@ class Thresholds:
 
     defect: float
     uncertain: float
+
+    @classmethod
+    def with_band(cls, defect: float, band: float = DEFAULT_UNCERTAIN_BAND) -> Thresholds:
+        """``uncertain`` a share ``band`` below ``defect``: the workers' default review band."""
+        return cls(defect=defect, uncertain=defect * (1.0 - band))
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.uncertain <= self.defect):

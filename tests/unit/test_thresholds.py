@@ -59,6 +59,27 @@ def test_a_broken_thresholds_file_keeps_the_last_good_table(tmp_path: Path) -> N
     assert store.lookup("L1") == Thresholds(0.65, 0.45)
 
 
+def test_uncertain_defaults_to_the_workers_review_band(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "thresholds",
+            "set",
+            "--model",
+            "cls",
+            "--line",
+            "L1",
+            "--defect",
+            "0.5",
+            "--registry",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    found = ThresholdStore(DirectoryRegistry(tmp_path), "cls", MODEL_DEFAULT).lookup("L1")
+    assert found.defect == 0.5 and found.uncertain == pytest.approx(0.4)
+
+
 def test_invalid_thresholds_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="uncertain <= defect"):
         Thresholds(defect=0.3, uncertain=0.6)
