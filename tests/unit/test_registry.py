@@ -145,3 +145,21 @@ def test_models_commands(tmp_path: Path) -> None:
     aliases = json.loads((tmp_path / "reg" / "aliases.json").read_text())
     assert aliases["L1"]["version"] == "a1" and aliases["L1"]["revision"] == 3
     assert isinstance(open_registry(where), DirectoryRegistry)
+
+
+def test_concurrent_promotions_through_separate_handles_lose_nothing(registry: DirectoryRegistry) -> None:
+    import threading
+
+    def operator(version: str) -> None:
+        handle = DirectoryRegistry(registry.root)  # its own lock file descriptor, as another process has
+        for _ in range(10):
+            handle.promote("line-c", "cls", version)
+
+    threads = [threading.Thread(target=operator, args=(v,)) for v in ("1", "2", "3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    alias = registry.alias("line-c")
+    assert alias is not None and alias.revision == 30 and len(alias.stack) == 30
+    assert [c.revision for c in registry.history("line-c")] == list(range(1, 31))
