@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,16 +69,29 @@ def predict_dataset(
     samples: Sequence[Sample],
     batch_size: int = 32,
     on_batch: Callable[[int], None] | None = None,
+    loaders: int = 2,
 ) -> list[Prediction]:
-    """Predict every sample, ``batch_size`` at a time; ``on_batch(n)`` reports progress."""
+    """Predict every sample, ``batch_size`` at a time; ``on_batch(n)`` reports progress.
+
+    The next batch is read and preprocessed on ``loaders`` threads while the model runs on the current one
+    (OpenCV releases the GIL), so decoding does not leave the model waiting.
+    """
     spec: PreprocessSpec = metadata.preprocess
+
+    def prepare(chunk: Sequence[Sample]) -> np.ndarray:
+        return preprocess_batch(list(pool.map(lambda sample: sample.load_image(), chunk)), spec)
+
+    chunks = [samples[start : start + batch_size] for start in range(0, len(samples), batch_size)]
     predictions: list[Prediction] = []
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start : start + batch_size]
-        batch = preprocess_batch([sample.load_image() for sample in chunk], spec)
-        predictions.extend(decode_outputs(model(batch), metadata))
-        if on_batch is not None:
-            on_batch(len(chunk))
+    with ThreadPoolExecutor(max_workers=max(1, loaders)) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
+        pending = ahead.submit(prepare, chunks[0]) if chunks else None
+        for index, chunk in enumerate(chunks):
+            assert pending is not None
+            batch = pending.result()
+            pending = ahead.submit(prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
+            predictions.extend(decode_outputs(model(batch), metadata))
+            if on_batch is not None:
+                on_batch(len(chunk))
     return predictions
 
 
