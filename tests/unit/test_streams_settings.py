@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def _run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     from lineguard.cli import main
 
     monkeypatch.setattr(sys, "argv", ["lineguard", *args])
+    root = logging.getLogger()
+    # The CLI configures logging for the process; put the test session's handlers back afterwards.
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
     with pytest.raises(SystemExit) as exit_info:
         main()
     return int(exit_info.value.code or 0)
