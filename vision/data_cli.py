@@ -58,9 +58,15 @@ def evaluate_command(
         typer.Option("--false-reject-rate", min=0.0, max=1.0, help="target share of good parts rejected"),
     ] = 0.01,
     seed: Annotated[
-        int,
-        typer.Option("--seed", help="synthetic data: generator seed (training's default is 0: keep apart)"),
-    ] = 1,
+        int | None,
+        typer.Option("--seed", help="synthetic data: generator seed (default: the model's training seed)"),
+    ] = None,
+    start_index: Annotated[
+        int | None,
+        typer.Option(
+            "--start-index", min=0, help="synthetic data: first frame (default: after the training frames)"
+        ),
+    ] = None,
     synthetic_size: Annotated[
         str | None,
         typer.Option("--synthetic-size", help="synthetic frame WxH (default: 5:4 at the input height)"),
@@ -79,12 +85,20 @@ def evaluate_command(
     metadata = load_metadata(model)
     count = parse_synthetic(data)
     if count is not None:
+        from vision.evaluation import held_out_synthetic_frames
         from vision.synthetic import synthetic_dataset
 
         height = metadata.preprocess.height
         width, height = parse_size(synthetic_size) if synthetic_size else (height * 5 // 4, height)
+        default_seed, default_start = held_out_synthetic_frames(metadata)
         dataset = synthetic_dataset(
-            count, metadata.task, width=width, height=height, channels=metadata.channels, seed=seed
+            count,
+            metadata.task,
+            width=width,
+            height=height,
+            channels=metadata.channels,
+            seed=default_seed if seed is None else seed,
+            start_index=default_start if start_index is None else start_index,
         )
     else:
         dataset = load_dataset(Path(data), metadata.task, None if fmt == "auto" else fmt)

@@ -12,6 +12,7 @@ target rate): that is the number a line's decision threshold is set from.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,16 @@ from vision.samples import LabeledDataset, Sample, Task
 logger = logging.getLogger(__name__)
 
 DEFAULT_FALSE_REJECT_RATE = 0.01
+
+
+def held_out_synthetic_frames(metadata: ModelMetadata) -> tuple[int, int]:
+    """(seed, first frame) of synthetic evaluation data the model has never seen: its own training seed (the
+    same distribution) from just past the frames it was trained on (``frames=a..b`` in the training summary),
+    or frame 1,000,000 when the summary does not say."""
+    training = metadata.training
+    seed = training.seed if training is not None and training.seed is not None else 0
+    found = re.search(r"frames=(\d+)\.\.(\d+)", training.dataset) if training is not None else None
+    return seed, int(found.group(2)) + 1 if found else 1_000_000
 
 
 class RawModel(Protocol):

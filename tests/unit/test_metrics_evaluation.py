@@ -249,3 +249,22 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: model artifact not found: {tmp_path / 'nope'}"]
+
+
+def test_synthetic_evaluation_frames_are_held_out_from_training() -> None:
+    from vision.artifact import TrainingSummary
+    from vision.evaluation import held_out_synthetic_frames
+
+    trained = metadata_for(Task.classify, ("good", "dent")).model_copy(
+        update={
+            "training": TrainingSummary(
+                dataset="synthetic mixed 80x64x3 seed=3 frames=0..599 defect_rate=0.5",
+                fingerprint="sha256:0",
+                samples=600,
+                seed=3,
+            )
+        }
+    )
+    # Same seed (same distribution), first frame after the 600 it was trained on.
+    assert held_out_synthetic_frames(trained) == (3, 600)
+    assert held_out_synthetic_frames(metadata_for(Task.classify, ("good", "dent"))) == (0, 1_000_000)
