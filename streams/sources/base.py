@@ -24,10 +24,6 @@ class ImageFormat(StrEnum):
     jpeg = "jpeg"
     png = "png"
 
-    @property
-    def content_type(self) -> str:
-        return f"image/{self.value}"
-
 
 @dataclass(frozen=True, slots=True)
 class EncodedImage:
