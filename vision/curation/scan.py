@@ -215,12 +215,13 @@ def check_dataset(
     dataset = load_for_curation(path, fmt, issues)
     root = path.parent if path.is_file() else path
     samples = [s for s in dataset.samples if s.source_path is not None]
-    names = [_relative(s.source_path, root) for s in samples]  # type: ignore[arg-type]
+    paths = [s.source_path for s in samples if s.source_path is not None]  # every one, typed as a Path
+    names = [_relative(p, root) for p in paths]
     if on_start is not None:
         on_start(len(samples))
 
     def measure(index: int) -> ImageStats:
-        stats = measure_image(index, samples[index].source_path)  # type: ignore[arg-type]
+        stats = measure_image(index, paths[index])
         if on_image is not None:
             on_image(1)
         return stats
