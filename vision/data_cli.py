@@ -384,6 +384,33 @@ def models_publish(
     console.print(f"published {version.name} {version.version} ({version.task}) to {store.location}")
 
 
+@models_app.command("fetch")
+def models_fetch(
+    model: Annotated[str, typer.Option("--model", help="model name")],
+    out: Annotated[Path, typer.Option("--out", help="folder to copy the artifact into (must not exist)")],
+    version: Annotated[str | None, typer.Option("--version", help="default: production of --line")] = None,
+    line: Annotated[str, typer.Option("--line", help="production line whose version to fetch")] = "*",
+    registry: RegistryOption = None,
+) -> None:
+    """Copy a published artifact out of the registry, e.g. to evaluate the version a line runs."""
+    import shutil
+
+    from schemas.errors import ConfigurationError
+
+    store = _registry(registry)
+    if version is None:
+        alias = store.current_production(line)
+        if alias is None or alias.model != model:
+            raise ConfigurationError(f"line {line} has no production version of {model}: pass --version")
+        version = alias.version
+    if out.exists():
+        raise ConfigurationError(f"{out} already exists")
+    shutil.copytree(
+        store.fetch(model, version), out, ignore=shutil.ignore_patterns(".registry.json", ".sha256")
+    )
+    console.print(f"fetched {model} {version} into {out}")
+
+
 @models_app.command("list")
 def models_list(
     model: Annotated[str | None, typer.Option("--model", help="only this model")] = None,

@@ -145,6 +145,12 @@ def test_models_commands(tmp_path: Path) -> None:
     aliases = json.loads((tmp_path / "reg" / "aliases.json").read_text())
     assert aliases["L1"]["version"] == "a1" and aliases["L1"]["revision"] == 3
     assert isinstance(open_registry(where), DirectoryRegistry)
+    fetched = tmp_path / "fetched"
+    result = runner.invoke(
+        app, ["models", "fetch", "--model", "cls", "--line", "L1", "--out", str(fetched), "--registry", where]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_metadata(fetched).version == "a1" and not (fetched / ".registry.json").exists()
 
 
 def test_concurrent_promotions_through_separate_handles_lose_nothing(registry: DirectoryRegistry) -> None:
