@@ -1,0 +1,477 @@
+"""The fault run: a stack of its own, two workers, a producer, seeded faults, then an audit from outside.
+
+1. A private local stack (Kafka + MongoDB-protocol server) in ``<work dir>/stack``, so killing its broker
+   disturbs nobody else's; the jars and binaries come from the shared cache.
+2. Two worker subprocesses in one group (stable worker ids: with ``--exactly-once`` a restarted worker
+   fences its killed predecessor) and a producer thread publishing ``frames`` known frames at ``fps``, with
+   ``bad_inputs`` poison records mixed in.
+3. A fault thread follows the seeded schedule (:mod:`chaos.faults`): SIGKILL a worker and restart it, SIGKILL
+   the broker and start it again, stop MongoDB for ``mongo_outage_s`` and start it again, restart the
+   producer. Workers that exit on their own are restarted too, and counted (``worker_unplanned_exits``).
+4. When every frame has a document (or nothing moves for ``idle_timeout_s``), workers get SIGTERM and the
+   outputs are audited (:mod:`chaos.audit`).
+
+Recovery: ``recovery_s`` runs from a fault's start to the first result that arrives after the fault was
+repaired (the process restarted, the service answering again); ``recovery_after_repair_s`` from the repair.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.audit import AuditFigures, audit, percentile
+from chaos.corpus import BadInputCorpus, ClaimCheckTarget, CorpusLimits
+from chaos.faults import FaultKind, FaultPlan, ScheduledFault, planned_duration_s, schedule
+from chaos.frames import good_frames
+from chaos.kafka_io import TopicReader
+from chaos.producer import ProducerThread
+from chaos.worker_process import WorkerOptions, WorkerProcess
+from lineguard.kafka_topics import ensure_topics
+from lineguard.settings import StackSettings, default_cache_dir
+from lineguard.stack.endpoints import Endpoints, resolve_endpoints
+from lineguard.stack.launcher import LocalStack
+from lineguard.stack.state import KAFKA, MONGODB, is_running
+from schemas.records import DeadLetter, InspectionResult
+from schemas.serde import AvroRecordDeserializer
+from schemas.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+DATABASE = "chaos"
+COLLECTION = "inspections"
+WORKER_MAX_MESSAGE_BYTES = 256 * 1024  # small bounds keep the poison records (and their dead letters) small
+WORKER_MAX_IMAGE_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessConfig:
+    exactly_once: bool
+    frames: int
+    model: Path
+    work_dir: Path
+    plan: FaultPlan = field(default_factory=FaultPlan)
+    seed: int = 7
+    fps: float = 15.0
+    bad_inputs: int = 30
+    workers: int = 2
+    cameras: int = 6
+    idle_timeout_s: float = 180.0
+    spool_max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class FaultRecord:
+    kind: FaultKind
+    started: float  # time.monotonic()
+    repaired: float | None = None
+
+
+@dataclass(slots=True)
+class HarnessReport:
+    mode: str
+    figures: AuditFigures
+    worker_kills: int
+    broker_restarts: int
+    mongo_outage_s: float
+    producer_restarts: int
+    worker_unplanned_exits: int
+    recovery_s: dict[str, list[float]]
+    recovery_after_repair_s: dict[str, list[float]]
+    unrecovered_faults: int
+    producer: dict[str, int]
+    bad_inputs_injected: int
+    seconds: float
+    plan: FaultPlan
+
+    @property
+    def recovery_s_p99(self) -> float | None:
+        return percentile([v for values in self.recovery_s.values() for v in values], 0.99)
+
+    @property
+    def passed(self) -> bool:
+        f = self.figures
+        return (
+            f.lost == 0
+            and f.duplicate_documents == 0
+            and (f.duplicate_results == 0 or self.mode == "at-least-once")
+            and f.spurious_dead_letters == 0
+            and f.missing_dead_letters == 0
+            and self.worker_kills >= self.plan.worker_kills
+            and self.broker_restarts >= self.plan.broker_restarts
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        def p(values: list[float], fraction: float) -> float | None:
+            value = percentile(values, fraction)
+            return None if value is None else round(value, 2)
+
+        every = [v for values in self.recovery_s.values() for v in values]
+        after_repair = [v for values in self.recovery_after_repair_s.values() for v in values]
+        figures = asdict(self.figures)
+        return {
+            "mode": self.mode,
+            "frames": figures.pop("frames"),
+            "lost": figures.pop("lost"),
+            "duplicate_documents": figures.pop("duplicate_documents"),
+            "duplicate_results": figures.pop("duplicate_results"),
+            "worker_kills": self.worker_kills,
+            "broker_restarts": self.broker_restarts,
+            "mongo_outage_s": round(self.mongo_outage_s, 1),
+            "recovery_s_p99": p(every, 0.99),
+            "recovery_s_p50": p(every, 0.5),
+            "recovery_after_repair_s_p99": p(after_repair, 0.99),
+            "recovery_s_max_by_fault": {kind: p(values, 1.0) for kind, values in self.recovery_s.items()},
+            "unrecovered_faults": self.unrecovered_faults,
+            "producer_restarts": self.producer_restarts,
+            "worker_unplanned_exits": self.worker_unplanned_exits,
+            **figures,
+            "bad_inputs_injected": self.bad_inputs_injected,
+            "producer": self.producer,
+            "seconds": round(self.seconds, 1),
+            "passed": self.passed,
+        }
+
+
+class _Workers:
+    """The worker processes, shared by the fault thread (kills) and the supervisor loop (unplanned exits)."""
+
+    def __init__(self, processes: list[WorkerProcess]) -> None:
+        self.processes = processes
+        self.lock = threading.Lock()
+        self._down: set[int] = set()  # killed by a fault, restart pending
+
+    def supervise(self) -> None:
+        with self.lock:
+            for process in self.processes:
+                code = process.check()
+                if code is not None:
+                    log.warning(
+                        "worker %s exited on its own (code %s): restarting", process.options.worker_id, code
+                    )
+                    process.start()
+
+    def kill_one(self, preferred: int) -> int | None:
+        """SIGKILL the preferred worker, or another one if that one is down already; returns the slot."""
+        with self.lock:
+            slots = [preferred, *(s for s in range(len(self.processes)) if s != preferred)]
+            for slot in slots:
+                if slot not in self._down and self.processes[slot].running():
+                    self.processes[slot].kill()
+                    self._down.add(slot)
+                    return slot
+        return None
+
+    def start(self, slot: int) -> None:
+        with self.lock:
+            self.processes[slot].start()
+            self._down.discard(slot)
+
+    def stop_all(self) -> list[int | None]:
+        with self.lock:
+            return [process.terminate(60.0) for process in self.processes]
+
+
+class _ResultClock:
+    """Arrival times of results (read_committed), for recovery figures. Runs on its own thread."""
+
+    def __init__(self, kafka_config: dict[str, Any], topic: str) -> None:
+        self._reader = TopicReader(kafka_config, topic)
+        self.arrivals: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos-results", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._reader.poll(0.2):
+                self.arrivals.append(time.monotonic())
+
+    def first_after(self, moment: float) -> float | None:
+        return next((t for t in self.arrivals if t > moment), None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._reader.close()
+
+
+def run_harness(config: HarnessConfig) -> HarnessReport:
+    started = time.monotonic()
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(StackSettings(cache_dir=default_cache_dir(), state_dir=config.work_dir / "stack"))
+    stack.up()
+    try:
+        endpoints = resolve_endpoints(env={}, state_dir=stack.state_dir)
+        return _run(config, stack, endpoints, started)
+    finally:
+        stack.down(purge=True)
+
+
+def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started: float) -> HarnessReport:
+    from pymongo import MongoClient
+
+    from lineguard.claimcheck import GridFSClaimCheckStore
+
+    mode = "exactly-once" if config.exactly_once else "at-least-once"
+    topics = TopicNames.with_prefix("chaos")
+    kafka_config = endpoints.kafka_config()
+    ensure_topics(kafka_config, [topics.frames, topics.results, topics.defect_events, topics.dead_letters])
+    client: MongoClient[dict[str, Any]] = MongoClient(endpoints.mongodb_uri, serverSelectionTimeoutMS=10_000)
+    target_image = _target_image()
+    GridFSClaimCheckStore(client, DATABASE).put(target_image)
+    corpus = BadInputCorpus(
+        seed=config.seed,
+        limits=CorpusLimits(WORKER_MAX_MESSAGE_BYTES, WORKER_MAX_IMAGE_PIXELS),
+        target=ClaimCheckTarget(DATABASE, "frames", target_image),
+    )
+    frames = list(good_frames(0, config.frames, cameras=config.cameras, seed=config.seed))
+    rng = random.Random(config.seed)
+    bad_at = sorted(rng.sample(range(config.frames), min(config.bad_inputs, config.frames)))
+    producer = ProducerThread(
+        kafka_config=kafka_config,
+        topic=topics.frames,
+        frames=frames,
+        fps=config.fps,
+        spool_dir=config.work_dir / "spool",
+        spool_max_bytes=config.spool_max_bytes,
+        bad_cases={index: corpus.case(number) for number, index in enumerate(bad_at)},
+    )
+    workers = _Workers(
+        [
+            WorkerProcess(
+                WorkerOptions(
+                    topics=topics,
+                    group_id="chaos-workers",
+                    model=config.model,
+                    mongo_database=DATABASE,
+                    worker_id=f"chaos-worker-{slot}",
+                    exactly_once=config.exactly_once,
+                    max_message_bytes=WORKER_MAX_MESSAGE_BYTES,
+                    max_image_pixels=WORKER_MAX_IMAGE_PIXELS,
+                ),
+                endpoints,
+                config.work_dir / f"worker-{slot}.log",
+            )
+            for slot in range(config.workers)
+        ]
+    )
+    duration = planned_duration_s(config.frames, config.fps, config.plan)
+    if duration > config.frames / config.fps:  # stretch production over the schedule
+        producer.fps = config.frames / duration
+    faults = schedule(config.plan, duration, config.workers, config.seed)
+    log.info("%s run: %d frames over %.0f s, %d faults", mode, config.frames, duration, len(faults))
+    records: list[FaultRecord] = []
+    clock = _ResultClock(kafka_config, topics.results)
+    try:
+        for slot in range(config.workers):
+            workers.start(slot)
+        producer.start()
+        injector = threading.Thread(
+            target=_inject,
+            args=(faults, time.monotonic(), stack, workers, producer, config.plan, records),
+            name="chaos-faults",
+            daemon=True,
+        )
+        injector.start()
+        collection = client[DATABASE][COLLECTION]
+        _supervise_until_done(config, workers, producer, injector, collection)
+        exit_codes = workers.stop_all()
+        log.info("workers stopped with exit codes %s", exit_codes)
+    finally:
+        clock.close()
+        with workers.lock:
+            for process in workers.processes:
+                if process.running():
+                    process.kill()
+    figures = _audit(kafka_config, topics, client, frames, producer)
+    client.close()
+    recovery, after_repair, unrecovered = _recovery(records, clock)
+    return HarnessReport(
+        mode=mode,
+        figures=figures,
+        worker_kills=sum(p.kills for p in workers.processes),
+        broker_restarts=sum(1 for r in records if r.kind is FaultKind.broker_restart and r.repaired),
+        mongo_outage_s=sum(
+            (r.repaired or r.started) - r.started for r in records if r.kind is FaultKind.mongo_outage
+        ),
+        producer_restarts=producer.totals.restarts,
+        worker_unplanned_exits=sum(len(p.unplanned_exits) for p in workers.processes),
+        recovery_s=recovery,
+        recovery_after_repair_s=after_repair,
+        unrecovered_faults=unrecovered,
+        producer={**asdict(producer.totals), "bad_failed": producer.bad_failed},
+        bad_inputs_injected=len(producer.bad_landed),
+        seconds=time.monotonic() - started,
+        plan=config.plan,
+    )
+
+
+def _target_image() -> bytes:
+    import cv2
+    import numpy as np
+
+    return bytes(cv2.imencode(".jpg", np.full((128, 128, 3), 90, np.uint8))[1].tobytes())
+
+
+def _inject(
+    faults: list[ScheduledFault],
+    start: float,
+    stack: LocalStack,
+    workers: _Workers,
+    producer: ProducerThread,
+    plan: FaultPlan,
+    records: list[FaultRecord],
+) -> None:
+    """Start each fault at its time, on a thread of its own: a broker restart that takes 30 s must not
+    postpone the worker kills scheduled meanwhile (faults overlap in real life too)."""
+    running: list[threading.Thread] = []
+    for fault in faults:
+        delay = start + fault.at_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        record = FaultRecord(fault.kind, time.monotonic())
+        records.append(record)
+        thread = threading.Thread(
+            target=_apply, args=(fault, record, stack, workers, producer, plan), name=f"chaos-{fault.kind}"
+        )
+        thread.start()
+        running.append(thread)
+    for thread in running:
+        thread.join()
+
+
+def _apply(
+    fault: ScheduledFault,
+    record: FaultRecord,
+    stack: LocalStack,
+    workers: _Workers,
+    producer: ProducerThread,
+    plan: FaultPlan,
+) -> None:
+    try:
+        if fault.kind is FaultKind.worker_kill:
+            slot = workers.kill_one(fault.target)
+            if slot is None:
+                log.warning("worker kill skipped: every worker is already down")
+                return
+            time.sleep(fault.restart_after_s)
+            workers.start(slot)
+        elif fault.kind is FaultKind.broker_restart:
+            _kill_service(stack, KAFKA)
+            stack.up([KAFKA])
+        elif fault.kind is FaultKind.mongo_outage:
+            stack.down([MONGODB])
+            time.sleep(plan.mongo_outage_s)
+            stack.up([MONGODB])
+        else:
+            producer.request_restart()
+    except Exception:  # a fault that could not be injected or repaired is reported, not hidden
+        log.exception("fault %s failed", fault.kind.value)
+        return
+    record.repaired = time.monotonic()
+    log.info("fault %s done in %.1f s", fault.kind.value, record.repaired - record.started)
+
+
+def _kill_service(stack: LocalStack, name: str) -> None:
+    service = stack.state().services[name]
+    assert service.pid is not None
+    os.kill(service.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while is_running(service) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _supervise_until_done(
+    config: HarnessConfig,
+    workers: _Workers,
+    producer: ProducerThread,
+    injector: threading.Thread,
+    collection: Any,
+) -> None:
+    """Restart workers that exit on their own until production and faults are over and every frame has a
+    document, or nothing moved for ``idle_timeout_s``."""
+    last_count, last_progress = -1, time.monotonic()
+    while True:
+        workers.supervise()
+        time.sleep(0.5)
+        if producer.alive or injector.is_alive():
+            last_progress = time.monotonic()
+            continue
+        try:
+            count = collection.estimated_document_count()
+        except Exception:  # MongoDB may still be coming back
+            continue
+        if count >= config.frames:
+            return
+        if count != last_count:
+            last_count, last_progress = count, time.monotonic()
+        elif time.monotonic() - last_progress > config.idle_timeout_s:
+            log.error(
+                "no progress for %.0f s with %d of %d documents", config.idle_timeout_s, count, config.frames
+            )
+            return
+
+
+def _audit(
+    kafka_config: dict[str, Any],
+    topics: TopicNames,
+    client: Any,
+    frames: list[Any],
+    producer: ProducerThread,
+) -> AuditFigures:
+    decode_result = AvroRecordDeserializer(InspectionResult)
+    decode_letter = AvroRecordDeserializer(DeadLetter)
+    results = TopicReader(kafka_config, topics.results, read_committed=True)
+    letters = TopicReader(kafka_config, topics.dead_letters, read_committed=True)
+    try:
+        results.read_until(lambda records: False, idle_timeout_s=5.0)
+        letters.read_until(lambda records: False, idle_timeout_s=3.0)
+    finally:
+        results.close()
+        letters.close()
+    documents = [
+        (doc["camera_id"], doc["frame_number"], doc["model"]["version"])
+        for doc in client[DATABASE][COLLECTION].find(
+            {}, {"camera_id": 1, "frame_number": 1, "model.version": 1}
+        )
+    ]
+    sources = []
+    for record in letters.records:
+        letter = decode_letter(record.value)
+        sources.append((letter.source.partition, letter.source.offset))
+    return audit(
+        expected=(frame.identity for frame in frames),
+        documents=documents,
+        results=(decode_result(record.value).identity for record in results.records),
+        dead_letter_sources=sources,
+        injected_bad=((landed.partition, landed.offset) for landed in producer.bad_landed),
+    )
+
+
+def _recovery(
+    records: list[FaultRecord], clock: _ResultClock
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    recovery: dict[str, list[float]] = {}
+    after_repair: dict[str, list[float]] = {}
+    unrecovered = 0
+    for record in records:
+        if record.kind is FaultKind.producer_restart:
+            continue  # the producer's restart does not stop inspection
+        if record.repaired is None:
+            unrecovered += 1
+            continue
+        first = clock.first_after(record.repaired)
+        if first is None:
+            unrecovered += 1
+            continue
+        recovery.setdefault(record.kind.value, []).append(first - record.started)
+        after_repair.setdefault(record.kind.value, []).append(first - record.repaired)
+    return recovery, after_repair, unrecovered
