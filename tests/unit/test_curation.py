@@ -228,3 +228,37 @@ def test_annotations_made_for_another_resolution(tmp_path: Path) -> None:
     assert ("size_mismatch", ("images/b.png",)) in kinds
     assert ("unreadable_annotation", (str(Path("masks") / "c.png"),)) in kinds
     assert report.images == 2  # c.png is left out with its unreadable mask
+
+
+def test_coco_and_good_only_layouts(tmp_path: Path) -> None:
+    coco = tmp_path / "coco"
+    write(coco / "images" / "a.png", pattern(1, 30))
+    document = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 30, "height": 30},
+            {"id": 2, "file_name": "gone.png", "width": 30, "height": 30},
+        ],
+        "categories": [{"id": 1, "name": "stain"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [20, 20, 20, 5]},  # runs off the right edge
+            {"id": 2, "image_id": 1, "category_id": 9, "bbox": [0, 0, 5, 5]},
+        ],
+    }
+    (coco / "annotations.json").write_text(json.dumps(document))
+    report = check_dataset(coco)
+    assert report.format == "coco"
+    assert {f.kind for f in report.findings} >= {"box_outside_image", "unknown_class", "missing_image"}
+
+    anomaly = tmp_path / "mvtec"
+    for i in range(3):
+        write(anomaly / "good" / f"g{i}.png", pattern(10 + i, 30))
+    write(anomaly / "crack" / "c0.png", pattern(20, 30))
+    (anomaly / "ground_truth" / "crack").mkdir(parents=True)
+    (anomaly / "ground_truth" / "crack" / "c0_mask.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    from vision.datasets import DatasetFormat
+
+    report = check_dataset(anomaly, DatasetFormat.goodonly)
+    assert report.class_counts == {"crack": 1, "good": 3}
+    assert [(f.kind, f.paths) for f in report.findings if f.severity.value == "error"] == [
+        ("corrupt_mask", ("crack/c0.png",))
+    ]
