@@ -13,15 +13,17 @@ Phases and the figures they give (``--json`` prints them as one object):
    Also measured alone: decode-only frames/s, and the model's time for one full batch.
 2. pipeline (``pipeline_fps``): a backlog already on the frames topic, drained by a ``python -m workers``
    subprocess through Kafka and MongoDB; the rate between its first and its last result.
-3. naive (``naive_fps``): one message at a time in this process: consume one, decode, predict one frame,
-   ``insert_one``, commit synchronously.
+3. naive (``naive_fps``): one message at a time in this process: consume one, decode, predict one frame
+   with the worker's backend, ``insert_one``, commit synchronously; ``naive_*_ms`` splits the time per frame.
+   ``naive_keras_fps`` is the same loop with Keras ``model.predict`` per frame (the usual first version).
 4. latency (``p50_ms``, ``p99_ms``): frames published at 70 % of ``pipeline_fps`` to the same worker;
    capture time to the result record's Kafka timestamp. Goal: p99 <= max_wait_ms + 2 x batch inference time
    (``p99_bound_ms``).
 5. memory (``peak_rss_mb``): a fresh worker started against a backlog of ``--backlog`` frames (the distinct
    frames re-published); its peak RSS (VmHWM) while it works through the backlog for ``--rss-seconds``.
 
-Ratios: ``pipeline_over_stage_bound`` (goal >= 0.90) and ``pipeline_over_naive`` (goal >= 10). Figures on a
+Ratios: ``pipeline_over_stage_bound`` (goal >= 0.90), ``pipeline_over_naive`` (goal >= 10) and
+``pipeline_over_naive_keras``. Figures on a
 shared 2-core machine vary from run to run: read them with the other processes in mind.
 """
 
@@ -71,6 +73,7 @@ class Sizes:
     stage_frames: int  # frames through the in-process stage bound
     pipeline_frames: int  # backlog drained by the worker for pipeline_fps
     naive_frames: int
+    naive_keras_frames: int
     latency_s: float  # publishing time at 70 % of pipeline_fps
     backlog: int  # frames for the memory phase
     rss_s: float  # how long the memory phase watches the worker
@@ -78,8 +81,8 @@ class Sizes:
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
     if args.quick:
-        return Sizes(40, 160, 400, 40, 10.0, args.backlog or 2_000, 20.0)
-    return Sizes(200, 600, 2_000, 150, 40.0, args.backlog or 20_000, 60.0)
+        return Sizes(40, 160, 400, 40, 20, 10.0, args.backlog or 2_000, 20.0)
+    return Sizes(200, 600, 2_000, 150, 60, 40.0, args.backlog or 20_000, 60.0)
 
 
 def say(message: str) -> None:
@@ -488,8 +491,17 @@ def _count_documents(endpoints: Endpoints, database: str) -> int:
 # -------------------------------------------------------------------------------------------------- naive
 
 
-def naive(endpoints: Endpoints, model: Any, factory: FrameFactory, count: int) -> dict[str, float]:
-    """One message at a time: consume, decode, predict one frame, insert_one, commit (synchronously)."""
+def naive(
+    endpoints: Endpoints,
+    model: Any,
+    factory: FrameFactory,
+    count: int,
+    predict_one: Any = None,
+    key: str = "naive",
+) -> dict[str, float]:
+    """One message at a time: consume, decode, predict one frame, insert_one, commit (synchronously).
+
+    ``predict_one`` (preprocessed batch of one -> defect score) defaults to the worker's backend."""
     import cv2
     from confluent_kafka import Consumer
     from pymongo import MongoClient
@@ -513,37 +525,74 @@ def naive(endpoints: Endpoints, model: Any, factory: FrameFactory, count: int) -
         }
     )
     consumer.subscribe([topics.frames])
+    steps = dict.fromkeys(("poll", "decode", "preprocess", "predict", "insert_one", "commit"), 0.0)
     try:
         done = 0
         started: float | None = None
         while done < count:
+            mark = time.perf_counter()
             message = consumer.poll(1.0)
             if message is None or message.error() is not None:
                 continue
-            started = started if started is not None else time.perf_counter()
+            if started is None:  # the wait for the group join stays outside the clock
+                started = mark = time.perf_counter()
+            mark = _step(steps, "poll", mark)
             frame = deserializer(message.value())
             assert frame is not None
             image = cv2.imdecode(np.frombuffer(frame.image, np.uint8), cv2.IMREAD_COLOR)
             assert image is not None
-            (prediction,) = model.predict(preprocess_batch([image], spec))
+            mark = _step(steps, "decode", mark)
+            tensor = preprocess_batch([image], spec)
+            mark = _step(steps, "preprocess", mark)
+            if predict_one is None:
+                (prediction,) = model.predict(tensor)
+                defect_score = float(prediction.defect_score)
+            else:
+                defect_score = float(predict_one(tensor))
+            mark = _step(steps, "predict", mark)
             collection.insert_one(
                 {
                     "_id": f"{frame.camera_id}:{frame.frame_number}",
                     "camera_id": frame.camera_id,
                     "frame_number": frame.frame_number,
-                    "defect_score": float(prediction.defect_score),
-                    "class_scores": {k: float(v) for k, v in prediction.class_scores.items()},
+                    "defect_score": defect_score,
                 }
             )
+            mark = _step(steps, "insert_one", mark)
             consumer.commit(message=message, asynchronous=False)
+            _step(steps, "commit", mark)
             done += 1
         assert started is not None
-        # The first message's wait for the group join is outside the clock; the rest is all work.
-        return {"naive_fps": (count - 1) / (time.perf_counter() - started), "naive_frames": count}
+        figures: dict[str, float] = {
+            f"{key}_fps": count / (time.perf_counter() - started),
+            f"{key}_frames": count,
+        }
+        figures.update({f"{key}_{name}_ms": total * 1000 / count for name, total in steps.items()})
+        return figures
     finally:
         consumer.close()
         client.close()
         deployment.remove()
+
+
+def keras_predict_one(model_path: Path, metadata: Any) -> Any:
+    """The textbook first version: Keras ``model.predict`` called once per frame."""
+    from vision.nets.build import load_keras_model  # registers lineguard's custom layers first
+
+    keras_model = load_keras_model(model_path / (metadata.files.keras or "model.keras"))
+    good = list(metadata.classes).index("good") if "good" in metadata.classes else None
+
+    def predict(tensor: np.ndarray) -> float:
+        probabilities = keras_model.predict(tensor, verbose=0)[0]
+        return 1.0 - float(probabilities[good]) if good is not None else float(np.max(probabilities))
+
+    return predict
+
+
+def _step(steps: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    steps[name] += now - since
+    return now
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -609,6 +658,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="stage,pipeline,naive,memory",
         help="comma-separated subset of stage,pipeline,naive,memory",
     )
+    parser.add_argument(
+        "--no-keras", action="store_true", help="skip the naive run with Keras model.predict per frame"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser.parse_args(argv)
 
@@ -641,6 +693,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "naive" in phases:
         say(f"naive: {sizes.naive_frames} frames one at a time")
         figures.update(naive(endpoints, model, factory, sizes.naive_frames))
+        if meta.task.value == "classify" and meta.files.keras and not args.no_keras:
+            say(f"naive with Keras model.predict per frame: {sizes.naive_keras_frames} frames")
+            predict = keras_predict_one(model.path, meta)
+            figures.update(
+                naive(endpoints, model, factory, sizes.naive_keras_frames, predict, key="naive_keras")
+            )
     del model  # the worker subprocesses need the cores and memory now
     if "pipeline" in phases:
         say(f"pipeline: {sizes.pipeline_frames} frames through Kafka, the worker and MongoDB")
@@ -659,6 +717,8 @@ def derive(figures: dict[str, Any]) -> None:
         figures["pipeline_over_stage_bound"] = pipeline / figures["stage_bound_fps"]
     if pipeline and figures.get("naive_fps"):
         figures["pipeline_over_naive"] = pipeline / figures["naive_fps"]
+    if pipeline and figures.get("naive_keras_fps"):
+        figures["pipeline_over_naive_keras"] = pipeline / figures["naive_keras_fps"]
     if "batch_inference_ms" in figures:
         figures["p99_bound_ms"] = figures["max_wait_ms"] + 2 * figures["batch_inference_ms"]
 
