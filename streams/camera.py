@@ -41,9 +41,11 @@ def build_camera(
     on_progress: Callable[[Progress], None] | None = None,
     create_topic: bool = True,
     source: FrameSource | None = None,
+    schema_registry: Any | None = None,
 ) -> CameraRunner:
     """Everything a camera process runs; configuration mistakes raise :class:`ConfigurationError` here.
-    ``source`` is opened from ``settings.source`` unless given (already opened, e.g. to check it early)."""
+    ``source`` is opened from ``settings.source`` unless given (already opened, e.g. to check it early).
+    With a ``schema_registry`` client, records use Confluent framing; without, Avro single-object encoding."""
     if source is None:
         source = open_source(settings.source)
     # librdkafka logs through Python logging (rate-limited) instead of printing every reconnect to stderr.
@@ -81,7 +83,11 @@ def build_camera(
         if create_topic:
             _ensure_topic(kafka_config, settings, spool_enabled=spool is not None)
         publisher = FramePublisher(
-            options, kafka_config, AvroRecordSerializer(Frame), claim_check=claim_check, spool=spool
+            options,
+            kafka_config,
+            AvroRecordSerializer(Frame, schema_registry),
+            claim_check=claim_check,
+            spool=spool,
         )
     except BaseException:
         source.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lineguard.settings import KafkaSettings, MongoSettings, default_cache_dir
+from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings, default_cache_dir
 from schemas.topics import FRAMES_TOPIC
 from streams.sources.base import ImageFormat
 from streams.sources.spec import SOURCE_SPEC_HELP
@@ -101,6 +101,7 @@ def camera(
     from pydantic import ValidationError
 
     from schemas.errors import ConfigurationError
+    from schemas.serde import schema_registry_client
     from streams.camera import build_camera
     from streams.runner import install_stop_signals
     from streams.settings import CameraSettings
@@ -137,6 +138,9 @@ def camera(
     source_handle = open_source(settings.source)
     kafka_settings = KafkaSettings()
     mongo_settings = MongoSettings()
+    registry_settings = RegistrySettings()
+    auth = registry_settings.basic_auth_user_info
+    registry = schema_registry_client(registry_settings.url, auth.get_secret_value() if auth else None)
     bootstrap, mongodb_uri = _endpoints(kafka_settings, mongo_settings, need_mongodb=settings.claim_check)
     display = _ProgressDisplay(live=progress and sys.stderr.isatty())
     runner = build_camera(
@@ -147,6 +151,7 @@ def camera(
         default_cache_dir(),
         on_progress=display,
         source=source_handle,
+        schema_registry=registry,
     )
     if settings.metrics_port:
         _serve_metrics(runner, settings.camera_id, settings.metrics_port)

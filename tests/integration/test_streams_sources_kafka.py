@@ -148,3 +148,19 @@ def test_opencv_stream_source_reconnects_at_the_end_of_the_stream(
     assert len(received) == 6
     for original, item in zip(expected, received, strict=True):
         assert np.array_equal(_decode(item.frame.image), original)
+
+
+def test_with_a_schema_registry_frames_use_confluent_framing(
+    kafka_config: dict[str, Any], topics: TopicNames, tmp_path: Path
+) -> None:
+    from schemas.serde import schema_registry_client
+
+    registry = schema_registry_client(f"mock://{topics.frames}")
+    summary = run_camera(
+        kafka_config, topics.frames, "synthetic:?size=32x32", 3, tmp_path, schema_registry=registry
+    )
+    assert summary.close.delivered == 3
+    received = consume_frames(kafka_config, topics.frames, 3, schema_registry=registry)
+    assert [r.frame.frame_number for r in received] == [0, 1, 2]
+    schema_id = registry.get_latest_version(f"{topics.frames}-value").schema_id  # type: ignore[union-attr]
+    assert all(r.value[:1] == b"\x00" and int.from_bytes(r.value[1:5], "big") == schema_id for r in received)

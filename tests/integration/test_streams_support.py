@@ -24,10 +24,17 @@ class Received:
     headers: dict[str, bytes]
     partition: int
     offset: int
+    value: bytes  # the record as it was on the topic
 
 
 def run_camera(
-    kafka_config: dict[str, Any], topic: str, source: str, count: int, tmp_path: Path, **settings: Any
+    kafka_config: dict[str, Any],
+    topic: str,
+    source: str,
+    count: int,
+    tmp_path: Path,
+    schema_registry: Any | None = None,
+    **settings: Any,
 ) -> RunSummary:
     """Publish ``count`` frames from ``source`` with the same wiring `lineguard camera` uses."""
     camera = CameraSettings(
@@ -42,12 +49,18 @@ def run_camera(
         spool_dir=tmp_path / "spool",
         **settings,
     )
-    runner = build_camera(camera, kafka_config, None, "unused", tmp_path, create_topic=False)
+    runner = build_camera(
+        camera, kafka_config, None, "unused", tmp_path, create_topic=False, schema_registry=schema_registry
+    )
     return runner.run()
 
 
 def consume_frames(
-    kafka_config: dict[str, Any], topic: str, expected: int, timeout_s: float = 60.0
+    kafka_config: dict[str, Any],
+    topic: str,
+    expected: int,
+    timeout_s: float = 60.0,
+    schema_registry: Any | None = None,
 ) -> list[Received]:
     """Read ``expected`` frames from the start of ``topic`` (then a short grace period to catch extras)."""
     consumer = Consumer(
@@ -60,7 +73,7 @@ def consume_frames(
             "fetch.max.bytes": 64 * 1024 * 1024,
         }
     )
-    reader = AvroRecordDeserializer(Frame)
+    reader = AvroRecordDeserializer(Frame, schema_registry)
     received: list[Received] = []
     try:
         consumer.subscribe([topic])
@@ -75,7 +88,9 @@ def consume_frames(
             if message is None:
                 continue
             assert message.error() is None, message.error()
-            frame = reader(message.value())
+            value = message.value()
+            assert value is not None
+            frame = reader(value)
             partition, offset = message.partition(), message.offset()
             assert frame is not None and partition is not None and offset is not None
             received.append(
@@ -83,6 +98,7 @@ def consume_frames(
                     key=message.key(),
                     frame=frame,
                     headers=_headers(message.headers()),
+                    value=value,
                     partition=partition,
                     offset=offset,
                 )
