@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 _SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
 _TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
 _TRANSACTION_ATTEMPTS = 3
+_MONGO_MAX_DOCUMENTS = 256  # documents of several batches written in one insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,10 @@ class Worker:
         self._sink_queue: queue.Queue[SinkItem] = queue.Queue(maxsize=_SINK_QUEUE_BATCHES)
         self._inference_done = threading.Event()
         self._sinks_done = threading.Event()
+        self._mongo_done = threading.Event()
+        self._mongo_queue: queue.Queue[list[tuple[Ticket, InspectionResult]]] = queue.Queue(
+            maxsize=_SINK_QUEUE_BATCHES
+        )
         self._sink_lock = threading.Lock()  # a revoke waits for the write (transaction) in progress
         self._threads: list[threading.Thread] = []
         self._health: HealthServer | None = None
@@ -216,7 +221,10 @@ class Worker:
             commit_interval_s=s.commit_interval_ms / 1000.0,
             revoke_timeout_s=s.drain_timeout_s,
         )
-        for target, name in ((self._inference_loop, "worker-inference"), (self._sink_loop, "worker-sinks")):
+        stages = [(self._inference_loop, "worker-inference"), (self._sink_loop, "worker-sinks")]
+        if not s.exactly_once:  # with transactions the documents are written inside each transaction
+            stages.append((self._mongo_loop, "worker-mongo"))
+        for target, name in stages:
             thread = threading.Thread(target=self._guarded(target), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -396,12 +404,34 @@ class Worker:
                 self._outputs.event(event, frame.trace_id, ack=self._acker(frame.ticket))
                 self.metrics.defect_events.inc()
             written.append((frame.ticket, result))
-        started = time.perf_counter()
-        self._mongo.upsert([result for _, result in written])
-        self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
-        for ticket, _ in written:
-            self._tracker.ack(ticket)
-        log.debug("batch of %d written", len(written))
+        # MongoDB on its own thread: results reach Kafka without waiting for the previous batch's documents,
+        # and documents of several batches share one insert. The offsets still wait for both.
+        while written and not self._mongo_done.is_set() and self._fatal is None:
+            try:
+                self._mongo_queue.put(written, timeout=0.1)
+                break
+            except queue.Full:
+                self._outputs.serve(0)
+
+    def _mongo_loop(self) -> None:
+        """At least once: write the documents of finished batches, in bulk, and acknowledge them."""
+        while True:
+            try:
+                pending = self._mongo_queue.get(timeout=0.05)
+            except queue.Empty:
+                if self._mongo_done.is_set():
+                    return
+                continue
+            while len(pending) < _MONGO_MAX_DOCUMENTS:
+                try:
+                    pending = pending + self._mongo_queue.get_nowait()
+                except queue.Empty:
+                    break
+            started = time.perf_counter()
+            self._mongo.upsert([result for _, result in pending])
+            self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+            for ticket, _ in pending:
+                self._tracker.ack(ticket)
 
     def _write_transaction(self, items: list[SinkItem]) -> None:
         """Exactly once: outputs of several batches and the consumer positions in one transaction.
@@ -567,10 +597,13 @@ class Worker:
                     self._tracker.in_flight(),
                     s.drain_timeout_s,
                 )
-        self._inference_done.set()
-        self._sinks_done.set()
-        for thread in self._threads:
+        # Stop the stages in pipeline order, so each one finishes what the previous one handed over.
+        for done, thread in zip(
+            (self._inference_done, self._sinks_done, self._mongo_done), self._threads, strict=False
+        ):
+            done.set()
             thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        self._mongo_done.set()
         self._outputs.flush(max(1.0, deadline - time.monotonic()))
         committed: dict[PartitionKey, int] = {}
         if not s.exactly_once:
