@@ -253,7 +253,8 @@ class LocalStack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         if not kafka.is_formatted(node):
             kafka.format_storage(java, libs, node, self.logs_dir, self._progress)
-        command = kafka.broker_command(java, libs, node, self.settings.kafka_heap_mb, self.logs_dir)
+        archive = kafka.class_archive_path(self.cache_dir, self.settings.kafka_version)
+        command = kafka.broker_command(java, libs, node, self.settings.kafka_heap_mb, self.logs_dir, archive)
         self._progress(f"starting Apache Kafka {self.settings.kafka_version} on {node.bootstrap}")
         pid = processes.spawn(command, self.logs_dir / "kafka.out", cwd=node.node_dir)
         service = ServiceState(
@@ -342,6 +343,9 @@ class LocalStack:
                 )
                 if not clean:
                     log.warning("%s needed SIGKILL", name)
+                if name == KAFKA:
+                    archive = kafka.class_archive_path(self.cache_dir, self.settings.kafka_version)
+                    kafka.adopt_class_archive(Path(service.data_dir), archive, exited_cleanly=clean)
             state = state.with_service(service.stopped())
             write_state(self.state_dir, state)
         return state

@@ -77,3 +77,38 @@ def test_broker_command_caps_the_heap_and_points_at_our_logging(tmp_path: Path) 
     assert f"-Dkafka.logs.dir={tmp_path / 'logs'}" in command
     assert command[-2:] == ["kafka.Kafka", str(node.config_path)]
     assert command[command.index("-cp") + 1] == f"{tmp_path / 'libs'}/*"
+
+
+def test_first_broker_writes_a_class_archive_and_later_ones_use_it(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    archive = tmp_path / "cache" / "kafka-classes.jsa"
+
+    def command() -> list[str]:
+        return kafka.broker_command("/usr/bin/java", tmp_path / "libs", node, 512, tmp_path, archive)
+
+    first = command()
+    pending = next(arg.split("=", 1)[1] for arg in first if arg.startswith("-XX:ArchiveClassesAtExit="))
+    assert Path(pending).parent == node.node_dir  # its own file until known complete
+
+    node.node_dir.mkdir(parents=True)
+    Path(pending).write_bytes(b"archive")
+    archive.parent.mkdir(parents=True)
+    kafka.adopt_class_archive(node.node_dir, archive, exited_cleanly=True)
+    assert archive.read_bytes() == b"archive" and not Path(pending).exists()
+
+    later = command()
+    assert f"-XX:SharedArchiveFile={archive}" in later
+    assert later[0] == "/usr/bin/java" and later[-2] == "kafka.Kafka"
+
+
+def test_an_archive_from_a_killed_broker_is_discarded(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    node.node_dir.mkdir(parents=True)
+    archive = tmp_path / "kafka-classes.jsa"
+    command = kafka.broker_command("/usr/bin/java", tmp_path, node, 512, tmp_path, class_archive=archive)
+    pending = Path(next(a.split("=", 1)[1] for a in command if a.startswith("-XX:ArchiveClassesAtExit=")))
+    pending.write_bytes(b"half an archi")
+
+    kafka.adopt_class_archive(node.node_dir, archive, exited_cleanly=False)
+
+    assert not archive.exists() and not pending.exists()
