@@ -289,15 +289,25 @@ def dataset_export(
     include_uncertain: Annotated[
         bool, typer.Option("--include-uncertain", help="also export UNCERTAIN frames, as class 'uncertain'")
     ] = False,
+    layout: Annotated[
+        str, typer.Option("--layout", help="folder (<label>/<image>) or voc (JPEGImages/ + Annotations/)")
+    ] = "folder",
+    min_box_score: Annotated[
+        float, typer.Option("--min-box-score", min=0.0, max=1.0, help="voc: model detections kept as boxes")
+    ] = 0.5,
 ) -> None:
     """Pull production frames with their results (and corrected labels) into a training folder."""
     import json
 
     from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings
     from lineguard.stack.endpoints import resolve_endpoints
+    from schemas.errors import ConfigurationError
     from schemas.serde import schema_registry_client
     from schemas.topics import TopicNames
-    from vision.export_dataset import ExportFilter, ExportSources, run_export
+    from vision.export_dataset import ExportFilter, ExportLayout, ExportSources, run_export
+
+    if layout not in {member.value for member in ExportLayout}:
+        raise ConfigurationError(f"unknown layout {layout!r}: choose folder or voc")
 
     endpoints = resolve_endpoints()
     mongo = MongoSettings()
@@ -323,10 +333,18 @@ def dataset_export(
         since=_utc(since),
         until=_utc(until),
         include_uncertain=include_uncertain,
+        min_box_score=min_box_score,
     )
     with _progress() as progress:
         task = progress.add_task(f"exporting {topics.frames}", total=None)
-        summary = run_export(sources, out, results_from, selection, on_frame=lambda: progress.advance(task))
+        summary = run_export(
+            sources,
+            out,
+            results_from,
+            selection,
+            on_frame=lambda: progress.advance(task),
+            layout=ExportLayout(layout),
+        )
     console.print_json(json.dumps(summary.to_dict()))
     console.print(f"wrote {sum(summary.written.values())} images to {out}")
 

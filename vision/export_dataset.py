@@ -1,4 +1,4 @@
-"""``lineguard dataset export``: production frames back into a folder-per-class training set.
+"""``lineguard dataset export``: production frames back into a training set (folder-per-class or VOC).
 
 Frame pixels travel only through Kafka (the frames topic; claim-checked ones through GridFS), verdicts are in
 MongoDB (one document per frame and model version, written by the workers) and on the results topic. Export
@@ -7,17 +7,21 @@ joins them on the frame identity ``(camera_id, frame_number)``:
 1. results are read first, from MongoDB (``--from mongodb``) or the results topic (``--from topic``), filtered
    by line, model, version and capture time; they are small, so they are held in memory;
 2. corrected labels come from a ``labels`` collection when it exists. A document there is
-   ``{"camera_id": str, "frame_number": int, "label": str, "labelled_by": str?, "labelled_at": date?}``; its
-   ``_id`` is free (``"<camera_id>:<frame_number>"`` is the convention);
+   ``{"camera_id": str, "frame_number": int, "label": str, "boxes": [{"label", "x_min", "y_min", "x_max",
+   "y_max"}]?, "labelled_by": str?, "labelled_at": date?}`` (boxes normalized to [0, 1]); its ``_id`` is free
+   (``"<camera_id>:<frame_number>"`` is the convention);
 3. the frames topic is streamed from its beginning to the end it had when export started; each frame with a
-   result (or a correction) is written, bytes unchanged, to ``OUT/<label>/<camera>_<frame>.<ext>``.
+   result (or a correction) is written, bytes unchanged, in one of two layouts: ``folder``
+   (``OUT/<label>/<camera>_<frame>.<ext>``, classification) or ``voc`` (``OUT/JPEGImages/`` +
+   ``OUT/Annotations/*.xml``, detection).
 
 Which label a frame gets, strongest first: a person's correction, the frame's own ground truth (synthetic and
 evaluation cameras), the model's result (OK -> ``good``; DEFECT -> the best detection or the most likely
-defect class, ``defect`` for anomaly models). UNCERTAIN verdicts are skipped unless asked for, because a label
-nobody trusts does not belong in training data. ``OUT/export.jsonl`` records where every file came from;
-exporting again into the same folder updates files in place (a frame whose label changed moves class folder)
-instead of duplicating them.
+defect class, ``defect`` for anomaly models). Boxes follow the same order; the model's detections count only
+from ``min_box_score`` up. UNCERTAIN verdicts are skipped unless asked for, because a label nobody trusts
+does not belong in training data. ``OUT/export.jsonl`` records where every file came from; exporting again
+into the same folder updates files in place (a frame whose label changed moves class folder) instead of
+duplicating them.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigurationError, SerializationError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, InspectionResult, Verdict
+from vision.samples import BoxLabel
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class ExportFilter:
     since: datetime | None = None
     until: datetime | None = None
     include_uncertain: bool = False
+    min_box_score: float = 0.5  # model detections below this are not written as boxes
 
     def accepts(self, result: InspectionResult) -> bool:
         return (
@@ -102,6 +109,23 @@ class ExportSummary:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A person's label for a frame; ``boxes`` (normalized) when they drew them, else None."""
+
+    label: str
+    boxes: tuple[BoxLabel, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """How a frame is written: its image label, its boxes and where they came from."""
+
+    label: str
+    boxes: tuple[BoxLabel, ...]
+    source: str  # correction | ground_truth | model
+
+
 # ------------------------------------------------------------------------------------------ labels
 
 
@@ -126,6 +150,43 @@ def label_from_ground_truth(frame: Frame) -> str | None:
         return None
     labels = [label for label in frame.ground_truth.labels if label != GOOD]
     return labels[0] if labels else GOOD
+
+
+def _truth_boxes(frame: Frame) -> tuple[BoxLabel, ...]:
+    assert frame.ground_truth is not None
+    return tuple(BoxLabel(b.label, b.x_min, b.y_min, b.x_max, b.y_max) for b in frame.ground_truth.boxes)
+
+
+def decide(
+    frame: Frame, result: InspectionResult | None, correction: Correction | None, selection: ExportFilter
+) -> Labelled | str:
+    """The label and boxes a frame is exported with, or the reason it is skipped."""
+    if correction is not None:
+        if correction.boxes is not None or correction.label == GOOD:
+            return Labelled(correction.label, correction.boxes or (), "correction")
+        # A label without boxes: keep boxes from the truth or the model only where they agree with it.
+        fallback = _truth_boxes(frame) if frame.ground_truth is not None else ()
+        if not fallback and result is not None:
+            fallback = _model_boxes(result, selection)
+        return Labelled(
+            correction.label, tuple(b for b in fallback if b.label == correction.label), "correction"
+        )
+    if (truth := label_from_ground_truth(frame)) is not None:
+        return Labelled(truth, _truth_boxes(frame), "ground_truth")
+    if result is None:
+        return "no_result"
+    label = label_from_result(result, selection.include_uncertain)
+    if label is None:
+        return f"verdict_{result.verdict.value.lower()}"
+    return Labelled(label, _model_boxes(result, selection) if label != GOOD else (), "model")
+
+
+def _model_boxes(result: InspectionResult, selection: ExportFilter) -> tuple[BoxLabel, ...]:
+    return tuple(
+        BoxLabel(d.label, d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max)
+        for d in result.detections
+        if d.score >= selection.min_box_score
+    )
 
 
 def _newer(result: InspectionResult, other: InspectionResult | None) -> bool:
@@ -169,18 +230,36 @@ def results_from_mongodb(
         raise ServiceUnavailableError(f"cannot read inspection results from MongoDB: {exc}") from exc
 
 
-def corrections_from_mongodb(collection: Any) -> dict[Identity, str]:
+def _box_labels(raw: Any) -> tuple[BoxLabel, ...] | None:
+    if not isinstance(raw, list):
+        return None
+    return tuple(
+        BoxLabel(str(b["label"]), float(b["x_min"]), float(b["y_min"]), float(b["x_max"]), float(b["y_max"]))
+        for b in raw
+    )
+
+
+def corrections_from_mongodb(collection: Any) -> dict[Identity, Correction]:
     """Corrected labels by frame identity (the latest ``labelled_at`` wins when a frame has several)."""
     from pymongo import ASCENDING
     from pymongo.errors import PyMongoError
 
-    corrections: dict[Identity, str] = {}
+    corrections: dict[Identity, Correction] = {}
+    fields = {"camera_id": 1, "frame_number": 1, "label": 1, "boxes": 1}
     try:
-        for doc in collection.find({}, {"camera_id": 1, "frame_number": 1, "label": 1}).sort(
-            "labelled_at", ASCENDING
-        ):
-            if isinstance(doc.get("label"), str) and doc["label"]:
-                corrections[(str(doc["camera_id"]), int(doc["frame_number"]))] = doc["label"]
+        for doc in collection.find({}, fields).sort("labelled_at", ASCENDING):
+            if not isinstance(doc.get("label"), str) or not doc["label"]:
+                continue
+            try:
+                boxes = _box_labels(doc.get("boxes"))
+            except (KeyError, TypeError, ValueError):
+                logger.warning(
+                    "ignoring malformed boxes of the correction of %s#%s",
+                    doc["camera_id"],
+                    doc["frame_number"],
+                )
+                boxes = None
+            corrections[(str(doc["camera_id"]), int(doc["frame_number"]))] = Correction(doc["label"], boxes)
     except PyMongoError as exc:
         raise ServiceUnavailableError(f"cannot read corrected labels from MongoDB: {exc}") from exc
     return corrections
@@ -288,17 +367,67 @@ def _read_manifest(out: Path) -> dict[str, dict[str, Any]]:
     return {entry["id"]: entry for entry in entries}
 
 
+def voc_annotation(file_name: str, width: int, height: int, channels: int, boxes: Iterable[BoxLabel]) -> str:
+    """A Pascal VOC annotation (1-based inclusive pixel corners, as :mod:`vision.datasets.voc` reads them)."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.Element("annotation")
+    ElementTree.SubElement(root, "filename").text = file_name
+    size = ElementTree.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", channels)):
+        ElementTree.SubElement(size, tag).text = str(value)
+    for box in boxes:
+        obj = ElementTree.SubElement(root, "object")
+        ElementTree.SubElement(obj, "name").text = box.label
+        ElementTree.SubElement(obj, "difficult").text = "0"
+        corners = ElementTree.SubElement(obj, "bndbox")
+        x_min, y_min = round(box.x_min * width), round(box.y_min * height)
+        x_max = max(round(box.x_max * width), x_min + 1)
+        y_max = max(round(box.y_max * height), y_min + 1)
+        for tag, value in (("xmin", x_min + 1), ("ymin", y_min + 1), ("xmax", x_max), ("ymax", y_max)):
+            ElementTree.SubElement(corners, tag).text = str(value)
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode") + "\n"
+
+
+class ExportLayout(StrEnum):
+    """``folder``: ``<label>/<image>`` (classification); ``voc``: ``JPEGImages/`` + ``Annotations/*.xml``
+    (detection, boxes from corrections, ground truth or the model's detections)."""
+
+    folder = "folder"
+    voc = "voc"
+
+
+def _write(
+    out: Path, layout: ExportLayout, frame: Frame, name: str, data: bytes, labelled: Labelled
+) -> list[str]:
+    """Write one frame; returns the files written (relative to ``out``)."""
+    if layout is ExportLayout.folder:
+        folder = _class_folder(labelled.label)
+        (out / folder).mkdir(exist_ok=True)
+        (out / folder / name).write_bytes(data)
+        return [f"{folder}/{name}"]
+    (out / "JPEGImages").mkdir(exist_ok=True)
+    (out / "Annotations").mkdir(exist_ok=True)
+    (out / "JPEGImages" / name).write_bytes(data)
+    xml_name = f"{Path(name).stem}.xml"
+    annotation = voc_annotation(name, frame.width, frame.height, frame.channels, labelled.boxes)
+    (out / "Annotations" / xml_name).write_text(annotation, encoding="utf-8")
+    return [f"JPEGImages/{name}", f"Annotations/{xml_name}"]
+
+
 def export_frames(
     frames: Iterable[Frame],
     results: dict[Identity, InspectionResult],
-    corrections: dict[Identity, str],
+    corrections: dict[Identity, Correction],
     out: Path,
     selection: ExportFilter,
     claim_store: Any | None = None,
     summary: ExportSummary | None = None,
     on_frame: Callable[[], None] | None = None,
+    layout: ExportLayout = ExportLayout.folder,
 ) -> ExportSummary:
-    """Write each frame that has a result or a correction into ``out/<label>/``."""
+    """Write each frame that has a result or a correction into ``out`` in ``layout``."""
     summary = summary or ExportSummary()
     summary.results = len(results)
     out.mkdir(parents=True, exist_ok=True)
@@ -311,44 +440,42 @@ def export_frames(
             on_frame()
         identity = frame.identity
         read.add(identity)
-        result = results.get(identity)
         if identity in seen:
             summary.skipped["duplicate_frame"] += 1  # a producer retry published it twice
             continue
+        result = results.get(identity)
         if result is None and identity not in corrections:
             summary.skipped["no_result"] += 1
             continue
-        label: str | None
-        if identity in corrections:
-            label, source = corrections[identity], "correction"
-        elif (truth := label_from_ground_truth(frame)) is not None:
-            label, source = truth, "ground_truth"
-        else:
-            assert result is not None
-            label, source = label_from_result(result, selection.include_uncertain), "model"
-        if label is None:
-            summary.skipped[f"verdict_{result.verdict.value.lower()}" if result else "unlabelled"] += 1
+        decision = decide(frame, result, corrections.get(identity), selection)
+        if isinstance(decision, str):
+            summary.skipped[decision] += 1
+            continue
+        if layout is ExportLayout.voc and decision.label != GOOD and not decision.boxes:
+            # A defect image without boxes would teach a detector that the defect is background.
+            summary.skipped["defect_without_boxes"] += 1
             continue
         try:
             data, encoding = _image_bytes(frame, claim_store)
-            folder = _class_folder(label)
+            name = frame_file_name(frame, encoding)
+            key = f"{frame.camera_id}:{frame.frame_number}"
+            previous = manifest.get(key)
+            written = _write(out, layout, frame, name, data, decision)
         except Exception as exc:  # one bad frame (claim-check gone, odd label) must not end the export
             summary.skipped["unreadable_image"] += 1
             logger.warning("skipping frame %s#%d: %s", frame.camera_id, frame.frame_number, exc)
             continue
-        name = frame_file_name(frame, encoding)
-        key = f"{frame.camera_id}:{frame.frame_number}"
-        previous = manifest.get(key)
-        if previous is not None and previous["path"] != f"{folder}/{name}":
-            (out / previous["path"]).unlink(missing_ok=True)  # relabelled since the last export
-        (out / folder).mkdir(exist_ok=True)
-        (out / folder / name).write_bytes(data)
+        if previous is not None:
+            for stale in set(previous.get("files", [previous["path"]])) - set(written):
+                (out / stale).unlink(missing_ok=True)  # relabelled (or re-encoded) since the last export
         seen.add(identity)
         manifest[key] = {
             "id": key,
-            "path": f"{folder}/{name}",
-            "label": label,
-            "label_source": source,
+            "path": written[0],
+            "files": written,
+            "label": decision.label,
+            "boxes": len(decision.boxes),
+            "label_source": decision.source,
             "camera_id": frame.camera_id,
             "line_id": frame.line_id,
             "frame_number": frame.frame_number,
@@ -356,8 +483,8 @@ def export_frames(
             "model": None if result is None else f"{result.model.name}:{result.model.version}",
             "verdict": None if result is None else result.verdict.value,
         }
-        summary.written[label] += 1
-        summary.sources[source] += 1
+        summary.written[decision.label] += 1
+        summary.sources[decision.source] += 1
     # Frames expire from the topic before their MongoDB records do: say how many results had none left.
     without_frame = len(set(results) - read)
     if without_frame:
@@ -390,6 +517,7 @@ def run_export(
     results_from: str = "mongodb",
     selection: ExportFilter | None = None,
     on_frame: Callable[[], None] | None = None,
+    layout: ExportLayout = ExportLayout.folder,
 ) -> ExportSummary:
     """Join results (from ``"mongodb"`` or ``"topic"``) and corrections with the frames topic into ``out``."""
     from schemas.serde import AvroRecordDeserializer
@@ -418,7 +546,7 @@ def run_export(
                 sources.kafka_config, sources.results_topic, deserializer, summary.skipped
             )
         results = index_results(raw_results, selection)
-        corrections: dict[Identity, str] = {}
+        corrections: dict[Identity, Correction] = {}
         claim_store = None
         if database is not None:
             from lineguard.claimcheck import GridFSClaimCheckStore
@@ -433,7 +561,9 @@ def run_export(
             AvroRecordDeserializer(Frame, sources.schema_registry),
             summary.skipped,
         )
-        return export_frames(frames, results, corrections, out, selection, claim_store, summary, on_frame)
+        return export_frames(
+            frames, results, corrections, out, selection, claim_store, summary, on_frame, layout
+        )
     finally:
         if client is not None:
             client.close()

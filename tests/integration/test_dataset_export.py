@@ -34,7 +34,7 @@ from schemas.records import (
 from schemas.serde import AvroRecordSerializer
 from schemas.topics import TopicNames
 from vision.datasets import load_dataset
-from vision.export_dataset import ExportSources, run_export
+from vision.export_dataset import ExportLayout, ExportSources, run_export
 from workers.sinks.mongo import inspection_document
 
 pytestmark = pytest.mark.integration
@@ -207,3 +207,35 @@ def test_export_command_from_the_results_topic(
     # Version 1 only; frame 2 is a scratch either way, frame 4 is corrected to dent, cam-2#0 is a dent.
     assert counts == {"good": 2, "scratch": 1, "dent": 2}
     assert len(load_dataset(out, "classify", "folder")) == 5
+
+
+def test_export_in_voc_layout_for_detection_retraining(
+    production: Database[dict[str, Any]],
+    kafka_config: dict[str, Any],
+    topics: TopicNames,
+    endpoints: Endpoints,
+    tmp_path: Path,
+) -> None:
+    # A person draws the scratch on frame 2. The classifier's results carry no boxes, so defect frames without
+    # a drawn box (frame 4's label-only correction, cam-2's ground truth) cannot train a detector: skipped.
+    box = {"label": "scratch", "x_min": 0.25, "y_min": 0.5, "x_max": 0.75, "y_max": 1.0}
+    production["labels"].insert_one(
+        {"camera_id": "cam-1", "frame_number": 2, "label": "scratch", "boxes": [box], "labelled_at": START}
+    )
+    sources = ExportSources(
+        kafka_config, topics.frames, topics.results, endpoints.mongodb_uri, production.name
+    )
+    out = tmp_path / "voc"
+
+    summary = run_export(sources, out, "mongodb", layout=ExportLayout.voc)
+
+    assert dict(summary.written) == {"good": 2, "scratch": 1}
+    assert summary.skipped["defect_without_boxes"] == 2
+    dataset = load_dataset(out, "detect", "voc")
+    boxes = {s.key: s.boxes for s in dataset.samples}
+    assert sorted(boxes) == ["cam-1_0000000000.png", "cam-1_0000000001.jpg", "cam-1_0000000002.png"]
+    assert boxes["cam-1_0000000000.png"] == () and boxes["cam-1_0000000001.jpg"] == ()
+    (drawn,) = boxes["cam-1_0000000002.png"]
+    # Frame 2 is 30x20 pixels: VOC stores whole pixels, so corners come back within one pixel.
+    corners = (drawn.x_min, drawn.y_min, drawn.x_max, drawn.y_max)
+    assert drawn.label == "scratch" and corners == pytest.approx((0.25, 0.5, 0.75, 1.0), abs=1 / 30)

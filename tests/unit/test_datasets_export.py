@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from schemas.records import (
     Box,
@@ -24,7 +25,16 @@ from schemas.records import (
     Task,
     Verdict,
 )
-from vision.export_dataset import ExportFilter, export_frames, index_results, label_from_result
+from vision.datasets import load_dataset
+from vision.export_dataset import (
+    Correction,
+    ExportFilter,
+    ExportLayout,
+    export_frames,
+    index_results,
+    label_from_result,
+)
+from vision.samples import BoxLabel
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -131,7 +141,41 @@ def test_export_frames_labels_writes_and_relabels(tmp_path: Path) -> None:
     }
 
     # A person relabels frame 0; the next export moves the file rather than keeping two copies.
-    export_frames(frames[:1], results, {("cam", 0): "dent"}, out, ExportFilter())
+    export_frames(frames[:1], results, {("cam", 0): Correction("dent")}, out, ExportFilter())
     assert not (out / "good" / "cam_0000000000.png").exists()
     assert (out / "dent" / "cam_0000000000.png").read_bytes() == PNG
     assert len((out / "export.jsonl").read_text().splitlines()) == 3
+
+
+def test_voc_layout_round_trips_boxes_into_the_loader(tmp_path: Path) -> None:
+    # 4x3 frames: a box covering x 0.25..0.75, y 0..2/3 is pixels 2..3 by 1..2 in VOC's 1-based corners.
+    scratch = Box(label="scratch", x_min=0.25, y_min=0.0, x_max=0.75, y_max=2 / 3)
+    weak = Box(label="spot", x_min=0.0, y_min=0.0, x_max=0.25, y_max=1 / 3)
+    results = {
+        ("cam", 0): result(
+            0,
+            Verdict.DEFECT,
+            detections=(
+                Detection(label="scratch", score=0.9, box=scratch),
+                Detection(label="spot", score=0.2, box=weak),
+            ),
+        ),
+        ("cam", 1): result(1, Verdict.OK),
+        ("cam", 2): result(2, Verdict.DEFECT, detections=(Detection(label="spot", score=0.8, box=weak),)),
+    }
+    drawn = (BoxLabel("dent", 0.5, 0.0, 1.0, 1.0),)
+    corrections = {("cam", 2): Correction("dent", drawn)}  # a person redrew frame 2
+    out = tmp_path / "voc"
+
+    export_frames(
+        [frame(n, PNG) for n in range(3)], results, corrections, out, ExportFilter(), layout=ExportLayout.voc
+    )
+
+    dataset = load_dataset(out, "detect", "voc")
+    by_key = {s.key: s for s in dataset.samples}
+    first, good, redrawn = (by_key[f"cam_000000000{n}.png"] for n in range(3))
+    assert [(b.label, b.x_min, b.y_min, b.x_max) for b in first.boxes] == [("scratch", 0.25, 0.0, 0.75)]
+    assert first.boxes[0].y_max == pytest.approx(2 / 3)  # the 0.2 spot is below --min-box-score
+    assert good.label == "good" and good.boxes == ()
+    assert [(b.label, b.x_min, b.x_max) for b in redrawn.boxes] == [("dent", 0.5, 1.0)]
+    assert dataset.classes == ("dent", "scratch")
