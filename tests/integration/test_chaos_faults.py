@@ -1,0 +1,56 @@
+"""A short fault run on a private stack: worker SIGKILLs, a broker SIGKILL, a MongoDB outage and a producer
+restart while frames flow, then the outside audit (``python -m chaos run`` is the full version).
+
+The stack is the test's own (its broker gets killed), started from the shared cache's jars and binaries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaos.faults import FaultPlan
+from chaos.harness import HarnessConfig, run_harness
+from tests.integration.test_workers_support import cached_test_model
+
+pytestmark = pytest.mark.integration
+
+PLAN = FaultPlan(
+    worker_kills=3,
+    broker_restarts=1,
+    mongo_outages=1,
+    mongo_outage_s=5,
+    producer_restarts=1,
+    recovery_window_s=10,
+)
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_faults_lose_nothing_and_duplicate_no_document(
+    exactly_once: bool, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = HarnessConfig(
+        exactly_once=exactly_once,
+        frames=150,
+        model=cached_test_model(tmp_path_factory.getbasetemp()),
+        work_dir=tmp_path,
+        plan=PLAN,
+        seed=3,
+        fps=20,
+        bad_inputs=10,
+        idle_timeout_s=90,
+    )
+    report = run_harness(config)
+    figures = report.figures
+    assert report.worker_kills == 3 and report.broker_restarts == 1 and report.producer_restarts == 1
+    assert report.mongo_outage_s >= 5
+    assert figures.lost == 0, report.to_json()
+    assert figures.duplicate_documents == 0
+    assert figures.unexpected_results == 0
+    assert figures.spurious_dead_letters == 0 and figures.missing_dead_letters == 0
+    assert report.bad_inputs_injected == 10
+    assert report.producer["failed"] == 0 and report.producer["spool_dropped"] == 0
+    if exactly_once:
+        assert figures.duplicate_results == 0, report.to_json()
+    assert report.passed
