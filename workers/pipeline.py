@@ -3,17 +3,18 @@
 Threads and queues (every queue bounded, directly or through the in-flight bound that pauses partitions)::
 
     poll thread (FrameConsumer) --submit--> decode pool (N threads) --decoded--> inference thread
-        (DynamicBatcher, model)  --sink queue--> sink thread (results, events, MongoDB, dead letters)
+        (DynamicBatcher, model) --sink queue--> sink thread (results, events, dead letters: OutputWriter)
+        --documents--> MongoDB thread
     dead letters go from the decode pool straight to the sink queue.
 
-Decode, inference and sinks overlap: while the model runs batch k, the pool decodes the frames of batch k+1
-and the sink thread writes batch k-1, so the model is never idle while decoded frames wait.
+Decode, inference and outputs overlap: while the model runs batch k, the pool decodes the frames of batch
+k+1 and the sink and MongoDB threads write batch k-1, so the model is never idle while decoded frames wait.
 
-Delivery: every record gets a :class:`~workers.offsets.Ticket`; the sink thread *settles* it with the number
-of outputs it is about to write (result + optional event + MongoDB document, or one dead letter) and each
-acknowledgement counts down. The poll thread commits, per partition, only the offset after the longest run of
-done records. With ``exactly_once`` the sink thread instead writes outputs, offsets and all in one Kafka
-transaction per group of batches; MongoDB stays idempotent by ``_id``.
+Delivery: every record gets a :class:`~workers.offsets.Ticket`; the output stage
+(:class:`~workers.sinks.writer.OutputWriter`) settles it with the number of outputs it is about to write and
+each acknowledgement counts down. The poll thread commits, per partition, only the offset after the longest
+run of done records. With ``exactly_once`` the sink thread writes outputs, documents and offsets in one Kafka
+transaction per group of batches instead; MongoDB stays idempotent by ``_id``.
 
 Shutdown (``stop()``, SIGTERM at the CLI): stop polling, let in-flight records finish (bounded by
 ``drain_timeout_s``), flush the producer, commit, leave the group. ``run()`` returns 0 when it drained
@@ -28,19 +29,17 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Message
 
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from schemas.errors import LineguardError, ServiceUnavailableError
-from schemas.records import DeadLetter, DeadLetterReason, DefectEvent, ImageReference, InspectionResult
+from schemas.records import DeadLetterReason, ImageReference
 from schemas.topics import HEADER_TRACE_ID
-from vision.outputs import Prediction
 from workers.backends import LoadedModel
 from workers.batcher import Batch, DynamicBatcher
 from workers.consumer import FrameConsumer
@@ -49,10 +48,10 @@ from workers.metrics import HealthServer, WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey, Ticket
 from workers.serving import ModelSource, Serving, default_model_path, open_worker_registry
 from workers.settings import WorkerSettings
-from workers.sinks.dead_letters import RawRecord, build_dead_letter
-from workers.sinks.kafka import DeliveryFailed, KafkaOutputs, TransactionAborted
+from workers.sinks.dead_letters import RawRecord
+from workers.sinks.kafka import KafkaOutputs
 from workers.sinks.mongo import MongoInspectionSink
-from workers.verdicts import ResultBuilder
+from workers.sinks.writer import InferredBatch, OutputWriter, Rejected, SinkItem
 
 __all__ = ["InferredBatch", "Rejected", "Worker", "default_model_path"]
 
@@ -60,40 +59,6 @@ log = logging.getLogger(__name__)
 
 _SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
 _TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
-_TRANSACTION_ATTEMPTS = 3
-_MONGO_MAX_DOCUMENTS = 256  # documents of several batches written in one insert
-
-
-@dataclass(frozen=True, slots=True)
-class InferredBatch:
-    frames: list[DecodedFrame]
-    predictions: list[Prediction]
-    inferred_at: datetime
-    builder: ResultBuilder  # of the model that made the predictions
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    ticket: Ticket
-    record: RawRecord
-    error: FrameRejected
-
-
-SinkItem = InferredBatch | Rejected
-
-
-@dataclass(frozen=True, slots=True)
-class _FrameOutputs:
-    ticket: Ticket
-    result: InspectionResult
-    event: DefectEvent | None
-    trace_id: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class _LetterOutput:
-    ticket: Ticket
-    letter: DeadLetter
 
 
 class Worker:
@@ -129,9 +94,6 @@ class Worker:
         self._inference_done = threading.Event()
         self._sinks_done = threading.Event()
         self._mongo_done = threading.Event()
-        self._mongo_queue: queue.Queue[list[tuple[Ticket, InspectionResult]]] = queue.Queue(
-            maxsize=_SINK_QUEUE_BATCHES
-        )
         self._sink_lock = threading.Lock()  # a revoke waits for the write (transaction) in progress
         self._threads: list[threading.Thread] = []
         self._health: HealthServer | None = None
@@ -221,9 +183,18 @@ class Worker:
             commit_interval_s=s.commit_interval_ms / 1000.0,
             revoke_timeout_s=s.drain_timeout_s,
         )
+        self._writer = OutputWriter(
+            self._tracker,
+            self._outputs,
+            self._mongo,
+            self.metrics,
+            worker_id=s.worker_id,
+            max_message_bytes=s.max_message_bytes,
+            group_metadata=self._consumer.group_metadata,
+        )
         stages = [(self._inference_loop, "worker-inference"), (self._sink_loop, "worker-sinks")]
         if not s.exactly_once:  # with transactions the documents are written inside each transaction
-            stages.append((self._mongo_loop, "worker-mongo"))
+            stages.append((lambda: self._writer.mongo_loop(self._mongo_done), "worker-mongo"))
         for target, name in stages:
             thread = threading.Thread(target=self._guarded(target), name=name, daemon=True)
             thread.start()
@@ -365,7 +336,7 @@ class Worker:
                 items = [self._sink_queue.get(timeout=0.05)]
             except queue.Empty:
                 self._outputs.serve(0)
-                self._raise_on_delivery_failure()
+                self._writer.raise_on_delivery_failure()
                 if self._sinks_done.is_set():
                     return
                 continue
@@ -379,164 +350,16 @@ class Worker:
             started = time.perf_counter()
             with self._sink_lock:
                 if self.settings.exactly_once:
-                    self._write_transaction(items)
+                    self._writer.write_transaction(items)
                 else:
                     for item in items:
-                        self._write(item)
+                        self._writer.write(item, give_up=self._giving_up)
             self.metrics.stage_seconds.labels("sinks").observe(time.perf_counter() - started)
             self._outputs.serve(0)
-            self._raise_on_delivery_failure()
+            self._writer.raise_on_delivery_failure()
 
-    def _write(self, item: SinkItem) -> None:
-        """At least once: settle each record, issue its outputs, count acknowledgements down."""
-        if isinstance(item, Rejected):
-            letter = self._dead_letter(item)
-            if self._tracker.settle(item.ticket, outstanding=1):
-                self._outputs.dead_letter(letter, ack=self._acker(item.ticket))
-                self.metrics.dead_letters.labels(item.error.reason.value).inc()
-            return
-        written: list[tuple[Ticket, InspectionResult]] = []
-        for frame, result, event in self._build(item):
-            if not self._tracker.settle(frame.ticket, outstanding=2 + (event is not None)):
-                continue  # partition revoked meanwhile
-            self._outputs.result(result, frame.trace_id, ack=self._result_acker(frame.ticket, result))
-            if event is not None:
-                self._outputs.event(event, frame.trace_id, ack=self._acker(frame.ticket))
-                self.metrics.defect_events.inc()
-            written.append((frame.ticket, result))
-        # MongoDB on its own thread: results reach Kafka without waiting for the previous batch's documents,
-        # and documents of several batches share one insert. The offsets still wait for both.
-        while written and not self._mongo_done.is_set() and self._fatal is None:
-            try:
-                self._mongo_queue.put(written, timeout=0.1)
-                break
-            except queue.Full:
-                self._outputs.serve(0)
-
-    def _mongo_loop(self) -> None:
-        """At least once: write the documents of finished batches, in bulk, and acknowledge them."""
-        while True:
-            try:
-                pending = self._mongo_queue.get(timeout=0.05)
-            except queue.Empty:
-                if self._mongo_done.is_set():
-                    return
-                continue
-            while len(pending) < _MONGO_MAX_DOCUMENTS:
-                try:
-                    pending = pending + self._mongo_queue.get_nowait()
-                except queue.Empty:
-                    break
-            started = time.perf_counter()
-            self._mongo.upsert([result for _, result in pending])
-            self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
-            for ticket, _ in pending:
-                self._tracker.ack(ticket)
-
-    def _write_transaction(self, items: list[SinkItem]) -> None:
-        """Exactly once: outputs of several batches and the consumer positions in one transaction.
-
-        Outputs are built once; if the transaction only needs an abort (a rebalance moved the group's
-        generation, a broker hiccup), it is aborted and written again with fresh group metadata. Records of
-        partitions revoked meanwhile are left out of the retry: their new owner writes them.
-        """
-        frames: list[_FrameOutputs] = []
-        letters: list[_LetterOutput] = []
-        for item in items:
-            if isinstance(item, Rejected):
-                letters.append(_LetterOutput(item.ticket, self._dead_letter(item)))
-            else:
-                frames.extend(_FrameOutputs(f.ticket, r, e, f.trace_id) for f, r, e in self._build(item))
-        for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
-            try:
-                self._transaction(frames, letters)
-                return
-            except TransactionAborted as exc:
-                if attempt == _TRANSACTION_ATTEMPTS:
-                    raise
-                log.warning("transaction aborted (%s); writing it again (attempt %d)", exc, attempt + 1)
-                time.sleep(0.2 * attempt)  # lets the poll thread pick up the group's new generation
-
-    def _transaction(self, frames: list[_FrameOutputs], letters: list[_LetterOutput]) -> None:
-        live_frames = [f for f in frames if self._tracker.is_live(f.ticket)]
-        live_letters = [letter for letter in letters if self._tracker.is_live(letter.ticket)]
-        tickets = [f.ticket for f in live_frames] + [letter.ticket for letter in live_letters]
-        self._outputs.begin()
-        try:
-            for letter in live_letters:
-                self._outputs.dead_letter(letter.letter, ack=None)
-            for output in live_frames:
-                self._outputs.result(output.result, output.trace_id, ack=None)
-                if output.event is not None:
-                    self._outputs.event(output.event, output.trace_id, ack=None)
-            started = time.perf_counter()
-            self._mongo.upsert([output.result for output in live_frames])
-            self.metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
-            positions = self._tracker.positions_if_done(tickets)
-            offsets = [
-                TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
-            ]
-            self._outputs.commit(offsets, self._consumer.group_metadata())
-        except BaseException:
-            self._outputs.abort()
-            raise
-        for ticket in tickets:
-            self._tracker.settle(ticket, outstanding=0)
-        self._tracker.mark_committed(positions)
-        now = datetime.now(UTC)
-        for letter in live_letters:
-            self.metrics.dead_letters.labels(letter.letter.reason.value).inc()
-        for output in live_frames:
-            self._count_result(output.result, now)
-            if output.event is not None:
-                self.metrics.defect_events.inc()
-
-    def _build(self, batch: InferredBatch) -> list[tuple[DecodedFrame, InspectionResult, DefectEvent | None]]:
-        size = len(batch.frames)
-        built = []
-        for frame, prediction in zip(batch.frames, batch.predictions, strict=True):
-            result, event = batch.builder.build(frame, prediction, batch.inferred_at, size)
-            built.append((frame, result, event))
-        return built
-
-    def _dead_letter(self, item: Rejected) -> DeadLetter:
-        log.warning(
-            "dead letter %s from %s[%d]@%d: %s",
-            item.error.reason.value,
-            item.record.topic,
-            item.record.partition,
-            item.record.offset,
-            item.error,
-        )
-        return build_dead_letter(
-            item.record,
-            item.error.reason,
-            item.error.error_class,
-            str(item.error),
-            self.settings.worker_id,
-            max_bytes=self.settings.max_message_bytes,
-        )
-
-    def _acker(self, ticket: Ticket) -> Any:
-        tracker = self._tracker
-        return lambda: tracker.ack(ticket)
-
-    def _result_acker(self, ticket: Ticket, result: InspectionResult) -> Any:
-        def ack() -> None:
-            self._tracker.ack(ticket)
-            self._count_result(result, datetime.now(UTC))
-
-        return ack
-
-    def _count_result(self, result: InspectionResult, now: datetime) -> None:
-        self.metrics.results_out.inc()
-        self.metrics.verdicts.labels(result.verdict.value).inc()
-        self.metrics.capture_to_result_seconds.observe(max(0.0, (now - result.captured_at).total_seconds()))
-
-    def _raise_on_delivery_failure(self) -> None:
-        failure = self._outputs.failure
-        if failure is not None:
-            raise DeliveryFailed(f"an output was not delivered: {failure.str()}")
+    def _giving_up(self) -> bool:
+        return self._mongo_done.is_set() or self._fatal is not None
 
     # -- rebalance (called by the consumer on the poll thread) -----------------------------------------
     def partitions_assigned(self, keys: list[PartitionKey]) -> None:

@@ -1,0 +1,257 @@
+"""The output stage: finished batches and rejected records -> results, events, documents, dead letters, and
+the acknowledgements that let offsets be committed.
+
+At least once (default): each record is *settled* with the number of outputs about to be issued (result,
+optional event and MongoDB document; or one dead letter) before they are issued, and every delivery report or
+MongoDB acknowledgement counts one down. Documents are written by :meth:`OutputWriter.mongo_loop` on a thread
+of their own, several batches per insert, so results reach Kafka without waiting for the previous batch's
+documents.
+
+Exactly once: the outputs of several queue items, their documents and the consumer positions go into one Kafka
+transaction. A transaction that only needs an abort (a rebalance moved the group's generation) is aborted and
+written again; records of partitions revoked meanwhile are left out (their new owner writes them).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from schemas.records import DeadLetter, DefectEvent, InspectionResult
+from vision.outputs import Prediction
+from workers.decode import DecodedFrame, FrameRejected
+from workers.metrics import WorkerMetrics
+from workers.offsets import OffsetTracker, Ticket
+from workers.sinks.dead_letters import RawRecord, build_dead_letter
+from workers.sinks.kafka import DeliveryFailed, KafkaOutputs, TransactionAborted
+from workers.sinks.mongo import MongoInspectionSink
+from workers.verdicts import ResultBuilder
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_ATTEMPTS = 3
+MONGO_MAX_DOCUMENTS = 256  # documents of several batches written in one insert
+MONGO_QUEUE_BATCHES = 4  # batches waiting for their documents before the output stage blocks
+
+
+@dataclass(frozen=True, slots=True)
+class InferredBatch:
+    """A batch the model has run on."""
+
+    frames: list[DecodedFrame]
+    predictions: list[Prediction]
+    inferred_at: datetime
+    builder: ResultBuilder  # of the model that made the predictions
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that goes to the dead-letter topic."""
+
+    ticket: Ticket
+    record: RawRecord
+    error: FrameRejected
+
+
+SinkItem = InferredBatch | Rejected
+
+Written = list[tuple[Ticket, InspectionResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameOutputs:
+    ticket: Ticket
+    result: InspectionResult
+    event: DefectEvent | None
+    trace_id: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _LetterOutput:
+    ticket: Ticket
+    letter: DeadLetter
+
+
+class OutputWriter:
+    """Writes the outputs of queue items; one caller thread (the sink thread), plus the MongoDB thread."""
+
+    def __init__(
+        self,
+        tracker: OffsetTracker,
+        outputs: KafkaOutputs,
+        mongo: MongoInspectionSink,
+        metrics: WorkerMetrics,
+        *,
+        worker_id: str,
+        max_message_bytes: int,
+        group_metadata: Callable[[], Any],
+    ) -> None:
+        self._tracker = tracker
+        self._outputs = outputs
+        self._mongo = mongo
+        self._metrics = metrics
+        self._worker_id = worker_id
+        self._max_message_bytes = max_message_bytes
+        self._group_metadata = group_metadata
+        self._mongo_queue: queue.Queue[Written] = queue.Queue(maxsize=MONGO_QUEUE_BATCHES)
+
+    # -- at least once ---------------------------------------------------------------------------------
+    def write(self, item: SinkItem, give_up: Callable[[], bool]) -> None:
+        """Settle each record, issue its outputs; acknowledgements count down as they arrive.
+
+        ``give_up`` says the worker is stopping or failed: a batch whose documents cannot be queued is then
+        left unfinished (not committed, so read again) rather than blocking forever.
+        """
+        if isinstance(item, Rejected):
+            letter = self._dead_letter(item)
+            if self._tracker.settle(item.ticket, outstanding=1):
+                self._outputs.dead_letter(letter, ack=self._acker(item.ticket))
+                self._metrics.dead_letters.labels(item.error.reason.value).inc()
+            return
+        written: Written = []
+        for frame, result, event in self._build(item):
+            if not self._tracker.settle(frame.ticket, outstanding=2 + (event is not None)):
+                continue  # partition revoked meanwhile
+            self._outputs.result(result, frame.trace_id, ack=self._result_acker(frame.ticket, result))
+            if event is not None:
+                self._outputs.event(event, frame.trace_id, ack=self._acker(frame.ticket))
+                self._metrics.defect_events.inc()
+            written.append((frame.ticket, result))
+        while written and not give_up():
+            try:
+                self._mongo_queue.put(written, timeout=0.1)
+                return
+            except queue.Full:
+                self._outputs.serve(0)
+
+    def mongo_loop(self, done: threading.Event) -> None:
+        """Write the documents of written batches, in bulk, and acknowledge them; returns once ``done`` is set
+        and nothing is left."""
+        while True:
+            try:
+                pending = self._mongo_queue.get(timeout=0.05)
+            except queue.Empty:
+                if done.is_set():
+                    return
+                continue
+            while len(pending) < MONGO_MAX_DOCUMENTS:
+                try:
+                    pending = pending + self._mongo_queue.get_nowait()
+                except queue.Empty:
+                    break
+            started = time.perf_counter()
+            self._mongo.upsert([result for _, result in pending])
+            self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+            for ticket, _ in pending:
+                self._tracker.ack(ticket)
+
+    def raise_on_delivery_failure(self) -> None:
+        failure = self._outputs.failure
+        if failure is not None:
+            raise DeliveryFailed(f"an output was not delivered: {failure.str()}")
+
+    # -- exactly once ----------------------------------------------------------------------------------
+    def write_transaction(self, items: list[SinkItem]) -> None:
+        """Outputs of ``items``, their documents and the consumer positions in one transaction."""
+        frames: list[_FrameOutputs] = []
+        letters: list[_LetterOutput] = []
+        for item in items:
+            if isinstance(item, Rejected):
+                letters.append(_LetterOutput(item.ticket, self._dead_letter(item)))
+            else:
+                frames.extend(_FrameOutputs(f.ticket, r, e, f.trace_id) for f, r, e in self._build(item))
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                self._transaction(frames, letters)
+                return
+            except TransactionAborted as exc:
+                if attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                log.warning("transaction aborted (%s); writing it again (attempt %d)", exc, attempt + 1)
+                time.sleep(0.2 * attempt)  # lets the poll thread pick up the group's new generation
+
+    def _transaction(self, frames: list[_FrameOutputs], letters: list[_LetterOutput]) -> None:
+        live_frames = [f for f in frames if self._tracker.is_live(f.ticket)]
+        live_letters = [letter for letter in letters if self._tracker.is_live(letter.ticket)]
+        tickets = [f.ticket for f in live_frames] + [letter.ticket for letter in live_letters]
+        self._outputs.begin()
+        try:
+            for letter in live_letters:
+                self._outputs.dead_letter(letter.letter, ack=None)
+            for output in live_frames:
+                self._outputs.result(output.result, output.trace_id, ack=None)
+                if output.event is not None:
+                    self._outputs.event(output.event, output.trace_id, ack=None)
+            started = time.perf_counter()
+            self._mongo.upsert([output.result for output in live_frames])
+            self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+            # Offsets go in before the commit; the records only count as done once it succeeded.
+            positions = self._tracker.positions_if_done(tickets)
+            offsets = [
+                TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
+            ]
+            self._outputs.commit(offsets, self._group_metadata())
+        except BaseException:
+            self._outputs.abort()
+            raise
+        for ticket in tickets:
+            self._tracker.settle(ticket, outstanding=0)
+        self._tracker.mark_committed(positions)
+        now = datetime.now(UTC)
+        for letter in live_letters:
+            self._metrics.dead_letters.labels(letter.letter.reason.value).inc()
+        for output in live_frames:
+            self._count_result(output.result, now)
+            if output.event is not None:
+                self._metrics.defect_events.inc()
+
+    # -- shared ----------------------------------------------------------------------------------------
+    def _build(self, batch: InferredBatch) -> list[tuple[DecodedFrame, InspectionResult, DefectEvent | None]]:
+        size = len(batch.frames)
+        built = []
+        for frame, prediction in zip(batch.frames, batch.predictions, strict=True):
+            result, event = batch.builder.build(frame, prediction, batch.inferred_at, size)
+            built.append((frame, result, event))
+        return built
+
+    def _dead_letter(self, item: Rejected) -> DeadLetter:
+        log.warning(
+            "dead letter %s from %s[%d]@%d: %s",
+            item.error.reason.value,
+            item.record.topic,
+            item.record.partition,
+            item.record.offset,
+            item.error,
+        )
+        return build_dead_letter(
+            item.record,
+            item.error.reason,
+            item.error.error_class,
+            str(item.error),
+            self._worker_id,
+            max_bytes=self._max_message_bytes,
+        )
+
+    def _acker(self, ticket: Ticket) -> Callable[[], None]:
+        tracker = self._tracker
+        return lambda: tracker.ack(ticket)
+
+    def _result_acker(self, ticket: Ticket, result: InspectionResult) -> Callable[[], None]:
+        def ack() -> None:
+            self._tracker.ack(ticket)
+            self._count_result(result, datetime.now(UTC))
+
+        return ack
+
+    def _count_result(self, result: InspectionResult, now: datetime) -> None:
+        self._metrics.results_out.inc()
+        self._metrics.verdicts.labels(result.verdict.value).inc()
+        self._metrics.capture_to_result_seconds.observe(max(0.0, (now - result.captured_at).total_seconds()))
