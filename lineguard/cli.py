@@ -4,6 +4,7 @@ them together, configures logging once and turns user mistakes into one clear li
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -22,10 +23,12 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    log_level: str = typer.Option("INFO", "--log-level", envvar="LINEGUARD_LOG_LEVEL", help="DEBUG, INFO, WARNING"),
-    log_format: LogFormat = typer.Option(
-        LogFormat.text, "--log-format", envvar="LINEGUARD_LOG_FORMAT", help="text or json log lines"
-    ),
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="LINEGUARD_LOG_LEVEL", help="DEBUG, INFO, WARNING")
+    ] = "INFO",
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", envvar="LINEGUARD_LOG_FORMAT", help="text or json log lines")
+    ] = LogFormat.text,
 ) -> None:
     configure_logging(log_level, log_format)
 

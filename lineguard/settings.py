@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def default_cache_dir() -> Path:
-    """Where jars, binaries and the local stack's data live: outside any work tree, shared by all checkouts."""
+    """Where jars, binaries and the local stack's data live: outside any work tree, shared by checkouts."""
     import os
 
     base = os.environ.get("LINEGUARD_CACHE_DIR") or os.path.join(

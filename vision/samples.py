@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """The vision tasks lineguard trains and serves (values match the Avro ``Task`` symbols, lower-cased)."""
 
     classify = "classify"
