@@ -149,6 +149,8 @@ def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], figures: list[Pa
         "",
         f"Data: {data.get('description', '?')}, {data.get('samples', '?')} images.",
         "",
+        f"Trained on: {metadata.training.dataset if metadata.training else 'unknown'}.",
+        "",
     ]
     headline: dict[str, float] = {
         key: metrics[key]
@@ -159,6 +161,9 @@ def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], figures: list[Pa
     if "auroc" in defect:
         headline["defect_auroc"] = defect["auroc"]
         headline["max_f1_threshold"] = defect["max_f1_threshold"]["threshold"]
+        capped = defect["false_reject_threshold"]
+        headline[f"threshold_at_false_reject_{capped['target_false_reject_rate']:g}"] = capped["threshold"]
+        headline[f"recall_at_false_reject_{capped['target_false_reject_rate']:g}"] = capped["recall"]
     if headline:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.4f} |" for key, value in headline.items()]
