@@ -154,7 +154,7 @@ class LocalStack:
         """Start the services that are not running (reusing their recorded ports and data) and wait until
         each one is healthy. Services already running are left alone."""
         wanted = _validate(services)
-        with file_lock(self.state_dir / ".lock", LOCK_TIMEOUT_S, "local stack"):
+        with file_lock(self.state_dir / ".lock", LOCK_TIMEOUT_S, "local stack", self._progress):
             state = self.state()
             to_start = [name for name in wanted if not self._alive(state.services.get(name))]
             already = [name for name in wanted if name not in to_start]
@@ -182,7 +182,7 @@ class LocalStack:
         """Stop the services (SIGTERM, bounded wait, SIGKILL) and return those that were running.
         With ``purge`` their data, ports and state are forgotten as well."""
         wanted = _validate(services)
-        with file_lock(self.state_dir / ".lock", LOCK_TIMEOUT_S, "local stack"):
+        with file_lock(self.state_dir / ".lock", LOCK_TIMEOUT_S, "local stack", self._progress):
             state = self.state()
             was_running = [name for name in wanted if self._alive(state.services.get(name))]
             state = self._stop(state, wanted)
