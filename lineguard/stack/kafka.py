@@ -97,7 +97,7 @@ def ensure_jars(cache_dir: Path, kafka_version: str, progress: Progress) -> Path
     libs = home / "libs"
     if (libs / _COMPLETE_MARKER).exists():
         return libs
-    lock = home.with_suffix(".lock")
+    lock = home.parent / f"{home.name}.lock"
     with file_lock(lock, timeout_s=1800, what=f"Kafka {kafka_version} download", on_wait=progress):
         if (libs / _COMPLETE_MARKER).exists():  # another process finished it while we waited
             return libs

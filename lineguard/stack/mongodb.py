@@ -41,7 +41,7 @@ def ensure_ferretdb(cache_dir: Path, version: str, progress: Progress) -> Path:
     binary = ferretdb_binary(cache_dir, version)
     if os.access(binary, os.X_OK):
         return binary
-    lock = binary.parent.with_suffix(".lock")
+    lock = binary.parent.parent / f"{binary.parent.name}.lock"
     with file_lock(lock, timeout_s=1800, what=f"FerretDB {version} build", on_wait=progress):
         if os.access(binary, os.X_OK):
             return binary
