@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 if TYPE_CHECKING:
-    from vision.curation import CurationReport, Finding
+    from vision.curation import CheckConfig, CurationReport, Finding
     from vision.datasets import DatasetFormat
     from vision.registry import ModelRegistry
 
@@ -140,6 +140,18 @@ def _print_headline(metrics: dict) -> None:
 dataset_app = typer.Typer(help="Check, clean and export training data.", no_args_is_help=True)
 
 FormatOption = Annotated[str, typer.Option("--format", help="folder, voc, coco, masks, goodonly or auto")]
+NearOption = Annotated[int, typer.Option("--near-distance", min=0, max=32, help="near-duplicate bits of 64")]
+BlurOption = Annotated[
+    float,
+    typer.Option("--blur-relative", min=0.0, max=1.0, help="blurred below this share of the class median"),
+]
+DarkOption = Annotated[
+    float, typer.Option("--dark-mean", min=0.0, max=255.0, help="underexposed below this mean")
+]
+BrightOption = Annotated[
+    float, typer.Option("--bright-mean", min=0.0, max=255.0, help="overexposed above this mean")
+]
+MinClassOption = Annotated[int, typer.Option("--min-class-images", min=0, help="fewer is a rare class")]
 
 
 def _dataset_format(fmt: str) -> DatasetFormat | None:
@@ -156,15 +168,15 @@ def _dataset_format(fmt: str) -> DatasetFormat | None:
         raise ConfigurationError(f"unknown dataset format {fmt!r}: choose one of {choices} or auto") from None
 
 
-def _scan(path: Path, fmt: str, near_distance: int) -> CurationReport:
-    from vision.curation import CheckConfig, check_dataset
+def _scan(path: Path, fmt: str, config: CheckConfig) -> CurationReport:
+    from vision.curation import check_dataset
 
     with _progress() as progress:
         task = progress.add_task(f"checking {path}", total=None)
         return check_dataset(
             path,
             _dataset_format(fmt),
-            CheckConfig(near_duplicate_distance=near_distance),
+            config,
             on_image=lambda n: progress.advance(task, n),
             on_start=lambda total: progress.update(task, total=total),
         )
@@ -200,9 +212,11 @@ def dataset_check(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="also write the report as JSON here")
     ] = None,
-    near_distance: Annotated[
-        int, typer.Option("--near-distance", min=0, max=32, help="near-duplicate bits")
-    ] = 4,
+    near_distance: NearOption = 4,
+    blur_relative: BlurOption = 0.2,
+    dark_mean: DarkOption = 25.0,
+    bright_mean: BrightOption = 230.0,
+    min_class_images: MinClassOption = 10,
 ) -> None:
     """Report corrupt files, duplicates, blur, exposure, label problems and class imbalance.
 
@@ -210,7 +224,16 @@ def dataset_check(
     """
     import json
 
-    report = _scan(path, fmt, near_distance)
+    from vision.curation import CheckConfig
+
+    config = CheckConfig(
+        near_duplicate_distance=near_distance,
+        blur_relative=blur_relative,
+        dark_mean=dark_mean,
+        bright_mean=bright_mean,
+        min_class_images=min_class_images,
+    )
+    report = _scan(path, fmt, config)
     _print_findings(report)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -237,14 +260,23 @@ def dataset_clean(
         typer.Option("--quarantine", help="where to move files (default PATH/_quarantine/<time>)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would move")] = False,
-    near_distance: Annotated[int, typer.Option("--near-distance", min=0, max=32)] = 4,
+    near_distance: NearOption = 4,
+    blur_relative: BlurOption = 0.2,
+    dark_mean: DarkOption = 25.0,
+    bright_mean: BrightOption = 230.0,
 ) -> None:
     """Move problem images (and their annotation files) into a quarantine folder with a manifest. Nothing is
     deleted; `lineguard dataset restore DIR` puts them back."""
-    from vision.curation import CLEANABLE_KINDS, quarantine
+    from vision.curation import CLEANABLE_KINDS, CheckConfig, quarantine
 
     chosen = sorted(CLEANABLE_KINDS) if kinds.strip() == "all" else [k.strip() for k in kinds.split(",") if k]
-    report = _scan(path, fmt, near_distance)
+    config = CheckConfig(
+        near_duplicate_distance=near_distance,
+        blur_relative=blur_relative,
+        dark_mean=dark_mean,
+        bright_mean=bright_mean,
+    )
+    report = _scan(path, fmt, config)
     target, moves = quarantine(report, chosen, quarantine_dir, dry_run=dry_run)
     verb = "would move" if dry_run else "moved"
     for move in moves:
