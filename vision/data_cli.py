@@ -133,6 +133,12 @@ def _print_headline(metrics: dict) -> None:
         frr = defect["false_reject_threshold"]
         table.add_row(f"threshold @ FRR <= {frr['target_false_reject_rate']:g}", f"{frr['threshold']:.4f}")
     console.print(table)
+    if "auroc" in defect:
+        name = metrics.get("model", {}).get("name", "MODEL")
+        console.print(
+            f"to apply a calibrated threshold: lineguard thresholds set --model {name} --line LINE "
+            f"--defect {defect['false_reject_threshold']['threshold']:.4f}"
+        )
 
 
 # ------------------------------------------------------------------------------------------ dataset
