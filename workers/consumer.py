@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -38,6 +39,44 @@ class RebalanceListener(Protocol):
     def partitions_revoked(self, keys: list[PartitionKey], lost: bool) -> None:
         """Drop queued work of these partitions and release them from the tracker."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PauseChange:
+    pause: frozenset[PartitionKey] = frozenset()
+    resume: frozenset[PartitionKey] = frozenset()
+
+
+class Backpressure:
+    """When to pause and resume partitions: engage at ``max_in_flight`` records in flight, release at half
+    of it (the gap keeps the consumer from flapping). While engaged, partitions assigned meanwhile are paused
+    too. Pure: the caller applies the change to the consumer."""
+
+    def __init__(self, max_in_flight: int) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._high = max_in_flight
+        self._low = max_in_flight // 2
+        self.engaged = False
+        self._paused: set[PartitionKey] = set()
+
+    def update(self, in_flight: int, assignment: set[PartitionKey]) -> PauseChange:
+        if not self.engaged and in_flight >= self._high:
+            self.engaged = True
+        elif self.engaged and in_flight <= self._low:
+            self.engaged = False
+            resumed = frozenset(self._paused & assignment)
+            self._paused.clear()
+            return PauseChange(resume=resumed)
+        if not self.engaged:
+            return PauseChange()
+        to_pause = frozenset(assignment - self._paused)
+        self._paused |= to_pause
+        return PauseChange(pause=to_pause)
+
+    def forget(self, keys: Iterable[PartitionKey]) -> None:
+        """Partitions revoked: nothing to resume for them."""
+        self._paused.difference_update(keys)
 
 
 class FrameConsumer:
@@ -72,8 +111,7 @@ class FrameConsumer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assignment: set[PartitionKey] = set()
-        self._paused: set[PartitionKey] = set()
-        self._backpressure = False
+        self._backpressure = Backpressure(max_in_flight)
         self._group_metadata: Any = None
         self.error: BaseException | None = None  # why the loop died, if it did
 
@@ -194,23 +232,16 @@ class FrameConsumer:
         """Pause or resume the partitions; returns how many more records may be taken now."""
         in_flight = self._tracker.in_flight()
         self._metrics.in_flight.set(in_flight)
-        if not self._backpressure and in_flight >= self._max_in_flight:
-            self._backpressure = True
+        change = self._backpressure.update(in_flight, self._assignment)
+        if change.resume:
+            self._consumer.resume([TopicPartition(t, p) for t, p in change.resume])
+            log.info("backpressure released: resuming %d partitions", len(change.resume))
+        if change.pause:
+            self._consumer.pause([TopicPartition(t, p) for t, p in change.pause])
             log.info(
-                "backpressure: %d records in flight, pausing %d partitions", in_flight, len(self._assignment)
+                "backpressure: %d records in flight, pausing %d partitions", in_flight, len(change.pause)
             )
-        elif self._backpressure and in_flight <= self._max_in_flight // 2:
-            self._backpressure = False
-            if self._paused:
-                self._consumer.resume([TopicPartition(t, p) for t, p in self._paused])
-                log.info("backpressure released: resuming %d partitions", len(self._paused))
-            self._paused.clear()
-        if self._backpressure:
-            to_pause = self._assignment - self._paused  # includes partitions assigned while paused
-            if to_pause:
-                self._consumer.pause([TopicPartition(t, p) for t, p in to_pause])
-                self._paused |= to_pause
-        self._metrics.paused.set(1 if self._backpressure else 0)
+        self._metrics.paused.set(1 if self._backpressure.engaged else 0)
         return self._max_in_flight - in_flight
 
     def _update_lag(self) -> None:
@@ -249,7 +280,7 @@ class FrameConsumer:
                 log.warning("revoke: in-flight work of %s not done in time; dropped", _describe(keys))
         self._listener.partitions_revoked(keys, lost)
         self._assignment -= set(keys)
-        self._paused -= set(keys)
+        self._backpressure.forget(keys)
         for topic, partition in keys:
             with contextlib.suppress(KeyError):
                 self._metrics.lag.remove(topic, str(partition))
