@@ -178,12 +178,27 @@ class GridFSRegistry(ModelRegistry):
         try:
             unpack_artifact(data, staging)
             (staging / ".sha256").write_text(doc["sha256"])
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
+            self._install(staging, target, doc["sha256"])
         except (OSError, tarfile.TarError) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise ConfigurationError(f"cannot unpack {name} {version} into {target}: {exc}") from exc
         return target
+
+    @staticmethod
+    def _install(staging: Path, target: Path, sha256: str) -> None:
+        """Move a verified download into place. Another worker on this host may have installed the same
+        version meanwhile and be loading it: a valid copy is kept (ours is dropped), only a stale one is
+        replaced."""
+        try:
+            staging.rename(target)  # fails when target exists and is not empty
+            return
+        except OSError:
+            marker = target / ".sha256"
+            if marker.is_file() and marker.read_text().strip() == sha256:
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
 
     # aliases
 

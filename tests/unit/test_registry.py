@@ -169,3 +169,26 @@ def test_concurrent_promotions_through_separate_handles_lose_nothing(registry: D
     alias = registry.alias("line-c")
     assert alias is not None and alias.revision == 30 and len(alias.stack) == 30
     assert [c.revision for c in registry.history("line-c")] == list(range(1, 31))
+
+
+def test_gridfs_cache_install_keeps_a_valid_copy_another_worker_may_be_loading(tmp_path: Path) -> None:
+    from vision.registry_gridfs import GridFSRegistry
+
+    def folder(name: str, marker: str, content: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / ".sha256").write_text(marker)
+        (path / "model.json").write_text(content)
+        return path
+
+    target = folder("target", "abc", "installed by the first worker")
+    GridFSRegistry._install(folder("staging-1", "abc", "ours"), target, "abc")
+    assert (target / "model.json").read_text() == "installed by the first worker"
+    assert not (tmp_path / "staging-1").exists()
+
+    stale = folder("stale", "old", "stale")
+    GridFSRegistry._install(folder("staging-2", "new", "fresh"), stale, "new")
+    assert (stale / "model.json").read_text() == "fresh"
+
+    GridFSRegistry._install(folder("staging-3", "x", "first install"), tmp_path / "empty-target", "x")
+    assert (tmp_path / "empty-target" / "model.json").read_text() == "first install"
