@@ -259,6 +259,7 @@ def stage_bound(model: Any, factory: FrameFactory, count: int) -> dict[str, floa
 
     # Both at once: the pool decodes while the main thread runs the model (the worker's overlap).
     decoded: queue.Queue[np.ndarray] = queue.Queue()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(cores) as pool:
         for value in records:
@@ -276,6 +277,7 @@ def stage_bound(model: Any, factory: FrameFactory, count: int) -> dict[str, floa
     stage_fps = count / (time.perf_counter() - started)
     return {
         "stage_bound_fps": stage_fps,
+        "stage_cpu_ms_per_frame": (time.process_time() - cpu_started) * 1000 / count,
         "decode_only_fps": decode_fps,
         "inference_only_fps": MAX_BATCH_SIZE / batch_s,
         "batch_inference_ms": batch_s * 1000,
@@ -325,6 +327,14 @@ class BenchWorker:
         alive = lambda: self.process.poll() is None  # noqa: E731
         if not wait_for_assignment(kafka_config, self.group, topic, timeout_s, alive=alive):
             raise RuntimeError(f"worker did not start; see {self.log_path}")
+
+    def cpu_s(self) -> float | None:
+        """User + system CPU seconds the worker has used so far (all threads)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float | None:
         return _status_kb(self.process.pid, "VmHWM")
@@ -387,10 +397,18 @@ def _all(topics: TopicNames) -> list[str]:
     return [topics.frames, topics.results, topics.defect_events, topics.dead_letters]
 
 
-def wait_settled(tally: DemoTally, expected: int, timeout_s: float, worker: BenchWorker) -> None:
+def wait_settled(
+    tally: DemoTally, expected: int, timeout_s: float, worker: BenchWorker
+) -> tuple[float, int] | None:
+    """Wait until ``expected`` frames are settled; returns the worker's CPU seconds and the settled count
+    from its first result on (model loading and the group join excluded), when /proc tells."""
     deadline = time.monotonic() + timeout_s
     last = (-1, time.monotonic())
+    first: tuple[float, int] | None = None
     while tally.settled < expected:
+        if first is None and tally.settled > 0:
+            cpu = worker.cpu_s()
+            first = (cpu, tally.settled) if cpu is not None else None
         now = time.monotonic()
         if worker.process.poll() is not None:
             raise RuntimeError(f"worker exited ({worker.process.returncode}); see {worker.log_path}")
@@ -399,6 +417,10 @@ def wait_settled(tally: DemoTally, expected: int, timeout_s: float, worker: Benc
         elif now - last[1] > 60 or now > deadline:
             raise RuntimeError(f"only {tally.settled} of {expected} results; see {worker.log_path}")
         time.sleep(0.2)
+    cpu = worker.cpu_s()
+    if first is None or cpu is None or tally.settled <= first[1]:
+        return None
+    return cpu - first[0], tally.settled - first[1]
 
 
 # ------------------------------------------------------------------------------------ pipeline + latency
@@ -419,8 +441,10 @@ def pipeline_and_latency(
             f"  backlog of {sizes.pipeline_frames} frames ({megabytes:.0f} MB) published; starting the worker"
         )
         worker = BenchWorker(endpoints, topics, deployment.database, model_path, log_dir)
-        wait_settled(tally, sizes.pipeline_frames, 1_800, worker)
+        load_before = load_1m()
+        used = wait_settled(tally, sizes.pipeline_frames, 1_800, worker)
         pipeline_fps = tally.throughput_fps()
+        pipeline_load = (load_before + load_1m()) / 2
         pipeline_mongo = _count_documents(endpoints, deployment.database)
         watcher.stop()
         say(f"  pipeline: {pipeline_fps:.1f} frames/s; now latency at 70 % of it")
@@ -436,6 +460,8 @@ def pipeline_and_latency(
         exit_code, stop_s = worker.stop()
         return {
             "pipeline_fps": pipeline_fps,
+            "pipeline_cpu_ms_per_frame": used[0] * 1000 / used[1] if used else None,
+            "load_during_pipeline": pipeline_load,
             "pipeline_frames": sizes.pipeline_frames,
             "pipeline_mongodb_documents": pipeline_mongo,
             "latency_rate_fps": rate,
@@ -525,6 +551,7 @@ def naive(
         }
     )
     consumer.subscribe([topics.frames])
+    cpu_started = 0.0
     steps = dict.fromkeys(("poll", "decode", "preprocess", "predict", "insert_one", "commit"), 0.0)
     try:
         done = 0
@@ -536,6 +563,7 @@ def naive(
                 continue
             if started is None:  # the wait for the group join stays outside the clock
                 started = mark = time.perf_counter()
+                cpu_started = time.process_time()
             mark = _step(steps, "poll", mark)
             frame = deserializer(message.value())
             assert frame is not None
@@ -566,6 +594,7 @@ def naive(
         figures: dict[str, float] = {
             f"{key}_fps": count / (time.perf_counter() - started),
             f"{key}_frames": count,
+            f"{key}_cpu_ms_per_frame": (time.process_time() - cpu_started) * 1000 / count,
         }
         figures.update({f"{key}_{name}_ms": total * 1000 / count for name, total in steps.items()})
         return figures
@@ -689,7 +718,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if "stage" in phases:
         say(f"stage bound: {sizes.stage_frames} frames in process")
+        load_before = load_1m()
         figures.update(stage_bound(model, factory, sizes.stage_frames))
+        figures["load_during_stage"] = (load_before + load_1m()) / 2
     if "naive" in phases:
         say(f"naive: {sizes.naive_frames} frames one at a time")
         figures.update(naive(endpoints, model, factory, sizes.naive_frames))
@@ -710,8 +741,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def load_1m() -> float:
+    """The 1-minute load average: how busy the (shared) machine was while a phase ran."""
+    return os.getloadavg()[0]
+
+
 def derive(figures: dict[str, Any]) -> None:
-    """Ratios and the latency bound from the measured figures."""
+    """Ratios and the latency bound from the measured figures.
+
+    On a machine shared with other work the fps ratios compare phases run under different loads; the
+    ``*_cpu`` ratios compare CPU time per frame instead, which the neighbours do not change (much): the
+    pipeline's worker process against the in-process stage bound and the naive loop.
+    """
     pipeline = figures.get("pipeline_fps")
     if pipeline and figures.get("stage_bound_fps"):
         figures["pipeline_over_stage_bound"] = pipeline / figures["stage_bound_fps"]
@@ -719,6 +760,11 @@ def derive(figures: dict[str, Any]) -> None:
         figures["pipeline_over_naive"] = pipeline / figures["naive_fps"]
     if pipeline and figures.get("naive_keras_fps"):
         figures["pipeline_over_naive_keras"] = pipeline / figures["naive_keras_fps"]
+    pipeline_cpu = figures.get("pipeline_cpu_ms_per_frame")
+    if pipeline_cpu and figures.get("stage_cpu_ms_per_frame"):
+        figures["pipeline_over_stage_bound_cpu"] = figures["stage_cpu_ms_per_frame"] / pipeline_cpu
+    if pipeline_cpu and figures.get("naive_cpu_ms_per_frame"):
+        figures["pipeline_over_naive_cpu"] = figures["naive_cpu_ms_per_frame"] / pipeline_cpu
     if "batch_inference_ms" in figures:
         figures["p99_bound_ms"] = figures["max_wait_ms"] + 2 * figures["batch_inference_ms"]
 

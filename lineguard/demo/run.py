@@ -151,9 +151,13 @@ class DemoRun:
         model_path, metadata = resolve_model(options.model)
         kafka_config = self.endpoints.kafka_config()
         self._check_services(kafka_config)
-        watcher = OutputWatcher(kafka_config, options.topics, self.tally)
-        watcher.start()
         lag_probe = LagProbe(kafka_config, options.group_id, options.topics.frames)
+        try:
+            watcher = OutputWatcher(kafka_config, options.topics, self.tally)
+        except BaseException:
+            lag_probe.close()
+            raise
+        watcher.start()
         stopped_by = "frames"
         camera_thread: threading.Thread | None = None
         try:
