@@ -224,7 +224,12 @@ class FrameConsumer:
         assert topic is not None and partition is not None and offset is not None
         if (topic, partition) not in self._assignment:
             return  # fetched before a revoke; the new owner reads it
-        ticket = self._tracker.track(topic, partition, offset)
+        try:
+            ticket = self._tracker.track(topic, partition, offset)
+        except ValueError:
+            # Delivered again (an offset reset, a rewind): the earlier delivery is done or still in flight.
+            log.warning("skipping %s[%d]@%d: delivered again", topic, partition, offset)
+            return
         self._metrics.frames_in.inc()
         self._intake(message, ticket)
 

@@ -37,7 +37,7 @@ from confluent_kafka import Message
 
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
-from schemas.errors import LineguardError, ServiceUnavailableError
+from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetterReason, ImageReference
 from schemas.topics import HEADER_TRACE_ID
 from workers.backends import LoadedModel
@@ -123,7 +123,11 @@ class Worker:
 
     def run(self) -> int:
         """Start, serve until stopped, drain; 0 = clean exit, 1 = stopped by an error."""
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            self._release_partial_start()
+            raise
         try:
             while not self._stop.wait(0.2):
                 problem = self._health_problem()
@@ -192,6 +196,19 @@ class Worker:
             max_message_bytes=s.max_message_bytes,
             group_metadata=self._consumer.group_metadata,
         )
+        if s.metrics_port:
+            try:
+                self._health = HealthServer(
+                    self.metrics,
+                    s.metrics_host,
+                    s.metrics_port,
+                    is_live=self._is_live,
+                    is_ready=lambda: self.ready,
+                )
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}: {exc.strerror or exc}"
+                ) from exc
         stages = [(self._inference_loop, "worker-inference"), (self._sink_loop, "worker-sinks")]
         if not s.exactly_once:  # with transactions the documents are written inside each transaction
             stages.append((lambda: self._writer.mongo_loop(self._mongo_done), "worker-mongo"))
@@ -200,14 +217,6 @@ class Worker:
             thread.start()
             self._threads.append(thread)
         self._consumer.start()
-        if s.metrics_port:
-            self._health = HealthServer(
-                self.metrics,
-                s.metrics_host,
-                s.metrics_port,
-                is_live=self._is_live,
-                is_ready=lambda: self.ready,
-            )
         self._started.set()
         log.info(
             "worker %s consuming %s as group %s (max batch %d, max wait %.0f ms, %s)",
@@ -404,6 +413,16 @@ class Worker:
                 self._stop.set()
 
         return run
+
+    def _release_partial_start(self) -> None:
+        """Start-up failed (bad model, port in use, services down): close what was opened, quietly."""
+        if self._health is not None:
+            self._health.close()
+        consumer: FrameConsumer | None = getattr(self, "_consumer", None)
+        if consumer is not None:
+            consumer.close()
+        if self._mongo_client is not None:
+            self._mongo_client.close()
 
     def _shutdown(self) -> bool:
         """Drain and close; True when every in-flight record finished and its offset was committed."""
