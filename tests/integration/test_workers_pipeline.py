@@ -68,6 +68,21 @@ class RunningWorker:
         return self.exit_code
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _http(port: int, path: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def _start(settings: WorkerSettings, endpoints: Endpoints, database: str) -> RunningWorker:
     from lineguard.settings import MongoSettings
 
@@ -85,15 +100,25 @@ def test_every_frame_gets_a_result_a_document_and_defects_an_event(
     model_dir: Path,
 ) -> None:
     frames = make_frames(60)
-    settings = _settings(topics, model_dir)
+    port = _free_port()
+    settings = _settings(topics, model_dir, metrics_port=port, metrics_host="127.0.0.1")
     running = _start(settings, endpoints, mongo_db.name)
     try:
         produce_frames(kafka_config, topics.frames, frames)
         results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=len(frames))
         collection = mongo_db[settings.mongo_collection]
         wait_for(lambda: collection.count_documents({}) >= len(frames), 30, "MongoDB documents")
+        wait_for(lambda: "consumer_lag{" in _http(port, "/metrics"), 30, "the lag gauge")
+        metrics = _http(port, "/metrics")
+        ready = _http(port, "/ready")
     finally:
         assert running.stop() == 0
+
+    assert ready == "ready\n"
+    assert "lineguard_worker_frames_in_total 60.0" in metrics
+    assert "lineguard_worker_results_out_total 60.0" in metrics
+    assert f'lineguard_worker_consumer_lag{{partition="1",topic="{topics.frames}"}}' in metrics
+    assert 'lineguard_worker_model_info{backend="onnxruntime",name="test-classifier"' in metrics
 
     identities = {(f.camera_id, f.frame_number) for f in frames}
     assert {r.identity for r in results} == identities
