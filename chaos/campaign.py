@@ -214,7 +214,7 @@ def _collect_dead_letters(
             letters.poll(1.0)
             for record in letters.records[before:]:
                 try:
-                    letter = decode(record.value)
+                    letter = decode(record.payload)
                 except SerializationError:
                     unreadable += 1
                     continue
@@ -262,7 +262,7 @@ def _bad_cases_with_results(
 
 
 def _source(decode: AvroRecordDeserializer[InspectionResult], record: Consumed) -> tuple[int, int]:
-    result = decode(record.value)
+    result = decode(record.payload)
     return (result.source.partition, result.source.offset)
 
 
@@ -298,7 +298,7 @@ def _check_good_frames(
             before = len(results.records)
             results.poll(1.0)
             for record in results.records[before:]:
-                identity = decode(record.value).identity
+                identity = decode(record.payload).identity
                 if identity in wanted:
                     inspected.add(identity)
             if len(results.records) > before:

@@ -445,12 +445,12 @@ def _audit(
     ]
     sources = []
     for record in letters.records:
-        letter = decode_letter(record.value)
+        letter = decode_letter(record.payload)
         sources.append((letter.source.partition, letter.source.offset))
     return audit(
         expected=(frame.identity for frame in frames),
         documents=documents,
-        results=(decode_result(record.value).identity for record in results.records),
+        results=(decode_result(record.payload).identity for record in results.records),
         dead_letter_sources=sources,
         injected_bad=((landed.partition, landed.offset) for landed in producer.bad_landed),
     )

@@ -35,6 +35,11 @@ class Consumed:
     value: bytes | None
     headers: Headers
 
+    @property
+    def payload(self) -> bytes:
+        """The value, with a tombstone read as empty bytes (which no deserializer accepts)."""
+        return self.value or b""
+
 
 def produce_all(
     kafka_config: dict[str, Any],
@@ -112,7 +117,8 @@ class TopicReader:
                     continue
                 partition, offset = message.partition(), message.offset()
                 assert partition is not None and offset is not None
-                headers = tuple((name, value or b"") for name, value in (message.headers() or ()))
+                raw_headers: Any = message.headers() or ()  # consumed: a list of (name, bytes | None)
+                headers = tuple((name, value or b"") for name, value in raw_headers)
                 self.records.append(Consumed(partition, offset, message.key(), message.value(), headers))
         return len(self.records) - before
 

@@ -84,7 +84,7 @@ def corpus() -> BadInputCorpus:
 
 
 def test_every_kind_of_case_is_dead_lettered_with_its_expected_reason(corpus: BadInputCorpus) -> None:
-    wrong = Counter()
+    wrong: Counter[tuple[str, str, str]] = Counter()
     for case in corpus.cases(len(MUTATIONS) * 40):
         verdict = _verdict(case)
         if verdict != case.expected.value:

@@ -5,6 +5,7 @@ record). The dead letter must always fit; what it cannot keep it must say it dro
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from schemas.records import DeadLetter, DeadLetterReason
 from schemas.serde import AvroRecordSerializer
@@ -47,7 +48,7 @@ def test_a_huge_error_message_is_cut() -> None:
     assert _serialized_size(letter) <= BOUND
 
 
-def _message(headers: list[tuple[str, bytes]]) -> object:
+def _message(headers: list[tuple[str, bytes]]) -> Any:
     return SimpleNamespace(headers=lambda: headers)
 
 
