@@ -98,6 +98,7 @@ class SyntheticDefectGenerator:
         classes: Sequence[str] = DEFAULT_DEFECT_CLASSES,
         surface: Surface = "metal",
         max_defects: int = 2,
+        defect_scale: float = 1.0,
     ) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"frame size must be at least 16x16, got {width}x{height}")
@@ -112,6 +113,8 @@ class SyntheticDefectGenerator:
             raise ValueError(f"surface must be metal, plastic or mixed, got {surface!r}")
         if max_defects < 1:
             raise ValueError("max_defects must be at least 1")
+        if not 0.25 <= defect_scale <= 4.0:
+            raise ValueError(f"defect_scale must be within [0.25, 4], got {defect_scale}")
         self.width = width
         self.height = height
         self.channels = channels
@@ -120,6 +123,8 @@ class SyntheticDefectGenerator:
         self.classes: tuple[str, ...] = tuple(classes)
         self.surface: Surface = surface
         self.max_defects = max_defects
+        # Defect sizes are fractions of the frame; this multiplies them (big defects suit tiny frames).
+        self.defect_scale = defect_scale
         # Precomputed once: a bank of white noise (read at a random offset per frame) and the radial map
         # that vignetting scales. Both are read-only afterwards, so one generator serves many threads.
         bank_rng = np.random.default_rng([seed, 0xB4]) if seed >= 0 else np.random.default_rng()
@@ -173,7 +178,7 @@ class SyntheticDefectGenerator:
         most = self.max_defects + (1 if label == "spot" else 0)
         count = int(rng.integers(1, most + 1))
         renderer = _RENDERERS[label]
-        patches = [renderer(rng, self.width, self.height) for _ in range(count)]
+        patches = [renderer(rng, self.width, self.height, self.defect_scale) for _ in range(count)]
         return label, [p for p in patches if p.footprint.any()]
 
     def _ground_truth(
@@ -290,8 +295,8 @@ def _draw_polylines(
     return y0, y1, x0, x1, canvas.astype(np.float32) / 255.0
 
 
-def _render_scratch(rng: np.random.Generator, width: int, height: int) -> _DefectPatch:
-    scale = min(width, height)
+def _render_scratch(rng: np.random.Generator, width: int, height: int, size_factor: float) -> _DefectPatch:
+    scale = size_factor * min(width, height)
     length = rng.uniform(0.2, 0.55) * scale
     angle = rng.uniform(0.0, math.pi)
     start = np.array([rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height])
@@ -308,8 +313,8 @@ def _render_scratch(rng: np.random.Generator, width: int, height: int) -> _Defec
     return _DefectPatch(y0, y1, x0, x1, delta=coverage * amplitude, footprint=coverage > 0.25)
 
 
-def _render_spot(rng: np.random.Generator, width: int, height: int) -> _DefectPatch:
-    scale = min(width, height)
+def _render_spot(rng: np.random.Generator, width: int, height: int, size_factor: float) -> _DefectPatch:
+    scale = size_factor * min(width, height)
     radius = rng.uniform(0.012, 0.03) * scale
     cx, cy = rng.uniform(0.06, 0.94) * width, rng.uniform(0.06, 0.94) * height
     pad = radius * 1.5 + 2
@@ -336,8 +341,8 @@ def _random_walk(
     return np.vstack([start, start + np.cumsum(moves, axis=0)])
 
 
-def _render_crack(rng: np.random.Generator, width: int, height: int) -> _DefectPatch:
-    scale = min(width, height)
+def _render_crack(rng: np.random.Generator, width: int, height: int, size_factor: float) -> _DefectPatch:
+    scale = size_factor * min(width, height)
     step_len = 0.012 * scale
     start = np.array([rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height])
     angle = rng.uniform(0.0, 2 * math.pi)
@@ -355,8 +360,8 @@ def _render_crack(rng: np.random.Generator, width: int, height: int) -> _DefectP
     return _DefectPatch(y0, y1, x0, x1, delta=-amplitude * coverage, footprint=coverage > 0.25)
 
 
-def _render_stain(rng: np.random.Generator, width: int, height: int) -> _DefectPatch:
-    scale = min(width, height)
+def _render_stain(rng: np.random.Generator, width: int, height: int, size_factor: float) -> _DefectPatch:
+    scale = size_factor * min(width, height)
     radius = rng.uniform(0.06, 0.14) * scale
     cx, cy = rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height
     y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius * 1.6, width, height)
@@ -380,8 +385,8 @@ def _render_stain(rng: np.random.Generator, width: int, height: int) -> _DefectP
     )
 
 
-def _render_dent(rng: np.random.Generator, width: int, height: int) -> _DefectPatch:
-    scale = min(width, height)
+def _render_dent(rng: np.random.Generator, width: int, height: int, size_factor: float) -> _DefectPatch:
+    scale = size_factor * min(width, height)
     radius = rng.uniform(0.04, 0.09) * scale
     cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
     y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius + 2, width, height)
@@ -396,7 +401,7 @@ def _render_dent(rng: np.random.Generator, width: int, height: int) -> _DefectPa
     return _DefectPatch(y0, y1, x0, x1, delta=amplitude * shading, footprint=dist <= radius * 0.9)
 
 
-_RENDERERS: dict[str, Callable[[np.random.Generator, int, int], _DefectPatch]] = {
+_RENDERERS: dict[str, Callable[[np.random.Generator, int, int, float], _DefectPatch]] = {
     "scratch": _render_scratch,
     "spot": _render_spot,
     "crack": _render_crack,
@@ -432,6 +437,7 @@ def synthetic_dataset(
     surface: Surface = "mixed",
     start_index: int = 0,
     max_defects: int = 2,
+    defect_scale: float = 1.0,
 ) -> LabeledDataset:
     """``n`` synthetic samples (frames ``start_index`` .. ``start_index + n - 1``) as a lazy dataset.
 
@@ -448,6 +454,7 @@ def synthetic_dataset(
         classes=classes,
         surface=surface,
         max_defects=max_defects,
+        defect_scale=defect_scale,
     )
     samples = []
     for index in range(start_index, start_index + n):

@@ -29,7 +29,7 @@ def down_stage(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTens
 
 def up_stage(x: keras.KerasTensor, skip: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
     """Double the resolution and merge the encoder's features at that resolution (U-Net / FPN style)."""
-    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
     x = layers.Concatenate(name=f"{name}_concat")([x, skip])
     x = conv_bn_relu(x, filters, name=f"{name}_a")
     return conv_bn_relu(x, filters, name=f"{name}_b")

@@ -2,8 +2,8 @@
 
 Why CenterNet: no anchors to tune for defects whose shapes range from round pits to long scratches, no
 NMS inside the graph (ONNX-friendly: the network is plain convolutions), and one output tensor whose layout
-``vision.outputs`` decodes. The backbone is the classifier's stride-2 stem and stages, with two upsampling
-stages (FPN-like, with skips) back to stride 4.
+``vision.outputs`` decodes. The backbone is the classifier's stride-2 stem and stages, with a light FPN neck
+(1x1 laterals, additive merges) back to stride 4.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from vision.nets.blocks import conv_bn_relu, down_stage, scaled, up_stage
+from vision.nets.blocks import ImageStandardization, conv_bn_relu, down_stage, scaled
 
 OUTPUT_STRIDE = 4
 LossFn = Callable[[Any, Any], Any]
-WIDTHS = (16, 32, 64, 128, 64, 48)
+WIDTHS = (16, 32, 64, 128, 64, 32)
 # Heat-map bias so that every cell starts at P = 0.1: the focal loss is stable from the first step.
 _HEAT_BIAS = -math.log((1 - 0.1) / 0.1)
 
@@ -29,15 +29,18 @@ def build_detector(input_shape: tuple[int, int, int], num_classes: int, width: f
         raise ValueError(
             f"detector input size must be a multiple of 16, got {input_shape[1]}x{input_shape[0]}"
         )
-    stem, s1, s2, s3, u2, u1 = scaled(WIDTHS, width)
+    stem, s1, s2, s3, n2, n1 = scaled(WIDTHS, width)
     inputs = keras.Input(shape=input_shape, name="image")
-    x = conv_bn_relu(inputs, stem, strides=2, name="stem")
+    x = ImageStandardization(name="standardize")(inputs)
+    x = conv_bn_relu(x, stem, strides=2, name="stem")
     c1 = down_stage(x, s1, name="stage1")  # stride 4
     c2 = down_stage(c1, s2, name="stage2")  # stride 8
     c3 = down_stage(c2, s3, name="stage3")  # stride 16
-    x = up_stage(c3, c2, u2, name="up2")  # stride 8
-    x = up_stage(x, c1, u1, name="up1")  # stride 4
-    x = conv_bn_relu(x, u1, name="head")
+    # A light FPN: 1x1 lateral projections added to the upsampled coarser map, one 3x3 conv per level.
+    # The neck runs at stride 4 and dominates the cost, so it stays narrow.
+    x = _merge(c3, c2, n2, name="neck8")
+    x = _merge(x, c1, n1, name="neck4")
+    x = conv_bn_relu(x, n1, name="head")
     heat = layers.Conv2D(
         num_classes,
         1,
@@ -49,6 +52,14 @@ def build_detector(input_shape: tuple[int, int, int], num_classes: int, width: f
     size = layers.Conv2D(2, 1, activation="sigmoid", name="size")(x)
     outputs = layers.Concatenate(name="detections")([heat, offset, size])
     return keras.Model(inputs, outputs, name="lineguard_detector")
+
+
+def _merge(coarse: keras.KerasTensor, fine: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    up = layers.UpSampling2D(2, name=f"{name}_up")(
+        conv_bn_relu(coarse, filters, kernel=1, name=f"{name}_top")
+    )
+    lateral = conv_bn_relu(fine, filters, kernel=1, name=f"{name}_lateral")
+    return conv_bn_relu(layers.Add(name=f"{name}_add")([up, lateral]), filters, name=f"{name}_smooth")
 
 
 def centernet_loss(num_classes: int, offset_weight: float = 1.0, size_weight: float = 5.0) -> LossFn:

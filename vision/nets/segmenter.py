@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from vision.nets.blocks import conv_bn_relu, down_stage, scaled, up_stage
+from vision.nets.blocks import ImageStandardization, conv_bn_relu, down_stage, scaled, up_stage
 
 LossFn = Callable[[Any, Any], Any]
 WIDTHS = (16, 24, 32, 64, 96)
@@ -22,7 +22,8 @@ def build_segmenter(input_shape: tuple[int, int, int], num_classes: int, width: 
         )
     w0, w1, w2, w3, w4 = scaled(WIDTHS, width)
     inputs = keras.Input(shape=input_shape, name="image")
-    e0 = conv_bn_relu(inputs, w0, name="enc0")
+    x = ImageStandardization(name="standardize")(inputs)
+    e0 = conv_bn_relu(x, w0, name="enc0")
     e1 = down_stage(e0, w1, name="enc1")
     e2 = down_stage(e1, w2, name="enc2")
     e3 = down_stage(e2, w3, name="enc3")

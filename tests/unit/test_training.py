@@ -1,0 +1,167 @@
+"""Training: tiny models on small synthetic sets learn well above chance, and write usable artifacts.
+
+Frames are 64x64 with defects drawn 2.5x their usual size (``defect_scale``), so a few hundred images and
+a few epochs are enough to learn; each test trains for well under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas.errors import ConfigurationError
+from vision.artifact import load_metadata
+from vision.preprocess import preprocess_batch
+from vision.samples import LabeledDataset, Task
+from vision.synthetic import synthetic_dataset
+from vision.training import TrainConfig, _prepare, _training_pipeline, _validation_arrays, train_model
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ("spot", "stain", "dent")
+
+
+def _dataset(task: Task, count: int = 600) -> LabeledDataset:
+    return synthetic_dataset(count, task, width=64, height=64, seed=1, classes=CLASSES, defect_scale=2.5)
+
+
+def _config(task: Task, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        task=task,
+        input_width=64,
+        input_height=64,
+        epochs=epochs,
+        batch_size=32,
+        learning_rate=3e-3,
+        width=0.5,
+        seed=1,
+        patience=epochs,
+        progress=False,
+    )
+
+
+def test_classifier_learns_and_writes_an_artifact(tmp_path: Path) -> None:
+    dataset = _dataset(Task.classify)
+    result = train_model(dataset, _config(Task.classify, epochs=5), tmp_path / "model")
+    metrics = result.metadata.metrics
+    # Half the frames are good: always answering "good" scores 0.5 and an AUROC of 0.5.
+    assert metrics["accuracy"] > 0.62
+    assert metrics["image_auroc"] > 0.8
+
+    loaded = load_metadata(tmp_path / "model")
+    assert loaded == result.metadata
+    assert loaded.classes == ("good", *CLASSES)
+    assert loaded.thresholds["defect"] == 0.5
+    assert loaded.training is not None and loaded.training.fingerprint.startswith("sha256:")
+    assert loaded.training.samples + loaded.training.validation_samples == len(dataset)
+    assert (tmp_path / "model" / "model.keras").is_file()
+    assert not (tmp_path / "model" / ".checkpoints").exists()
+
+
+def test_detector_learns_boxes(tmp_path: Path) -> None:
+    result = train_model(_dataset(Task.detect), _config(Task.detect, epochs=8), tmp_path)
+    metrics = result.metadata.metrics
+    # A detector that has learned nothing finds no box at IoU 0.5: mAP 0.
+    assert metrics["map50"] > 0.08
+    assert metrics["image_auroc"] > 0.8
+    assert result.metadata.decoding["stride"] == 4
+    assert 0.0 < result.metadata.thresholds["defect"] < 1.0
+
+
+def test_segmenter_learns_masks(tmp_path: Path) -> None:
+    result = train_model(_dataset(Task.segment, 400), _config(Task.segment, epochs=5), tmp_path)
+    # Predicting background everywhere gives a defect IoU of 0.
+    assert result.metadata.metrics["defect_iou"] > 0.2
+
+
+def test_anomaly_model_learns_from_good_images_only(tmp_path: Path) -> None:
+    dataset = _dataset(Task.anomaly)
+    result = train_model(dataset, _config(Task.anomaly, epochs=6), tmp_path)
+    training = result.metadata.training
+    assert training is not None and set(training.class_counts) == {"good"}
+    assert result.metadata.metrics["image_auroc"] > 0.75
+
+
+def test_training_sees_exactly_the_serving_preprocessing() -> None:
+    dataset = synthetic_dataset(8, Task.classify, width=80, height=64, seed=2)
+    config = TrainConfig(task=Task.classify, input_width=48, input_height=40, augment=False, batch_size=8)
+    spec = config.preprocess_spec()
+    served = preprocess_batch([s.load_image() for s in dataset.samples], spec)
+
+    prepared = _prepare(dataset, spec, Task.classify)
+    validation_x, _ = _validation_arrays(prepared, dataset.classes, spec, Task.classify)
+    np.testing.assert_array_equal(validation_x, served)
+
+    x, y = next(iter(_training_pipeline(prepared, dataset.classes, spec, config)))
+    trained = x.numpy()
+    # The pipeline shuffles: every training input must be one of the served inputs, with its label.
+    for row, label in zip(trained, y.numpy(), strict=True):
+        match = [i for i in range(len(served)) if np.array_equal(row, served[i])]
+        assert len(match) == 1
+        assert dataset.classes[int(label)] == dataset.samples[match[0]].label
+
+
+def test_too_little_data_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="fewer than one batch"):
+        train_model(_dataset(Task.classify, 20), _config(Task.classify, epochs=1), tmp_path)
+    with pytest.raises(ConfigurationError, match="labelled for detect"):
+        train_model(_dataset(Task.detect, 20), _config(Task.classify, epochs=1), tmp_path)
+
+
+def test_cli_trains_and_exports(tmp_path: Path) -> None:
+    out = tmp_path / "cli-model"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lineguard.cli",
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            "synthetic:96",
+            "--input-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--width",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    metadata = load_metadata(out)
+    assert metadata.files.onnx == "model.onnx"
+    assert "synthetic:96" in (metadata.training.command if metadata.training else "")
+    assert "max |onnx - keras|" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--input-size", "10"], "must be N or WxH"),
+        (["--data", "synthetic:zero"], "synthetic:N"),
+        (["--task", "detect", "--input-size", "40"], "multiple of 16"),
+    ],
+)
+def test_cli_mistakes_are_one_line_and_exit_2(tmp_path: Path, arguments: list[str], message: str) -> None:
+    base = {"--task": "classify", "--data": "synthetic:50", "--out": str(tmp_path)}
+    for flag, value in zip(arguments[::2], arguments[1::2], strict=True):
+        base[flag] = value
+    command = [sys.executable, "-m", "lineguard.cli", "train"]
+    for flag, value in base.items():
+        command += [flag, value]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
