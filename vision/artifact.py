@@ -66,9 +66,10 @@ class ModelMetadata(_Frozen):
     """Validated contents of ``model.json``.
 
     ``thresholds`` are the model's default decision thresholds (workers may override them per line or
-    camera): ``defect`` for classification (1 - P(good)), ``score`` for detections, ``pixel`` and
-    ``min_area`` for segmentation, ``anomaly`` for anomaly scores. ``decoding`` holds the parameters that turn
-    raw outputs into predictions (``vision.outputs``), e.g. the detector's output stride.
+    camera). ``defect`` is the image-level threshold on ``Prediction.defect_score`` for every task (training
+    calibrates it on validation data); ``pixel`` (optional) turns an anomaly map into a mask. ``decoding``
+    holds the parameters that turn raw outputs into predictions (``vision.outputs``), e.g. the detector's
+    output stride.
     """
 
     format_version: int = FORMAT_VERSION
