@@ -31,7 +31,7 @@ class WorkerMetrics:
             "lineguard_worker_frames_in", "Records consumed from the frames topic", registry=r
         )
         self.results_out = Counter(
-            "lineguard_worker_results_out", "Inspection results acknowledged by every sink", registry=r
+            "lineguard_worker_results_out", "Inspection results acknowledged by the results topic", registry=r
         )
         self.verdicts = Counter("lineguard_worker_verdicts", "Results by verdict", ["verdict"], registry=r)
         self.defect_events = Counter("lineguard_worker_defect_events", "Defect events published", registry=r)
@@ -50,7 +50,7 @@ class WorkerMetrics:
         )
         self.capture_to_result_seconds = Histogram(
             "lineguard_worker_capture_to_result_seconds",
-            "From the frame's capture time to its outputs being acknowledged",
+            "From the frame's capture time to its result being acknowledged by Kafka",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
