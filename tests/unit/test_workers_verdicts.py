@@ -202,3 +202,29 @@ def test_crop_is_small_and_empty_regions_give_no_bytes() -> None:
     decoded = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
     assert max(decoded.shape[:2]) == 96
     assert crop_jpeg(image, Box(label="x", x_min=0.5, y_min=0.5, x_max=0.5, y_max=0.5), max_side=96) == b""
+
+
+def test_segmentation_regions_become_detections_and_the_mask_travels_as_png() -> None:
+    import cv2
+
+    builder = ResultBuilder(
+        _metadata(VisionTask.segment, ("scratch", "spot"), {"defect": 0.5}),
+        ThresholdSource(VerdictThresholds(0.5, 0.4)),
+        worker_id="w",
+    )
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:8, 4:12] = 2  # a "spot" region
+    prediction = Prediction(
+        class_scores={"scratch": 0.1, "spot": 0.95},
+        detections=(PredictedDetection("spot", 0.95, 4 / 32, 4 / 32, 12 / 32, 8 / 32),),
+        anomaly_score=None,
+        mask=mask,
+        defect_score=0.95,
+    )
+    result, event = builder.build(_decoded(), prediction, datetime.now(UTC), 2)
+    assert result.verdict is Verdict.DEFECT and result.model.task is Task.SEGMENTATION
+    assert [(d.label, d.box.x_max) for d in result.detections] == [("spot", 12 / 32)]
+    assert result.anomaly_mask_png is not None
+    decoded = cv2.imdecode(np.frombuffer(result.anomaly_mask_png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(decoded, mask)
+    assert event is not None and [r.label for r in event.regions] == ["spot"]
