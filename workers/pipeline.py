@@ -171,6 +171,8 @@ class Worker:
         except PyMongoError as exc:
             raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
         client_config = self._kafka_settings.client_config(endpoints.kafka_bootstrap)
+        if s.create_topics:
+            self._ensure_topics(client_config)
         self._outputs = KafkaOutputs(
             {**client_config, **s.producer_config()}, s.topics, transactional=s.exactly_once
         )
@@ -226,6 +228,21 @@ class Worker:
             s.max_batch_size,
             s.max_wait_ms,
             "exactly once" if s.exactly_once else "at least once",
+        )
+
+    def _ensure_topics(self, client_config: dict[str, Any]) -> None:
+        """The worker may start before any camera: its topics must exist, or it would wait for the next
+        metadata refresh (minutes) to see the frames topic and fail to write its outputs."""
+        from lineguard.kafka_topics import ensure_topics
+
+        s = self.settings
+        names = [s.frames_topic, s.results_topic, s.defect_events_topic, s.dead_letter_topic]
+        ensure_topics(
+            client_config,
+            names,
+            partitions=s.topic_partitions,
+            max_message_bytes=s.max_message_bytes,
+            timeout_s=30.0,
         )
 
     def _use(self, serving: Serving) -> None:

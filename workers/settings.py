@@ -41,6 +41,10 @@ class WorkerSettings(BaseSettings):
     defect_events_topic: str = DEFECT_EVENTS_TOPIC
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     group_id: str = "lineguard-workers"
+    create_topics: bool = Field(
+        default=True, description="create the four topics at start when missing (needs the admin right)"
+    )
+    topic_partitions: int = Field(default=3, ge=1, description="partitions of topics this worker creates")
     worker_id: str = Field(
         default_factory=default_worker_id,
         description="Names this worker in results and dead letters; with --exactly-once also the stable "
