@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,11 @@ def test_the_image_build_context_has_what_the_dockerfile_copies() -> None:
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
                 assert source not in ignored, source
+
+
+def test_the_image_copies_every_package_that_pyproject_installs() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    copied = {line.split()[1] for line in dockerfile if line.startswith("COPY ")}
+    assert {pattern.rstrip("*") for pattern in patterns} <= copied
