@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 
-.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck ci compose-up compose-down
+.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck bad-input chaos ci compose-up compose-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ format:  ## apply ruff formatting and safe fixes
 
 typecheck:  ## mypy over the packages
 	$(BIN)/mypy lineguard schemas streams workers vision
+
+bad-input:  ## 10,000 poison records through a live worker (bench/bad_input_campaign.py)
+	$(PY) bench/bad_input_campaign.py --cases 10000
+
+chaos:  ## fault run on a private stack: 20 worker kills, a broker kill, a 30 s MongoDB outage (both modes)
+	$(PY) -m chaos run --mode at-least-once --frames 4200 --fps 10
+	$(PY) -m chaos run --mode exactly-once --frames 4200 --fps 10
 
 ci:  ## what CI runs, from a clean clone: venv, install, stack up, tests, stack down
 	bash .ci/run
