@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[], None]
 
+_TRANSACTION_CALL_ATTEMPTS = 5
+
 
 class DeliveryFailed(ServiceUnavailableError):
     """Kafka did not accept an output within the producer's bounds: the worker must not commit past it."""
@@ -126,14 +128,23 @@ class KafkaOutputs:
 
     @staticmethod
     def _call(method: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return method(*args)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            message = f"Kafka transaction step {method.__name__} failed: {error.str()}"
-            if not error.fatal() and (error.txn_requires_abort() or error.retriable()):
-                raise TransactionAborted(message) from exc
-            raise DeliveryFailed(message) from exc
+        """One transactional API call, as librdkafka prescribes: a retriable error means *call it again*
+        (a commit that timed out may have succeeded; aborting it could duplicate its outputs), an abortable
+        one means abort and write the transaction again, anything else is fatal."""
+        for attempt in range(1, _TRANSACTION_CALL_ATTEMPTS + 1):
+            try:
+                return method(*args)
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                message = f"Kafka transaction step {method.__name__} failed: {error.str()}"
+                if error.fatal():
+                    raise DeliveryFailed(message) from exc
+                if error.txn_requires_abort():
+                    raise TransactionAborted(message) from exc
+                if not error.retriable() or attempt == _TRANSACTION_CALL_ATTEMPTS:
+                    raise DeliveryFailed(message) from exc
+                log.warning("%s; retrying (attempt %d)", message, attempt + 1)
+        raise AssertionError("unreachable")
 
 
 def _headers(schema_name: str, trace_id: bytes | None) -> list[tuple[str, str | bytes | None]]:
