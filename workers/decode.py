@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from schemas.errors import LineguardError, SerializationError, UnknownSchemaError
+from schemas.errors import LineguardError, SerializationError, ServiceUnavailableError, UnknownSchemaError
 from schemas.records import DeadLetterReason, Frame, ImageEncoding, ImageReference, KafkaCoordinates
 from schemas.serde import AvroRecordDeserializer
 from workers.offsets import Ticket
@@ -154,9 +154,11 @@ class FrameDecoder:
                 )
             try:
                 data = self._claim_check(frame.image_ref)
+            except ServiceUnavailableError:
+                raise  # the store is down, the record is fine: the pipeline retries, it never dead-letters
             except (
                 Exception
-            ) as exc:  # any store failure (missing object, hash mismatch, I/O) is the same verdict
+            ) as exc:  # a missing object, a hash or size mismatch, a bad URI: the record's fault
                 raise FrameRejected(
                     DeadLetterReason.CLAIM_CHECK_FAILED, f"cannot read {frame.image_ref.uri}: {exc}", exc
                 ) from exc

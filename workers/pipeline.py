@@ -43,7 +43,7 @@ from schemas.topics import HEADER_TRACE_ID
 from workers.backends import LoadedModel
 from workers.batcher import Batch, DynamicBatcher
 from workers.consumer import FrameConsumer
-from workers.decode import DecodedFrame, FrameRejected
+from workers.decode import DecodedFrame, FrameDecoder, FrameRejected
 from workers.metrics import HealthServer, WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey, Ticket
 from workers.serving import ModelSource, Serving, default_model_path, open_worker_registry
@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 _SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
 _TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
+_STORE_ATTEMPTS = 4  # claim-check reads while MongoDB is unreachable, ~10 s each (server selection)
 
 
 class Worker:
@@ -277,10 +278,16 @@ class Worker:
     def _decode_one(self, message: Message, ticket: Ticket, received_at: datetime) -> None:
         try:
             serving = self._serving
-            decoded = serving.decoder.decode(message.value(), ticket, received_at, _trace_id(message))
+            decoded = self._decode_retrying(serving.decoder, message, ticket, received_at)
             decoded = dataclasses.replace(decoded, generation=serving.generation)
         except FrameRejected as exc:
             self._to_sinks(Rejected(ticket, RawRecord.from_message(message), exc))
+            return
+        except ServiceUnavailableError as exc:
+            # The claim-check store stayed unreachable: the record is not at fault, so no dead letter. Stop
+            # without committing it; it is read again once the store is back.
+            self._fail(exc)
+            self._stop.set()
             return
         except Exception as exc:  # a bug or an unexpected library error: dead-letter the record, keep going
             log.exception(
@@ -291,6 +298,22 @@ class Worker:
             return
         self.metrics.stage_seconds.labels("decode").observe(decoded.decode_seconds)
         self._decoded.put(decoded)
+
+    def _decode_retrying(
+        self, decoder: FrameDecoder, message: Message, ticket: Ticket, received_at: datetime
+    ) -> DecodedFrame:
+        """Decode; while the claim-check store is unreachable, wait and try again, a bounded number of times
+        (each read already waits for MongoDB's server selection): a store outage must not turn good frames
+        into dead letters."""
+        for attempt in range(1, _STORE_ATTEMPTS + 1):
+            try:
+                return decoder.decode(message.value(), ticket, received_at, _trace_id(message))
+            except ServiceUnavailableError as exc:
+                if attempt == _STORE_ATTEMPTS or self._stop.is_set():
+                    raise
+                log.warning("claim-check store unreachable (%s); retrying %s", exc, ticket)
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
 
     def _to_sinks(self, item: SinkItem) -> None:
         """Queue a dead letter for the sink thread. Gives up once the sinks stopped or failed: a decode thread
