@@ -362,9 +362,25 @@ def _at_threshold(values: np.ndarray, positive: np.ndarray, threshold: float) ->
     )
 
 
+def with_margin(values: np.ndarray, threshold: float) -> float:
+    """A threshold that flags exactly the same observed scores as ``threshold`` but sits halfway between
+    the lowest flagged score and the highest unflagged one, so new data a little off either side is still
+    decided as on the calibration set (a threshold right on an observed score has no margin at all)."""
+    flagged = values[values >= threshold]
+    if flagged.size == 0:
+        return threshold
+    lowest_flagged = float(flagged.min())
+    below = values[values < lowest_flagged]
+    if below.size == 0:
+        return lowest_flagged
+    middle = (float(below.max()) + lowest_flagged) / 2.0
+    # Neighbouring floats have no midpoint between them; keep the observed score then.
+    return middle if float(below.max()) < middle <= lowest_flagged else lowest_flagged
+
+
 def max_f1_threshold(scores: Sequence[float], labels: Sequence[int | bool]) -> CalibratedThreshold:
-    """The threshold among the observed scores with the highest F1 (ties: the highest such threshold, which
-    rejects fewest good parts)."""
+    """The decision with the highest F1 among those the observed scores allow (ties: the one flagging fewest
+    images, which rejects fewest good parts), as a threshold with margin (:func:`with_margin`)."""
     values, positive = _binary_inputs(scores, labels)
     thresholds, true_positives, false_positives = _descending_counts(values, positive)
     precision = true_positives / (true_positives + false_positives)
@@ -374,14 +390,14 @@ def max_f1_threshold(scores: Sequence[float], labels: Sequence[int | bool]) -> C
     # Thresholds run from high to low, so the first (near-)maximum is the highest threshold among equals;
     # the tolerance keeps float rounding from breaking an exact tie (2/3 computed two ways).
     best = int(np.flatnonzero(f1 >= f1.max() - 1e-12)[0])
-    return _at_threshold(values, positive, float(thresholds[best]))
+    return _at_threshold(values, positive, with_margin(values, float(thresholds[best])))
 
 
 def false_reject_threshold(
     scores: Sequence[float], labels: Sequence[int | bool], max_false_reject_rate: float
 ) -> CalibratedThreshold:
-    """The lowest threshold (so the most defects caught) whose false-reject rate on the good examples stays
-    at or below ``max_false_reject_rate``."""
+    """The decision catching the most defects whose false-reject rate on the good examples stays at or below
+    ``max_false_reject_rate``, as a threshold with margin (:func:`with_margin`)."""
     if not 0.0 <= max_false_reject_rate <= 1.0:
         raise ValueError(f"false-reject rate must be within [0, 1], got {max_false_reject_rate}")
     values, positive = _binary_inputs(scores, labels)
@@ -393,4 +409,4 @@ def false_reject_threshold(
     # Ascending candidates: the first that meets the target catches the most defects. The last one rejects
     # no good part, so there always is one.
     first = int(np.argmax(rejected <= max_false_reject_rate))
-    return _at_threshold(values, positive, float(candidates[first]))
+    return _at_threshold(values, positive, with_margin(values, float(candidates[first])))

@@ -224,8 +224,9 @@ def test_roc_curve_by_hand() -> None:
 def test_max_f1_threshold_by_hand() -> None:
     # Flag score >= t. t=0.8: P 1, R 1/2, F1 2/3. t=0.4: P 1/2, R 1/2, F1 1/2.
     # t=0.35: P 2/3, R 1, F1 0.8 (best). t=0.1: P 1/2, R 1, F1 2/3. At 0.35 one of two good parts is rejected.
+    # With margin: halfway between 0.35 (lowest flagged) and 0.1 (highest not flagged) = 0.225.
     best = max_f1_threshold([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
-    assert best.threshold == 0.35
+    assert best.threshold == pytest.approx(0.225)
     assert (best.precision, best.recall, best.f1, best.false_reject_rate) == pytest.approx(
         (2 / 3, 1, 0.8, 0.5)
     )
@@ -236,11 +237,14 @@ def test_false_reject_threshold_by_hand() -> None:
     # the lowest threshold that rejects at most one is 0.35 (rejects 0.4), and it catches both defects.
     scores = [0.1, 0.2, 0.3, 0.4, 0.35, 0.9]
     labels = [0, 0, 0, 0, 1, 1]
+    # With margin it sits halfway between 0.35 and the next lower score, 0.3: 0.325.
     loose = false_reject_threshold(scores, labels, 0.25)
-    assert loose.threshold == 0.35 and loose.false_reject_rate == 0.25 and loose.recall == 1.0
-    # No good part may be rejected: the threshold must sit just above 0.4, and only 0.9 is caught.
+    assert loose.threshold == pytest.approx(0.325) and loose.false_reject_rate == 0.25 and loose.recall == 1.0
+    # No good part may be rejected: above 0.4, so only 0.9 is caught; halfway between them is 0.65.
     strict = false_reject_threshold(scores, labels, 0.0)
-    assert 0.4 < strict.threshold < 0.40001 and strict.false_reject_rate == 0.0 and strict.recall == 0.5
+    assert (
+        strict.threshold == pytest.approx(0.65) and strict.false_reject_rate == 0.0 and strict.recall == 0.5
+    )
 
 
 # ------------------------------------------------------------------------------------ against brute force
@@ -271,7 +275,10 @@ def test_vectorized_anomaly_metrics_match_their_definitions(pairs: list[tuple[fl
 
     best = max_f1_threshold(scores, labels)
     assert best.f1 == pytest.approx(max(f1_at(t) for t in set(scores)))
-    assert best.threshold == max(t for t in set(scores) if f1_at(t) == pytest.approx(best.f1))
+    # It flags exactly what the highest best observed threshold flags, from a point with margin below it.
+    highest_best = max(t for t in set(scores) if f1_at(t) == pytest.approx(best.f1))
+    assert [s >= best.threshold for s in scores] == [s >= highest_best for s in scores]
+    assert best.threshold <= highest_best
 
     for rate in (0.0, 0.2, 0.5):
         found = false_reject_threshold(scores, labels, rate)
@@ -308,3 +315,14 @@ def test_ap_invariants(corners: list[tuple[float, float, float, float]], low_sco
     leading = [[pred("a", 0.99, 0.95, 0.95, 1.0, 1.0), *exact[0]]]
     assert 0.0 < average_precision(truth, leading, "a") < 1.0
     assert detection_metrics(truth, [[]])["map50"] == 0.0
+
+
+def test_threshold_margin_edge_cases() -> None:
+    from vision.metrics import with_margin
+
+    values = np.array([0.2, 0.5, 0.9])
+    assert with_margin(values, 0.5) == pytest.approx(0.35)  # flags {0.5, 0.9}, halfway down to 0.2
+    assert with_margin(values, 0.1) == 0.2  # flags everything: nothing below to leave a margin to
+    assert with_margin(values, 0.95) == 0.95  # flags nothing: unchanged
+    tight = np.array([1.0, np.nextafter(1.0, 2.0)])
+    assert with_margin(tight, float(tight[1])) == tight[1]  # no float between neighbours
