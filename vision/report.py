@@ -45,8 +45,10 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 
 def draw_line_chart(
     title: str, x_label: str, y_label: str, series: Sequence[Series], diagonal: bool = False, size: int = 560
 ) -> np.ndarray:
-    """A square chart of [0, 1] x [0, 1] with a grid, axis labels, one polyline per series and a legend."""
-    image = np.full((size, size, 3), 255, dtype=np.uint8)
+    """A square chart of [0, 1] x [0, 1] with a grid, axis labels, one polyline per series and a legend
+    below the plot (inside it, the legend would hide the curves' top-right corner)."""
+    legend_rows = (len(series) + 1) // 2
+    image = np.full((size + 18 * legend_rows + 6, size, 3), 255, dtype=np.uint8)
     left, top, right, bottom = 60, 40, size - 20, size - 60
     width, height = right - left, bottom - top
 
@@ -77,9 +79,10 @@ def draw_line_chart(
             cv2.circle(image, tuple(int(v) for v in points[0]), 3, colour, -1, cv2.LINE_AA)
         elif len(points) > 1:
             cv2.polylines(image, [points.reshape(-1, 1, 2)], False, colour, 2, cv2.LINE_AA)
-        legend_y = top + 18 + 18 * i
-        cv2.line(image, (right - 170, legend_y - 4), (right - 150, legend_y - 4), colour, 2)
-        _text(image, line.name[:22], (right - 145, legend_y), 0.42)
+        legend_x = left + (i % 2) * (width // 2)
+        legend_y = size + 8 + 18 * (i // 2)
+        cv2.line(image, (legend_x, legend_y - 4), (legend_x + 20, legend_y - 4), colour, 2)
+        _text(image, line.name[:30], (legend_x + 25, legend_y), 0.42)
     return image
 
 
