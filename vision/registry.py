@@ -204,6 +204,12 @@ class AliasWatcher:
         self._revision: Hashable = object()  # matches nothing: the first poll reads the alias
         self._serving: tuple[str, str] | None = None
 
+    def retry(self, serving: tuple[str, str] | None) -> None:
+        """Report the current alias again at the next poll: the caller could not load the one it was given
+        and still serves ``serving`` (model, version), or None."""
+        self._serving = serving
+        self._revision = object()
+
     def poll(self) -> Alias | None:
         now = self._clock()
         if self._checked_at is not None and now - self._checked_at < self._interval:

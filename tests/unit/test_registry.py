@@ -116,6 +116,19 @@ def test_watcher_reports_a_promotion_once_and_only_after_its_interval(tmp_path: 
     assert watcher.poll() is None
 
 
+def test_watcher_reports_again_after_a_failed_load(registry: DirectoryRegistry) -> None:
+    registry.promote("line-1", "cls", "1")
+    now = [0.0]
+    watcher = AliasWatcher(registry, "line-1", clock=lambda: now[0])
+    assert watcher.poll().version == "1"  # type: ignore[union-attr]
+    registry.promote("line-1", "cls", "2")
+    now[0] = 1.0
+    assert watcher.poll().version == "2"  # type: ignore[union-attr]
+    watcher.retry(("cls", "1"))  # version 2 would not load: the worker still serves 1
+    now[0] = 2.0
+    assert watcher.poll().version == "2"  # type: ignore[union-attr]
+
+
 def test_watcher_survives_a_broken_registry(tmp_path: Path) -> None:
     registry = DirectoryRegistry(tmp_path / "registry")
     registry.publish(make_artifact(tmp_path, "det", "1"))
