@@ -7,7 +7,8 @@ the Keras model (tf2onnx's ``from_keras`` predates Keras 3; tracing the model as
 Keras 3 model on the TensorFlow backend).
 
 Parity: both runtimes see the same preprocessed batch (synthetic frames, so the check needs no dataset);
-the maximum absolute difference of the raw outputs is reported and must stay below ``tolerance``.
+the maximum absolute difference of the raw outputs is reported and must stay below ``tolerance``, and the
+decoded predictions (``vision.outputs``) must agree: same detections, defect scores within the tolerance.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from schemas.errors import ConfigurationError
-from vision.artifact import ONNX_FILE, artifact_file, load_metadata, write_metadata
+from vision.artifact import ONNX_FILE, ModelMetadata, artifact_file, load_metadata, write_metadata
+from vision.outputs import decode_outputs
 from vision.preprocess import preprocess_batch
 from vision.synthetic import SyntheticDefectGenerator
 
@@ -28,7 +30,11 @@ logger = logging.getLogger(__name__)
 INPUT_NAME = "image"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 17
-DEFAULT_TOLERANCE = 1e-4
+# Absolute, on raw outputs that are probabilities or fractions of the image. Untrained networks agree to
+# ~1e-7; trained ones to ~1e-5 (classifier) and ~2e-3 (the detector's offset and size maps: a 0.3 px box
+# edge at 128x128): float32 reductions run in different orders in oneDNN and ONNX Runtime, and deep
+# trained weights amplify the difference. Decoded predictions are the same either way.
+DEFAULT_TOLERANCE = 5e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +83,32 @@ def export_onnx(
     onnx_out = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
     keras_out = np.asarray(serve(tf.constant(batch)))
     max_diff = float(np.max(np.abs(onnx_out - keras_out))) if keras_out.size else 0.0
-    if not max_diff <= tolerance:
+    mismatch = _decoded_mismatch(onnx_out, keras_out, metadata, tolerance)
+    if not max_diff <= tolerance or mismatch:
         onnx_path.unlink(missing_ok=True)
         raise ConfigurationError(
-            f"ONNX export of {root} differs from Keras by {max_diff:.3g} (> {tolerance:g}); not written"
+            f"ONNX export of {root} differs from Keras by {max_diff:.3g} (tolerance {tolerance:g})"
+            f"{'; ' + mismatch if mismatch else ''}; not written"
         )
     files = metadata.files.model_copy(update={"onnx": ONNX_FILE})
     write_metadata(root, metadata.model_copy(update={"files": files}))
     logger.info("exported %s: max |onnx - keras| = %.3g over %d images", onnx_path, max_diff, len(batch))
     return ExportReport(onnx_path, max_diff, len(batch), opset, onnx_path.stat().st_size)
+
+
+def _decoded_mismatch(
+    onnx_out: np.ndarray, keras_out: np.ndarray, metadata: ModelMetadata, tolerance: float
+) -> str:
+    """What differs between the decoded predictions of both runtimes ("" when they agree)."""
+    for i, (a, b) in enumerate(
+        zip(decode_outputs(onnx_out, metadata), decode_outputs(keras_out, metadata), strict=True)
+    ):
+        if abs(a.defect_score - b.defect_score) > tolerance:
+            return f"image {i}: defect score {a.defect_score:.4f} vs {b.defect_score:.4f}"
+        found_onnx, found_keras = sorted(d.label for d in a.detections), sorted(d.label for d in b.detections)
+        if found_onnx != found_keras:
+            return f"image {i}: detections {found_onnx} vs {found_keras}"
+    return ""
 
 
 def _parity_batch(spec: object, count: int) -> np.ndarray:

@@ -155,13 +155,13 @@ def train_command(
 def export_command(
     model: Annotated[Path, typer.Argument(help="artifact directory (with model.keras)")],
     opset: Annotated[int, typer.Option(min=9)] = 17,
-    tolerance: Annotated[float, typer.Option(help="largest allowed |onnx - keras| (raw outputs)")] = 1e-4,
+    tolerance: Annotated[float, typer.Option(help="largest allowed |onnx - keras| (raw outputs)")] = 5e-3,
 ) -> None:
     """Export an artifact's Keras model to ONNX and check that both give the same outputs."""
     _export(model, opset, tolerance)
 
 
-def _export(model: Path, opset: int = 17, tolerance: float = 1e-4) -> None:
+def _export(model: Path, opset: int = 17, tolerance: float = 5e-3) -> None:
     from vision.export import export_onnx
 
     report = export_onnx(model, opset=opset, tolerance=tolerance)

@@ -186,7 +186,7 @@ def train_model(
             "training": metadata.training.model_copy(update={"duration_s": round(duration, 1)}),
         }
     )
-    save_artifact(out, metadata, network.serving)
+    save_artifact(out, metadata, _inference_copy(network.serving))
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     logger.info(
@@ -345,6 +345,14 @@ def _predict(
         for i in range(0, len(pixels), batch_size)
     ]
     return np.concatenate(outputs)
+
+
+def _inference_copy(model: keras.Model) -> keras.Model:
+    """The same architecture and weights without the optimizer: a compiled model would save Adam's two
+    moment tensors per weight too, tripling the artifact for nothing a server uses."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 class _TimeBudget(keras.callbacks.Callback):
