@@ -98,3 +98,8 @@ class StackSettings(BaseSettings):
     ferretdb_version: str = "v1.24.2"
     kafka_heap_mb: int = 512
     start_timeout_s: float = 120.0
+    secure: bool = Field(
+        default=False,
+        description="also open a SASL_SSL (SCRAM-SHA-512 over TLS) Kafka listener and require MongoDB "
+        "authentication, with a CA and passwords made at run time (see lineguard.stack.security)",
+    )

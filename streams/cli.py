@@ -100,6 +100,7 @@ def camera(
     """
     from pydantic import ValidationError
 
+    from lineguard.kafka_access import verify_kafka_access
     from schemas.errors import ConfigurationError
     from schemas.serde import schema_registry_client
     from streams.camera import build_camera
@@ -142,6 +143,8 @@ def camera(
     auth = registry_settings.basic_auth_user_info
     registry = schema_registry_client(registry_settings.url, auth.get_secret_value() if auth else None)
     bootstrap, mongodb_uri = _endpoints(kafka_settings, mongo_settings, need_mongodb=settings.claim_check)
+    # A refused login or TLS handshake is one clear error now, not a camera spooling for ever.
+    verify_kafka_access(kafka_settings.client_config(bootstrap))
     display = _ProgressDisplay(live=progress and sys.stderr.isatty())
     runner = build_camera(
         settings,

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Message
 
+from lineguard.kafka_access import verify_kafka_access
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
@@ -56,6 +57,8 @@ from workers.sinks.writer import InferredBatch, OutputWriter, Rejected, SinkItem
 __all__ = ["InferredBatch", "Rejected", "Worker", "default_model_path"]
 
 log = logging.getLogger(__name__)
+
+MONGODB_AUTH_ERROR_CODES = (13, 18)  # Unauthorized, AuthenticationFailed
 
 _SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
 _TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
@@ -147,7 +150,7 @@ class Worker:
         s = self.settings
         endpoints = self._endpoints if self._endpoints is not None else resolve_endpoints()
         from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
+        from pymongo.errors import OperationFailure, PyMongoError
 
         uri = (
             self._mongo_settings.uri.get_secret_value()
@@ -169,9 +172,18 @@ class Worker:
         self._use(self._models.initial(preloaded=self._model))
         try:
             self._mongo.ensure_indexes()
+        except OperationFailure as exc:
+            if exc.code in MONGODB_AUTH_ERROR_CODES:  # a wrong or missing password is the user's to fix
+                raise ConfigurationError(
+                    f"MongoDB refused access ({exc.details.get('errmsg') if exc.details else exc.code}): "
+                    "check the user and password in MONGODB_URI"
+                ) from None
+            raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
         except PyMongoError as exc:
             raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
         client_config = self._kafka_settings.client_config(endpoints.kafka_bootstrap)
+        # librdkafka only logs a refused login and retries for ever: ask once, so it is one clear error.
+        verify_kafka_access(client_config)
         if s.create_topics:
             self._ensure_topics(client_config)
         self._outputs = KafkaOutputs(

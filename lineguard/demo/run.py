@@ -24,7 +24,7 @@ from typing import Any
 
 from lineguard.demo.tally import DemoTally, Snapshot
 from lineguard.demo.watch import LagProbe, OutputWatcher, wait_for_assignment
-from lineguard.settings import default_cache_dir
+from lineguard.settings import KafkaSettings, default_cache_dir
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame
@@ -149,7 +149,8 @@ class DemoRun:
     def run(self) -> dict[str, Any]:
         options = self.options
         model_path, metadata = resolve_model(options.model)
-        kafka_config = self.endpoints.kafka_config()
+        # The user's security settings (SASL/TLS) apply to the demo's own clients too.
+        kafka_config = KafkaSettings().client_config(self.endpoints.kafka_bootstrap)
         self._check_services(kafka_config)
         lag_probe = LagProbe(kafka_config, options.group_id, options.topics.frames)
         try:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, mongodb_uri_for
-from lineguard.stack.state import KAFKA, MONGODB, SERVICES
+from lineguard.stack.state import KAFKA, MONGODB, SERVICES, StackState
+from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lineguard.stack.launcher import LocalStack
@@ -37,8 +38,9 @@ def _names(services: list[Service] | None) -> list[str]:
     return [s.value for s in services] if services else list(SERVICES)
 
 
-def _stack() -> LocalStack:
+def _stack(secure: bool = False) -> LocalStack:
     # Imported here so `lineguard --help` does not load the Kafka and MongoDB clients.
+    from lineguard.settings import StackSettings
     from lineguard.stack.launcher import LocalStack
 
     started = time.monotonic()
@@ -46,7 +48,10 @@ def _stack() -> LocalStack:
     def progress(message: str) -> None:
         typer.echo(f"[{time.monotonic() - started:6.1f}s] {message}", err=True)
 
-    return LocalStack(progress=progress)
+    settings = StackSettings()
+    if secure:
+        settings = settings.model_copy(update={"secure": True})
+    return LocalStack(settings, progress=progress)
 
 
 @app.command()
@@ -55,6 +60,13 @@ def up(
     kafka_port: int | None = typer.Option(None, help="Kafka listener port (default: previous or free)"),
     kafka_controller_port: int | None = typer.Option(None, help="KRaft controller port"),
     mongodb_port: int | None = typer.Option(None, help="MongoDB port (default: previous or free)"),
+    secure: bool = typer.Option(
+        False,
+        "--secure",
+        envvar="LINEGUARD_STACK_SECURE",
+        help="also a SASL_SSL Kafka listener (SCRAM-SHA-512, test CA made now) and MongoDB authentication; "
+        "the export lines then carry the credentials",
+    ),
 ) -> None:
     """Start Apache Kafka (KRaft) and MongoDB/FerretDB, wait until healthy and print their addresses.
 
@@ -67,16 +79,52 @@ def up(
     to_start = [name for name in wanted if name not in external]
     if not to_start:
         return
-    stack = _stack()
+    stack = _stack(secure)
     began = time.monotonic()
     result = stack.up(to_start, kafka_port, kafka_controller_port, mongodb_port)
     for name in result.already_running:
         typer.echo(f"{name} was already running", err=True)
     typer.echo(f"stack up in {time.monotonic() - began:.1f} s (logs: {stack.logs_dir})", err=True)
+    if secure:
+        _print_secure_exports(stack.state_dir, result.state, to_start)
+        return
     for name in to_start:
         service = result.state.services[name]
         value = service.address if name == KAFKA else mongodb_uri_for(service)
         typer.echo(f"export {ENV_OF[name]}={value}")
+
+
+def _print_secure_exports(state_dir: Path, state: StackState, services: list[str]) -> None:
+    """The secure endpoints as export lines. stdout only: the passwords must not reach a log."""
+    import shlex
+
+    from lineguard.stack import security
+    from lineguard.stack.launcher import SECURE_PORT
+
+    found = security.load_secrets(state_dir)
+    if found is None:
+        raise ConfigurationError(f"no secure-stack secrets in {security.security_dir(state_dir)}")
+    exports: dict[str, str] = {}
+    for name in services:
+        service = state.services[name]
+        if name == KAFKA:
+            port = service.extra_ports.get(SECURE_PORT)
+            if port is None:
+                raise ConfigurationError(
+                    "Kafka was already running without its SASL_SSL listener; run `lineguard stack down "
+                    "--service kafka` and `lineguard stack up --secure` again"
+                )
+            bootstrap = f"{service.host}:{port}"
+            exports.update(security.kafka_client_environment(bootstrap, found))
+            typer.echo(
+                f"Kafka SASL_SSL at {bootstrap}, user {found.kafka_user!r}, CA {found.ca_path}; "
+                f"passwords are in {found.directory} (mode 0600)",
+                err=True,
+            )
+        else:
+            exports[MONGODB_ENV] = security.mongodb_uri_with_credentials(service.host, service.port, found)
+    for key, value in exports.items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
 
 
 @app.command()

@@ -17,6 +17,7 @@ Jars and binaries live in the cache directory beside it (``kafka-<version>/libs`
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +28,7 @@ from functools import partial
 from pathlib import Path
 
 from lineguard.settings import StackSettings
-from lineguard.stack import kafka, mongodb, ports, processes
+from lineguard.stack import kafka, mongodb, ports, processes, security
 from lineguard.stack.endpoints import mongodb_uri_for, state_dir_of
 from lineguard.stack.locks import file_lock
 from lineguard.stack.processes import Progress
@@ -45,6 +46,8 @@ from lineguard.stack.tools import GO, JAVA, MAVEN, Requirement, require, which
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
+
+SECURE_PORT = "sasl_ssl"  # key of the secure listener's port in the Kafka service's extra_ports
 
 STOP_TIMEOUT_S = {KAFKA: 30.0, MONGODB: 15.0}  # SIGTERM grace before SIGKILL
 LOCK_TIMEOUT_S = 600.0
@@ -173,6 +176,8 @@ class LocalStack:
                     launched.append(MONGODB)
                 for name in launched:  # both start in parallel; wait for each in turn
                     self._wait_healthy(state.services[name])
+                if self.settings.secure and KAFKA in launched:
+                    self._create_kafka_user(state.services[KAFKA])
             except BaseException:
                 state = self._stop(state, launched)  # never leave a half-started stack behind
                 raise
@@ -250,6 +255,10 @@ class LocalStack:
         )
         node = kafka.KafkaNode(ports.LOOPBACK, broker_port, ctrl_port, self.state_dir / "kafka")
         kafka.write_node_files(node)
+        extra_ports = {"controller": ctrl_port}
+        if self.settings.secure:
+            taken.add(ctrl_port)
+            extra_ports[SECURE_PORT] = self._add_secure_listener(node, recorded, taken)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         if not kafka.is_formatted(node):
             kafka.format_storage(java, libs, node, self.logs_dir, self._progress)
@@ -266,7 +275,7 @@ class LocalStack:
             program="kafka",
             pid=pid,
             started_at=time.time(),
-            extra_ports={"controller": ctrl_port},
+            extra_ports=extra_ports,
         )
         state = state.with_service(service)
         write_state(self.state_dir, state)  # recorded at once, so `down` can stop it even if `up` dies
@@ -286,8 +295,18 @@ class LocalStack:
         else:
             binary = mongodb.ensure_ferretdb(self.cache_dir, self.settings.ferretdb_version, self._progress)
             command = mongodb.ferretdb_command(binary, ports.LOOPBACK, chosen, data_dir)
+        env: dict[str, str] | None = None
+        if self.settings.secure:
+            if server != mongodb.FERRETDB:
+                raise ConfigurationError(
+                    "`--secure` enables authentication only for FerretDB so far; mongod is on PATH, so it "
+                    "would run without authentication"
+                )
+            flags, secret_env = security.ferretdb_auth_arguments(security.ensure_secrets(self.state_dir))
+            command = [*command, *flags]
+            env = {**os.environ, **secret_env}
         self._progress(f"starting {server} on {ports.LOOPBACK}:{chosen}")
-        pid = processes.spawn(command, self._mongo_log, cwd=data_dir)
+        pid = processes.spawn(command, self._mongo_log, cwd=data_dir, env=env)
         service = ServiceState(
             name=MONGODB,
             host=ports.LOOPBACK,
@@ -301,6 +320,23 @@ class LocalStack:
         state = state.with_service(service)
         write_state(self.state_dir, state)
         return state
+
+    def _add_secure_listener(
+        self, node: kafka.KafkaNode, recorded: ServiceState | None, taken: set[int]
+    ) -> int:
+        """Add the SASL_SSL listener to the node's server.properties; returns its port."""
+        port = ports.choose_port(recorded.extra_ports.get(SECURE_PORT) if recorded else None, None, taken)
+        found = security.ensure_secrets(self.state_dir)
+        text = node.config_path.read_text(encoding="utf-8")
+        text = security.add_secure_listener(text, node.host, port, found.broker_keystore_path)
+        node.config_path.write_text(text, encoding="utf-8")
+        self._progress(f"Kafka SASL_SSL listener on {node.host}:{port} (CA {found.ca_path})")
+        return port
+
+    def _create_kafka_user(self, service: ServiceState) -> None:
+        found = security.ensure_secrets(self.state_dir)
+        security.create_kafka_user(service.address, found.kafka_user, found.kafka_password)
+        self._progress(f"Kafka SCRAM user {found.kafka_user!r} ready ({security.SCRAM_MECHANISM})")
 
     def _wait_healthy(self, service: ServiceState) -> None:
         """Wait until the service answers; fail fast (with its last log lines) if its process dies."""
