@@ -270,10 +270,16 @@ class FrameConsumer:
         self._listener.partitions_assigned(keys)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The group has moved to a new generation (this member keeps the rest of its assignment): a
+        # transaction finishing the revoked partitions' in-flight work during the wait below must commit its
+        # offsets with it, or the broker refuses them (ILLEGAL_GENERATION) for as long as the wait lasts.
+        self._group_metadata = consumer.consumer_group_metadata()
         self._revoke([(tp.topic, tp.partition) for tp in partitions], lost=False)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Not refreshed before the release: a lost member has no valid generation to commit with.
         self._revoke([(tp.topic, tp.partition) for tp in partitions], lost=True)
+        self._group_metadata = consumer.consumer_group_metadata()
 
     def _revoke(self, keys: list[PartitionKey], lost: bool) -> None:
         if not lost:

@@ -13,8 +13,8 @@ k+1 and the sink and MongoDB threads write batch k-1, so the model is never idle
 Delivery: every record gets a :class:`~workers.offsets.Ticket`; the output stage
 (:class:`~workers.sinks.writer.OutputWriter`) settles it with the number of outputs it is about to write and
 each acknowledgement counts down. The poll thread commits, per partition, only the offset after the longest
-run of done records. With ``exactly_once`` the sink thread writes outputs, documents and offsets in one Kafka
-transaction per group of batches instead; MongoDB stays idempotent by ``_id``.
+run of done records. With ``exactly_once`` the sink thread writes the documents (idempotent by ``_id``), then
+outputs and offsets in one Kafka transaction per group of batches instead.
 
 Shutdown (``stop()``, SIGTERM at the CLI): stop polling, let in-flight records finish (bounded by
 ``drain_timeout_s``), flush the producer, commit, leave the group. ``run()`` returns 0 when it drained
@@ -409,10 +409,10 @@ class Worker:
             # Thresholds may be edited while the worker runs: re-read between batches (a stat if unchanged).
             self._serving.builder.refresh_thresholds()
             started = time.perf_counter()
-            with self._sink_lock:
-                if self.settings.exactly_once:
-                    self._writer.write_transaction(items)
-                else:
+            if self.settings.exactly_once:  # takes the lock per attempt: a revoke may come between attempts
+                self._writer.write_transaction(items, self._sink_lock, give_up=self._sinks_done.is_set)
+            else:
+                with self._sink_lock:
                     for item in items:
                         self._writer.write(item, give_up=self._giving_up)
             self.metrics.stage_seconds.labels("sinks").observe(time.perf_counter() - started)

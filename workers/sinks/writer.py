@@ -7,9 +7,14 @@ MongoDB acknowledgement counts one down. Documents are written by :meth:`OutputW
 of their own, several batches per insert, so results reach Kafka without waiting for the previous batch's
 documents.
 
-Exactly once: the outputs of several queue items, their documents and the consumer positions go into one Kafka
-transaction. A transaction that only needs an abort (a rebalance moved the group's generation) is aborted and
-written again; records of partitions revoked meanwhile are left out (their new owner writes them).
+Exactly once: the outputs of several queue items and the consumer positions go into one Kafka
+transaction. Their MongoDB documents are written *before* it begins (idempotent by ``_id``): a slow or
+unreachable MongoDB, retried for tens of seconds, must never hold a transaction open past
+``transaction.timeout.ms`` (the broker would abort it and fence the worker). A transaction that only needs an
+abort (a rebalance moved the group's generation) is aborted and written again, without holding the lock a
+revoke waits for, so the poll thread can release the revoked partitions and pick up the new generation
+meanwhile; records of partitions revoked by then are left out (their new owner reads them again from the last
+committed offset).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from workers.verdicts import ResultBuilder
 
 log = logging.getLogger(__name__)
 
-TRANSACTION_ATTEMPTS = 3
+ABORTED_RETRY_S = 60.0  # aborted transactions are rewritten this long (> a rebalance), then the worker stops
 MONGO_MAX_DOCUMENTS = 256  # documents of several batches written in one insert
 MONGO_QUEUE_BATCHES = 4  # batches waiting for their documents before the output stage blocks
 
@@ -93,6 +98,7 @@ class OutputWriter:
         worker_id: str,
         max_message_bytes: int,
         group_metadata: Callable[[], Any],
+        aborted_retry_s: float = ABORTED_RETRY_S,
     ) -> None:
         self._tracker = tracker
         self._outputs = outputs
@@ -101,6 +107,7 @@ class OutputWriter:
         self._worker_id = worker_id
         self._max_message_bytes = max_message_bytes
         self._group_metadata = group_metadata
+        self._aborted_retry_s = aborted_retry_s
         self._mongo_queue: queue.Queue[Written] = queue.Queue(maxsize=MONGO_QUEUE_BATCHES)
 
     # -- at least once ---------------------------------------------------------------------------------
@@ -159,8 +166,15 @@ class OutputWriter:
             raise DeliveryFailed(f"an output was not delivered: {failure.str()}")
 
     # -- exactly once ----------------------------------------------------------------------------------
-    def write_transaction(self, items: list[SinkItem]) -> None:
-        """Outputs of ``items``, their documents and the consumer positions in one transaction."""
+    def write_transaction(
+        self, items: list[SinkItem], lock: threading.Lock, give_up: Callable[[], bool]
+    ) -> None:
+        """Documents of ``items``, then their outputs and the consumer positions in one transaction.
+
+        Each attempt runs under ``lock`` (a revoke takes it to release its partitions). An aborted attempt is
+        rewritten, after a pause outside the lock, with the records still live, for up to ``aborted_retry_s``;
+        ``give_up`` (the worker is stopping) leaves the records uncommitted instead: they are read again.
+        """
         frames: list[_FrameOutputs] = []
         letters: list[_LetterOutput] = []
         for item in items:
@@ -168,20 +182,34 @@ class OutputWriter:
                 letters.append(_LetterOutput(item.ticket, self._dead_letter(item)))
             else:
                 frames.extend(_FrameOutputs(f.ticket, r, e, f.trace_id) for f, r, e in self._build(item))
-        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-            try:
-                self._transaction(frames, letters)
+        started = time.perf_counter()
+        self._mongo.upsert([f.result for f in frames if self._tracker.is_live(f.ticket)])
+        self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+        deadline = time.monotonic() + self._aborted_retry_s
+        attempt = 1
+        while True:
+            with lock:
+                try:
+                    self._transaction(frames, letters)
+                    return
+                except TransactionAborted as exc:
+                    if time.monotonic() >= deadline:
+                        raise
+                    log.warning("transaction aborted (%s); writing it again (attempt %d)", exc, attempt + 1)
+            if give_up():
+                log.warning("stopping: %d aborted records left uncommitted", len(frames) + len(letters))
                 return
-            except TransactionAborted as exc:
-                if attempt == TRANSACTION_ATTEMPTS:
-                    raise
-                log.warning("transaction aborted (%s); writing it again (attempt %d)", exc, attempt + 1)
-                time.sleep(0.2 * attempt)  # lets the poll thread pick up the group's new generation
+            # Outside the lock: a rebalance's revoke releases its partitions and the poll thread reads the
+            # group's new generation before the next attempt.
+            time.sleep(min(2.0, 0.2 * attempt))
+            attempt += 1
 
     def _transaction(self, frames: list[_FrameOutputs], letters: list[_LetterOutput]) -> None:
         live_frames = [f for f in frames if self._tracker.is_live(f.ticket)]
         live_letters = [letter for letter in letters if self._tracker.is_live(letter.ticket)]
         tickets = [f.ticket for f in live_frames] + [letter.ticket for letter in live_letters]
+        if not tickets:
+            return  # every record belonged to revoked partitions: their new owner writes them
         self._outputs.begin()
         try:
             for letter in live_letters:
@@ -190,9 +218,6 @@ class OutputWriter:
                 self._outputs.result(output.result, output.trace_id, ack=None)
                 if output.event is not None:
                     self._outputs.event(output.event, output.trace_id, ack=None)
-            started = time.perf_counter()
-            self._mongo.upsert([output.result for output in live_frames])
-            self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
             # Offsets go in before the commit; the records only count as done once it succeeded.
             positions = self._tracker.positions_if_done(tickets)
             offsets = [

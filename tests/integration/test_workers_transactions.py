@@ -1,0 +1,246 @@
+"""Exactly-once output transactions under the two faults that used to stop a worker: a rebalance that
+moves the group's generation under an open transaction, and a MongoDB slower than ``transaction.timeout.ms``.
+
+The output stage (:class:`~workers.sinks.writer.OutputWriter`) runs against the real broker and MongoDB,
+with real consumers in a real group, so librdkafka and the broker decide what fails; the pipeline around it
+is not needed to make the faults happen at a known moment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer
+from pymongo.database import Database
+
+from schemas.records import (
+    DeadLetter,
+    DeadLetterReason,
+    Frame,
+    ImageEncoding,
+    InspectionResult,
+    KafkaCoordinates,
+)
+from schemas.topics import TopicNames
+from tests.integration.test_workers_support import committed_offsets, decoder, read_topic, wait_for
+from vision.artifact import ModelMetadata
+from vision.outputs import Prediction
+from vision.preprocess import PreprocessSpec
+from vision.samples import Task
+from workers.decode import DecodedFrame, FrameRejected
+from workers.metrics import WorkerMetrics
+from workers.offsets import OffsetTracker, PartitionKey
+from workers.settings import WorkerSettings
+from workers.sinks.dead_letters import RawRecord
+from workers.sinks.kafka import KafkaOutputs
+from workers.sinks.mongo import MongoInspectionSink
+from workers.sinks.writer import InferredBatch, OutputWriter, Rejected
+from workers.verdicts import ResultBuilder, ThresholdSource, VerdictThresholds
+
+pytestmark = pytest.mark.integration
+
+SESSION_TIMEOUT_MS = 6000
+
+
+def _member(kafka_config: dict[str, Any], group: str, topic: str) -> Consumer:
+    consumer = Consumer(
+        {
+            **kafka_config,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _owned(consumer: Consumer) -> set[PartitionKey]:
+    return {(tp.topic, tp.partition) for tp in consumer.assignment()}
+
+
+@pytest.fixture
+def group() -> str:
+    return f"txn-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def members(kafka_config: dict[str, Any]) -> Iterator[list[Consumer]]:
+    consumers: list[Consumer] = []
+    yield consumers
+    for consumer in consumers:
+        consumer.close()
+
+
+def _outputs(kafka_config: dict[str, Any], topics: TopicNames, group: str, timeout_ms: int) -> KafkaOutputs:
+    settings = WorkerSettings(group_id=group, exactly_once=True, transaction_timeout_ms=timeout_ms)
+    return KafkaOutputs({**kafka_config, **settings.producer_config()}, topics, transactional=True)
+
+
+def test_a_transaction_refused_by_a_rebalance_is_rewritten_without_the_revoked_partitions(
+    kafka_config: dict[str, Any],
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    group: str,
+    members: list[Consumer],
+) -> None:
+    first = _member(kafka_config, group, topics.frames)
+    members.append(first)
+    wait_for(lambda: first.poll(0.1) is None and len(_owned(first)) == 3, 60, "the first member's partitions")
+    stale = first.consumer_group_metadata()
+    second = _member(kafka_config, group, topics.frames)  # joins: the group moves to a new generation
+    members.append(second)
+
+    def rebalanced() -> bool:
+        first.poll(0.1)
+        second.poll(0.1)
+        return bool(_owned(second)) and not _owned(first) & _owned(second)
+
+    wait_for(rebalanced, 60, "the second member to get partitions")
+    revoked, kept = _owned(second), _owned(first)
+
+    tracker = OffsetTracker()
+    items = [
+        Rejected(
+            tracker.track(topics.frames, partition, offset),
+            RawRecord(topics.frames, partition, offset, None, b"key", b"not avro"),
+            FrameRejected(DeadLetterReason.UNDECODABLE_RECORD, "not avro"),
+        )
+        for partition in range(3)
+        for offset in range(2)
+    ]
+    metadata = {"current": stale}  # what the poll thread last saw: the old generation
+    lock = threading.Lock()
+    writer = OutputWriter(
+        tracker,
+        _outputs(kafka_config, topics, group, 15_000),
+        MongoInspectionSink(mongo_db, "inspections"),
+        WorkerMetrics(),
+        worker_id="w1",
+        max_message_bytes=1_000_000,
+        group_metadata=lambda: metadata["current"],
+    )
+
+    def revoke_later() -> None:
+        # What the worker's revoke does once the poll thread gets to it: release the partitions under the
+        # lock (so no output of theirs is written afterwards), then the new generation becomes visible.
+        time.sleep(2.0)
+        with lock:
+            tracker.release(revoked)
+        metadata["current"] = first.consumer_group_metadata()
+
+    revoker = threading.Thread(target=revoke_later)
+    revoker.start()
+    try:
+        writer.write_transaction(list(items), lock, give_up=lambda: False)  # must not raise
+    finally:
+        revoker.join()
+
+    kept_partitions = {partition for _, partition in kept}
+    letters = read_topic(kafka_config, topics.dead_letters, decoder(DeadLetter), expected=2 * len(kept))
+    assert sorted((letter.source.partition, letter.source.offset) for letter in letters) == sorted(
+        (partition, offset) for partition in kept_partitions for offset in range(2)
+    )
+    committed = committed_offsets(kafka_config, group, topics.frames)
+    assert committed == {p: 2 if p in kept_partitions else 0 for p in range(3)}
+
+
+class _SlowMongo(MongoInspectionSink):
+    """The real sink behind a MongoDB that answers only after ``delay_s`` (like one retried through an
+    outage): the documents are still written, late."""
+
+    def __init__(self, database: Database[dict[str, Any]], delay_s: float) -> None:
+        super().__init__(database, "inspections")
+        self._delay_s = delay_s
+
+    def upsert(self, results: Any) -> None:
+        time.sleep(self._delay_s)
+        super().upsert(results)
+
+
+def _batch(tracker: OffsetTracker, topic: str, count: int) -> InferredBatch:
+    metadata = ModelMetadata(
+        name="m",
+        version="v1",
+        task=Task.classify,
+        classes=("good", "scratch"),
+        preprocess=PreprocessSpec.for_input(32, 32),
+        thresholds={"defect": 0.5},
+    )
+    frames = []
+    for offset in range(count):
+        frame = Frame(
+            camera_id="cam-1",
+            line_id="line-1",
+            station_id="s",
+            frame_number=offset,
+            captured_at=datetime.now(UTC),
+            width=64,
+            height=64,
+            channels=3,
+            encoding=ImageEncoding.JPEG,
+            image=b"",
+        )
+        frames.append(
+            DecodedFrame(
+                ticket=tracker.track(topic, 0, offset),
+                frame=frame,
+                source=KafkaCoordinates(topic=topic, partition=0, offset=offset),
+                image=np.zeros((64, 64, 3), np.uint8),
+                tensor=np.zeros((32, 32, 3), np.float32),
+                received_at=datetime.now(UTC),
+                ready_at=0.0,
+                decode_seconds=0.0,
+            )
+        )
+    good = Prediction(
+        class_scores={"good": 0.9, "scratch": 0.1},
+        detections=(),
+        anomaly_score=None,
+        mask=None,
+        defect_score=0.1,
+    )
+    builder = ResultBuilder(metadata, ThresholdSource(VerdictThresholds(0.5, 0.4)), worker_id="w1")
+    return InferredBatch(frames, [good] * count, datetime.now(UTC), builder)
+
+
+def test_a_mongodb_slower_than_the_transaction_timeout_never_holds_a_transaction_open(
+    kafka_config: dict[str, Any],
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    group: str,
+    members: list[Consumer],
+) -> None:
+    member = _member(kafka_config, group, topics.frames)
+    members.append(member)
+    wait_for(lambda: member.poll(0.1) is None and len(_owned(member)) == 3, 60, "the member's partitions")
+    timeout_ms = 2_000
+    # The broker aborts a transaction older than its timeout at its next expiry check (every 10 s by default),
+    # then fences the producer: a MongoDB answering after that inside a transaction stops the worker.
+    slow = _SlowMongo(mongo_db, delay_s=timeout_ms / 1000 + 12.0)
+    tracker = OffsetTracker()
+    count = 5
+    writer = OutputWriter(
+        tracker,
+        _outputs(kafka_config, topics, group, timeout_ms),
+        slow,
+        WorkerMetrics(),
+        worker_id="w1",
+        max_message_bytes=1_000_000,
+        group_metadata=member.consumer_group_metadata,
+    )
+
+    writer.write_transaction([_batch(tracker, topics.frames, count)], threading.Lock(), give_up=lambda: False)
+
+    results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=count)
+    assert sorted(result.frame_number for result in results) == list(range(count))
+    assert slow.collection.count_documents({}) == count
+    assert committed_offsets(kafka_config, group, topics.frames)[0] == count
