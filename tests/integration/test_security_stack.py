@@ -285,3 +285,16 @@ def _scrape_when_ready(worker: subprocess.Popen[bytes], port: int, log_path: Pat
             pass
         time.sleep(0.5)
     raise AssertionError(f"worker not ready in time:\n{log_path.read_text()}")
+
+
+def test_the_stack_logs_and_configs_hold_no_secret(secure_stack: SecureStack) -> None:
+    """Last in this module, so the logs hold everything the tests above made the servers do."""
+    state_dir = Path(secure_stack.base_env["LINEGUARD_STACK_STATE_DIR"])
+    configs = [state_dir / "kafka" / "server.properties", state_dir / "state.json"]
+    files = [*(state_dir / "logs").glob("*"), *configs]
+    assert any(path.name == "kafka.log" and path.stat().st_size > 0 for path in files)
+    assert any(path.name == "mongodb.log" and path.stat().st_size > 0 for path in files)
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert secure_stack.password not in text, path
+        assert secure_stack.mongodb_password not in text, path
