@@ -101,6 +101,7 @@ def camera(
     from pydantic import ValidationError
 
     from lineguard.kafka_access import verify_kafka_access
+    from lineguard.mongo_access import verify_mongodb_access
     from schemas.errors import ConfigurationError
     from schemas.serde import schema_registry_client
     from streams.camera import build_camera
@@ -145,6 +146,8 @@ def camera(
     bootstrap, mongodb_uri = _endpoints(kafka_settings, mongo_settings, need_mongodb=settings.claim_check)
     # A refused login or TLS handshake is one clear error now, not a camera spooling for ever.
     verify_kafka_access(kafka_settings.client_config(bootstrap))
+    if settings.claim_check and mongodb_uri:  # a refused login is an error now; an outage is not
+        verify_mongodb_access(mongodb_uri, mongo_settings.database)
     display = _ProgressDisplay(live=progress and sys.stderr.isatty())
     runner = build_camera(
         settings,

@@ -36,6 +36,7 @@ import numpy as np
 from confluent_kafka import Message
 
 from lineguard.kafka_access import verify_kafka_access
+from lineguard.mongo_access import access_refused
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
@@ -57,8 +58,6 @@ from workers.sinks.writer import InferredBatch, OutputWriter, Rejected, SinkItem
 __all__ = ["InferredBatch", "Rejected", "Worker", "default_model_path"]
 
 log = logging.getLogger(__name__)
-
-MONGODB_AUTH_ERROR_CODES = (13, 18)  # Unauthorized, AuthenticationFailed
 
 _SINK_QUEUE_BATCHES = 4  # batches waiting for the sink thread before inference blocks
 _TRANSACTION_MAX_ITEMS = 16  # queue items coalesced into one transaction
@@ -173,11 +172,9 @@ class Worker:
         try:
             self._mongo.ensure_indexes()
         except OperationFailure as exc:
-            if exc.code in MONGODB_AUTH_ERROR_CODES:  # a wrong or missing password is the user's to fix
-                raise ConfigurationError(
-                    f"MongoDB refused access ({exc.details.get('errmsg') if exc.details else exc.code}): "
-                    "check the user and password in MONGODB_URI"
-                ) from None
+            refused = access_refused(exc)  # a wrong or missing password is the user's to fix
+            if refused is not None:
+                raise refused from None
             raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
         except PyMongoError as exc:
             raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc

@@ -181,6 +181,13 @@ def test_camera_with_a_wrong_password_exits_2(secure_stack: SecureStack, tmp_pat
     _assert_one_error_line(result, "refused the credentials of user 'lineguard'", "wrong-password-123")
 
 
+def test_camera_with_a_wrong_mongodb_password_exits_2(secure_stack: SecureStack, tmp_path: Path) -> None:
+    wrong_uri = secure_stack.exports[MONGODB_ENV].replace(secure_stack.mongodb_password, "wrong-password-mdb")
+    env = {**secure_stack.env, MONGODB_ENV: wrong_uri}  # claim-check is on by default: it needs MongoDB
+    result = _lineguard(env, "camera", "--count", "1", "--no-progress", "--spool-dir", str(tmp_path))
+    _assert_one_error_line(result, "MongoDB refused access", "wrong-password-mdb")
+
+
 def test_plaintext_camera_on_the_tls_listener_exits_2(secure_stack: SecureStack, tmp_path: Path) -> None:
     env = {**secure_stack.base_env, KAFKA_ENV: secure_stack.exports[KAFKA_ENV]}
     env[MONGODB_ENV] = secure_stack.exports[MONGODB_ENV]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from pydantic import SecretStr
+from pymongo.errors import OperationFailure
 from typer.testing import CliRunner
 
+from lineguard.mongo_access import access_refused
 from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings
 from lineguard.stack import security
 from lineguard.stack.kafka import KafkaNode, render_server_properties
@@ -141,3 +143,12 @@ def test_help_output_holds_no_secret(command: list[str], monkeypatch: pytest.Mon
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
     assert PASSWORD not in result.output
+
+
+@pytest.mark.parametrize(("code", "refused"), [(18, True), (13, True), (11000, False), (None, False)])
+def test_only_refused_mongodb_logins_are_configuration_errors(code: int | None, refused: bool) -> None:
+    failure = OperationFailure("failed", code=code, details={"errmsg": "Authentication failed."})
+    error = access_refused(failure)
+    assert (error is not None) == refused
+    if error is not None:
+        assert "MONGODB_URI" in str(error) and "Authentication failed." in str(error)
