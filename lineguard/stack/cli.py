@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, mongodb_uri_for
-from lineguard.stack.state import KAFKA, MONGODB, SERVICES, StackState
+from lineguard.stack.state import KAFKA, MONGODB, SERVICES, ServiceState, StackState
 from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ def status(
                 "address": s.address,
                 "pid": s.service.pid if s.service else None,
                 "detail": s.detail,
+                "secure_address": _secure_address(s.service),
             }
             for s in statuses
         ]
@@ -163,11 +164,22 @@ def status(
     else:
         for s in statuses:
             typer.echo(f"{s.name:<8} {s.health.value:<9} {s.address:<28} {s.detail}")
+            if secure := _secure_address(s.service):
+                credentials = stack.state_dir / "security"
+                typer.echo(f"{'':<18} {secure:<28} SASL_SSL; CA and passwords in {credentials}")
         for name in _names(services):
             if os.environ.get(ENV_OF[name]):
                 typer.echo(f"note: {ENV_OF[name]} is set, so lineguard uses that instead of this {name}")
     if any(s.health.value != "running" for s in statuses):
         raise typer.Exit(1)
+
+
+def _secure_address(service: ServiceState | None) -> str | None:
+    """The SASL_SSL listener of a Kafka started with ``--secure``, else None."""
+    from lineguard.stack.launcher import SECURE_PORT
+
+    port = service.extra_ports.get(SECURE_PORT) if service is not None else None
+    return f"{service.host}:{port}" if service is not None and port is not None else None
 
 
 @app.command()

@@ -5,6 +5,7 @@ log line, no /metrics output and no progress line."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -125,6 +126,10 @@ def test_up_prints_credentials_only_in_its_export_lines(secure_stack: SecureStac
     assert secure_stack.password not in secure_stack.up.stderr  # progress lines name files, not secrets
     assert secure_stack.mongodb_password not in secure_stack.up.stderr
     assert exports[KAFKA_ENV] in secure_stack.up.stderr  # ... and say where the secure listener is
+    status = _lineguard(secure_stack.base_env, "stack", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    kafka = next(entry for entry in json.loads(status.stdout) if entry["service"] == "kafka")
+    assert kafka["secure_address"] == exports[KAFKA_ENV] != kafka["address"]
 
 
 def test_produce_and_consume_over_sasl_ssl(secure_stack: SecureStack) -> None:
