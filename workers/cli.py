@@ -202,10 +202,13 @@ def _describe(stored: Any) -> dict[str, str]:
 
 
 def _kafka_config() -> dict[str, Any]:
+    from lineguard.kafka_access import verify_kafka_access
     from lineguard.settings import KafkaSettings
     from lineguard.stack.endpoints import resolve_endpoints
 
-    return KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
+    config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
+    verify_kafka_access(config)  # refused credentials: one clear error instead of an empty scan
+    return config
 
 
 def register(app: typer.Typer) -> None:

@@ -255,6 +255,17 @@ def test_worker_with_wrong_credentials_exits_2(secure_stack: SecureStack) -> Non
     _assert_one_error_line(mongo_refused, "MongoDB refused access", "wrong-password-789")
 
 
+def test_dlq_commands_use_the_credentials(secure_stack: SecureStack) -> None:
+    topic = f"test.secure.dlq.{uuid.uuid4().hex[:8]}"
+    ensure_topics(secure_stack.client_config(), [topic], partitions=1)
+    inspected = _lineguard(secure_stack.env, "dlq", "inspect", "--topic", topic, "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["total"] == 0
+
+    refused = _lineguard({**secure_stack.env, PASSWORD_VAR: "wrong-password-dlq"}, "dlq", "inspect")
+    _assert_one_error_line(refused, "refused the credentials of user 'lineguard'", "wrong-password-dlq")
+
+
 def test_worker_metrics_and_debug_logs_hold_no_secret(secure_stack: SecureStack, tmp_path: Path) -> None:
     prefix = f"test.secure.{uuid.uuid4().hex[:8]}"
     port = pick_free_port()
