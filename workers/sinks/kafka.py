@@ -33,8 +33,24 @@ class DeliveryFailed(ServiceUnavailableError):
 
 
 class TransactionAborted(DeliveryFailed):
-    """The transaction failed in a way that only requires aborting it (e.g. a rebalance moved the group's
-    generation): abort, then the same outputs may be written again in a new transaction."""
+    """The transaction failed in a way that only requires aborting it: abort, then the same outputs may be
+    written again in a new transaction. ``group_changed``: the broker refused the consumer offsets because the
+    group moved on (a rebalance): the next attempt, with the new generation, is expected to succeed."""
+
+    def __init__(self, message: str, group_changed: bool = False) -> None:
+        super().__init__(message)
+        self.group_changed = group_changed
+
+
+# The group coordinator's answers to offsets sent with a generation or member the group has left behind.
+_GROUP_CHANGED = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.FENCED_INSTANCE_ID,
+    }
+)
 
 
 class KafkaOutputs:
@@ -140,7 +156,7 @@ class KafkaOutputs:
                 if error.fatal():
                     raise DeliveryFailed(message) from exc
                 if error.txn_requires_abort():
-                    raise TransactionAborted(message) from exc
+                    raise TransactionAborted(message, group_changed=error.code() in _GROUP_CHANGED) from exc
                 if not error.retriable() or attempt == _TRANSACTION_CALL_ATTEMPTS:
                     raise DeliveryFailed(message) from exc
                 log.warning("%s; retrying (attempt %d)", message, attempt + 1)

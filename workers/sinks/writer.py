@@ -42,7 +42,8 @@ from workers.verdicts import ResultBuilder
 
 log = logging.getLogger(__name__)
 
-ABORTED_RETRY_S = 60.0  # aborted transactions are rewritten this long (> a rebalance), then the worker stops
+REBALANCE_RETRY_S = 60.0  # transactions refused by a rebalance are rewritten this long (> a rebalance)
+ABORTED_ATTEMPTS = 3  # other aborted transactions (e.g. an output Kafka refused) are rewritten this often
 MONGO_MAX_DOCUMENTS = 256  # documents of several batches written in one insert
 MONGO_QUEUE_BATCHES = 4  # batches waiting for their documents before the output stage blocks
 
@@ -98,7 +99,7 @@ class OutputWriter:
         worker_id: str,
         max_message_bytes: int,
         group_metadata: Callable[[], Any],
-        aborted_retry_s: float = ABORTED_RETRY_S,
+        rebalance_retry_s: float = REBALANCE_RETRY_S,
     ) -> None:
         self._tracker = tracker
         self._outputs = outputs
@@ -107,7 +108,7 @@ class OutputWriter:
         self._worker_id = worker_id
         self._max_message_bytes = max_message_bytes
         self._group_metadata = group_metadata
-        self._aborted_retry_s = aborted_retry_s
+        self._rebalance_retry_s = rebalance_retry_s
         self._mongo_queue: queue.Queue[Written] = queue.Queue(maxsize=MONGO_QUEUE_BATCHES)
 
     # -- at least once ---------------------------------------------------------------------------------
@@ -172,8 +173,9 @@ class OutputWriter:
         """Documents of ``items``, then their outputs and the consumer positions in one transaction.
 
         Each attempt runs under ``lock`` (a revoke takes it to release its partitions). An aborted attempt is
-        rewritten, after a pause outside the lock, with the records still live, for up to ``aborted_retry_s``;
-        ``give_up`` (the worker is stopping) leaves the records uncommitted instead: they are read again.
+        rewritten, after a pause outside the lock, with the records still live: for up to
+        ``rebalance_retry_s`` when a rebalance refused it, else :data:`ABORTED_ATTEMPTS` times. ``give_up``
+        (the worker is stopping) leaves the records uncommitted instead: they are read again.
         """
         frames: list[_FrameOutputs] = []
         letters: list[_LetterOutput] = []
@@ -185,7 +187,7 @@ class OutputWriter:
         started = time.perf_counter()
         self._mongo.upsert([f.result for f in frames if self._tracker.is_live(f.ticket)])
         self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
-        deadline = time.monotonic() + self._aborted_retry_s
+        deadline = time.monotonic() + self._rebalance_retry_s
         attempt = 1
         while True:
             with lock:
@@ -193,7 +195,9 @@ class OutputWriter:
                     self._transaction(frames, letters)
                     return
                 except TransactionAborted as exc:
-                    if time.monotonic() >= deadline:
+                    if exc.group_changed and time.monotonic() >= deadline:
+                        raise
+                    if not exc.group_changed and attempt >= ABORTED_ATTEMPTS:
                         raise
                     log.warning("transaction aborted (%s); writing it again (attempt %d)", exc, attempt + 1)
             if give_up():
