@@ -1,7 +1,8 @@
 """Helpers for the workers' integration tests (no tests here): a small real model, frames, produce, read back.
 
-The model is a genuine Keras classifier trained for a few epochs on synthetic defect frames and exported to
-ONNX, so the worker runs the same code path as with a shipped model (never a stub returning constants).
+The model is :func:`chaos.model.train_small_classifier` (the fault harness serves it too): a genuine
+Keras classifier trained for a few epochs on synthetic defect frames and exported to ONNX, so the worker runs
+the same code path as with a shipped model (never a stub returning constants).
 Frames are 128x128 JPEGs so the suite stays fast.
 """
 
@@ -17,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.records import Frame, GroundTruth, ImageEncoding
@@ -25,57 +25,10 @@ from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer
 from schemas.topics import TopicNames
 
 FRAME_SIZE = 128
-MODEL_INPUT = 48
 TEST_SESSION_TIMEOUT_MS = 6000
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 R = TypeVar("R")
-
-
-def train_test_model(directory: Path, seed: int = 7) -> Path:
-    """Train a tiny CNN classifier on synthetic frames; write a full artifact (Keras, ONNX, model.json)."""
-    import keras
-    import tensorflow as tf
-    import tf2onnx
-
-    from vision.artifact import ArtifactFiles, ModelMetadata, save_artifact
-    from vision.preprocess import PreprocessSpec, preprocess_batch
-    from vision.samples import Task
-    from vision.synthetic import synthetic_dataset
-
-    spec = PreprocessSpec.for_input(MODEL_INPUT, MODEL_INPUT)
-    dataset = synthetic_dataset(96, Task.classify, width=FRAME_SIZE, height=FRAME_SIZE, seed=seed)
-    classes = dataset.classes
-    images = preprocess_batch([sample.load_image() for sample in dataset.samples], spec)
-    labels = np.array([classes.index(sample.label) for sample in dataset.samples])
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=spec.input_shape)
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(classes), activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(images, labels, epochs=3, batch_size=16, verbose=0)
-
-    metadata = ModelMetadata(
-        name="test-classifier",
-        version="t1",
-        task=Task.classify,
-        classes=classes,
-        preprocess=spec,
-        architecture="tiny-cnn",
-        thresholds={"defect": 0.5},
-        files=ArtifactFiles(onnx="model.onnx"),
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    signature = [tf.TensorSpec((None, *spec.input_shape), tf.float32, name="image")]
-    function = tf.function(lambda image: model(image, training=False), input_signature=signature)
-    tf2onnx.convert.from_function(
-        function, input_signature=signature, output_path=str(directory / "model.onnx")
-    )
-    return save_artifact(directory, metadata, keras_model=model)
 
 
 def make_frames(
@@ -271,7 +224,9 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, interva
 
 def cached_test_model(base: Path) -> Path:
     """The test model, trained once per test session under ``base`` (pytest's basetemp)."""
+    from chaos.model import train_small_classifier
+
     directory = base / "workers-test-model"
     if not (directory / "model.json").exists():
-        train_test_model(directory)
+        train_small_classifier(directory)
     return directory
