@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # A PLAINTEXT client talking to a TLS listener: the broker hangs up during the first request.
 _HANDSHAKE_HANGUP = "in state APIVERSION_QUERY"
-_HANGUPS_BEFORE_VERDICT = 2
+_HANGUPS_BEFORE_VERDICT = 3  # more than one, so a broker dying mid-handshake is not mistaken for TLS
 _UNREACHABLE_HINTS = ("Connection refused", "Failed to resolve", "No route to host")
 
 
