@@ -22,7 +22,7 @@ import numpy as np
 from schemas.errors import ConfigurationError
 from vision.artifact import ONNX_FILE, ModelMetadata, artifact_file, load_metadata, write_metadata
 from vision.outputs import decode_outputs
-from vision.preprocess import preprocess_batch
+from vision.preprocess import PreprocessSpec, preprocess_batch
 from vision.synthetic import SyntheticDefectGenerator
 
 logger = logging.getLogger(__name__)
@@ -111,10 +111,7 @@ def _decoded_mismatch(
     return ""
 
 
-def _parity_batch(spec: object, count: int) -> np.ndarray:
-    from vision.preprocess import PreprocessSpec
-
-    assert isinstance(spec, PreprocessSpec)
+def _parity_batch(spec: PreprocessSpec, count: int) -> np.ndarray:
     # Frames at 5:4 like the line cameras, with defects, so the check covers resizing and real activations.
     generator = SyntheticDefectGenerator(
         width=spec.width * 5 // 4, height=spec.height, channels=spec.channels, defect_rate=0.7, seed=99

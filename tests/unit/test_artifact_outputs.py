@@ -12,14 +12,15 @@ from vision.samples import Task
 
 
 def _metadata(task: Task, classes: tuple[str, ...], **extra: object) -> ModelMetadata:
-    return ModelMetadata(
-        name="m",
-        version="1",
-        task=task,
-        classes=classes,
-        preprocess=PreprocessSpec.for_input(32, 32),
+    fields = {
+        "name": "m",
+        "version": "1",
+        "task": task,
+        "classes": classes,
+        "preprocess": PreprocessSpec.for_input(32, 32),
         **extra,
-    )  # type: ignore[arg-type]
+    }
+    return ModelMetadata.model_validate(fields)
 
 
 def test_classification_scores_and_defect_score() -> None:
