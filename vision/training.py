@@ -167,6 +167,7 @@ def train_model(
         pipeline,
         steps_per_epoch=steps,
         epochs=config.epochs,
+        shuffle=False,  # the pipeline shuffles, seeded; Keras would only warn that it cannot
         validation_data=fit_validation,
         batch_size=config.batch_size,
         callbacks=callbacks,
