@@ -8,6 +8,7 @@ is not needed to make the faults happen at a known moment.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -244,3 +245,40 @@ def test_a_mongodb_slower_than_the_transaction_timeout_never_holds_a_transaction
     assert sorted(result.frame_number for result in results) == list(range(count))
     assert slow.collection.count_documents({}) == count
     assert committed_offsets(kafka_config, group, topics.frames)[0] == count
+
+
+def test_a_record_behind_a_gap_waits_for_the_transaction_that_commits_its_offset(
+    kafka_config: dict[str, Any],
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    group: str,
+    members: list[Consumer],
+) -> None:
+    member = _member(kafka_config, group, topics.frames)
+    members.append(member)
+    wait_for(lambda: member.poll(0.1) is None and len(_owned(member)) == 3, 60, "the member's partitions")
+    tracker = OffsetTracker()
+    batch = _batch(tracker, topics.frames, 2)  # offsets 0 and 1 of partition 0, handed over out of order
+    earlier, later = (
+        dataclasses.replace(batch, frames=[frame], predictions=[prediction])
+        for frame, prediction in zip(batch.frames, batch.predictions, strict=True)
+    )
+    writer = OutputWriter(
+        tracker,
+        _outputs(kafka_config, topics, group, 15_000),
+        MongoInspectionSink(mongo_db, "inspections"),
+        WorkerMetrics(),
+        worker_id="w1",
+        max_message_bytes=1_000_000,
+        group_metadata=member.consumer_group_metadata,
+    )
+
+    # Offset 1 alone: its offset cannot be committed while offset 0 is unwritten, so neither may its result
+    # (a crash now would write it again: a duplicate under read_committed).
+    writer.write_transaction([later], threading.Lock(), give_up=lambda: False)
+    assert read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=1, timeout_s=3) == []
+
+    writer.write_transaction([earlier], threading.Lock(), give_up=lambda: False)
+    results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=2)
+    assert sorted(result.frame_number for result in results) == [0, 1]
+    assert committed_offsets(kafka_config, group, topics.frames)[0] == 2

@@ -109,6 +109,10 @@ class OutputWriter:
         self._max_message_bytes = max_message_bytes
         self._group_metadata = group_metadata
         self._rebalance_retry_s = rebalance_retry_s
+        # Exactly once: records whose offsets cannot be committed yet (an earlier record of their partition is
+        # still on its way), carried into the next transaction.
+        self._deferred_frames: list[_FrameOutputs] = []
+        self._deferred_letters: list[_LetterOutput] = []
         self._mongo_queue: queue.Queue[Written] = queue.Queue(maxsize=MONGO_QUEUE_BATCHES)
 
     # -- at least once ---------------------------------------------------------------------------------
@@ -176,6 +180,10 @@ class OutputWriter:
         rewritten, after a pause outside the lock, with the records still live: for up to
         ``rebalance_retry_s`` when a rebalance refused it, else :data:`ABORTED_ATTEMPTS` times. ``give_up``
         (the worker is stopping) leaves the records uncommitted instead: they are read again.
+
+        A record only goes into a transaction whose offsets cover it: the decode pool may hand a partition's
+        records over out of order, and a committed output whose offset is not committed would be written
+        again after a crash (a duplicate under ``read_committed``). Such records wait for the next call.
         """
         frames: list[_FrameOutputs] = []
         letters: list[_LetterOutput] = []
@@ -187,12 +195,15 @@ class OutputWriter:
         started = time.perf_counter()
         self._mongo.upsert([f.result for f in frames if self._tracker.is_live(f.ticket)])
         self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+        frames = self._deferred_frames + frames
+        letters = self._deferred_letters + letters
+        self._deferred_frames, self._deferred_letters = [], []
         deadline = time.monotonic() + self._rebalance_retry_s
         attempt = 1
         while True:
             with lock:
                 try:
-                    self._transaction(frames, letters)
+                    self._deferred_frames, self._deferred_letters = self._transaction(frames, letters)
                     return
                 except TransactionAborted as exc:
                     if exc.group_changed and time.monotonic() >= deadline:
@@ -208,12 +219,28 @@ class OutputWriter:
             time.sleep(min(2.0, 0.2 * attempt))
             attempt += 1
 
-    def _transaction(self, frames: list[_FrameOutputs], letters: list[_LetterOutput]) -> None:
+    def _transaction(
+        self, frames: list[_FrameOutputs], letters: list[_LetterOutput]
+    ) -> tuple[list[_FrameOutputs], list[_LetterOutput]]:
+        """One transaction of the live records its offsets cover; returns the records left for later."""
         live_frames = [f for f in frames if self._tracker.is_live(f.ticket)]
         live_letters = [letter for letter in letters if self._tracker.is_live(letter.ticket)]
+        # The positions there will be once these records are done: a record at or past its partition's
+        # position follows a gap (an earlier record not written yet) and waits.
+        positions = self._tracker.positions_if_done(
+            [f.ticket for f in live_frames] + [letter.ticket for letter in live_letters]
+        )
+
+        def covered(ticket: Ticket) -> bool:
+            return ticket.offset < positions.get(ticket.key, -1)
+
+        deferred_frames = [f for f in live_frames if not covered(f.ticket)]
+        deferred_letters = [letter for letter in live_letters if not covered(letter.ticket)]
+        live_frames = [f for f in live_frames if covered(f.ticket)]
+        live_letters = [letter for letter in live_letters if covered(letter.ticket)]
         tickets = [f.ticket for f in live_frames] + [letter.ticket for letter in live_letters]
-        if not tickets:
-            return  # every record belonged to revoked partitions: their new owner writes them
+        if not tickets:  # revoked partitions (their new owner writes them) or records behind gaps
+            return deferred_frames, deferred_letters
         self._outputs.begin()
         try:
             for letter in live_letters:
@@ -223,7 +250,6 @@ class OutputWriter:
                 if output.event is not None:
                     self._outputs.event(output.event, output.trace_id, ack=None)
             # Offsets go in before the commit; the records only count as done once it succeeded.
-            positions = self._tracker.positions_if_done(tickets)
             offsets = [
                 TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
             ]
@@ -241,6 +267,7 @@ class OutputWriter:
             self._count_result(output.result, now)
             if output.event is not None:
                 self._metrics.defect_events.inc()
+        return deferred_frames, deferred_letters
 
     # -- shared ----------------------------------------------------------------------------------------
     def _build(self, batch: InferredBatch) -> list[tuple[DecodedFrame, InspectionResult, DefectEvent | None]]:
