@@ -16,6 +16,7 @@ COPY streams ./streams
 COPY workers ./workers
 COPY vision ./vision
 COPY lineguard ./lineguard
+COPY chaos ./chaos
 RUN pip install . && useradd --create-home --uid 10001 lineguard
 
 USER lineguard
