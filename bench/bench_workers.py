@@ -16,11 +16,16 @@ Phases and the figures they give (``--json`` prints them as one object):
 3. naive (``naive_fps``): one message at a time in this process: consume one, decode, predict one frame
    with the worker's backend, ``insert_one``, commit synchronously; ``naive_*_ms`` splits the time per frame.
    ``naive_keras_fps`` is the same loop with Keras ``model.predict`` per frame (the usual first version).
-4. latency (``p50_ms``, ``p99_ms``): frames published at 70 % of ``pipeline_fps`` to the same worker;
-   capture time to the result record's Kafka timestamp. Goal: p99 <= max_wait_ms + 2 x batch inference time
-   (``p99_bound_ms``).
+4. latency (``p50_ms``, ``p99_ms``): frames published at 70 % of ``pipeline_fps`` to the same worker by a
+   warmed-up producer; capture time to the result record's Kafka timestamp. Goal: p99 <= max_wait_ms + 2 x
+   batch inference time (``p99_bound_ms``). ``--loads 0.3,0.5,0.7`` measures several loads
+   (``latency_by_load``), each split by the result's own timestamps into ``to_worker`` (camera, Kafka,
+   prefetch), ``in_worker`` (decode, batching, waiting for the model, the model) and ``to_output``.
 5. memory (``peak_rss_mb``): a fresh worker started against a backlog of ``--backlog`` frames (the distinct
    frames re-published); its peak RSS (VmHWM) while it works through the backlog for ``--rss-seconds``.
+
+``pipeline_cpu_cores`` and each load's ``cpu_cores``: the cores used by the worker, the local stack's broker
+and database and this process (publisher, watcher), which on a small machine all share the same cores.
 
 Ratios: ``pipeline_over_stage_bound`` (goal >= 0.90), ``pipeline_over_naive`` (goal >= 10) and
 ``pipeline_over_naive_keras``. Figures on a
@@ -74,15 +79,34 @@ class Sizes:
     pipeline_frames: int  # backlog drained by the worker for pipeline_fps
     naive_frames: int
     naive_keras_frames: int
-    latency_s: float  # publishing time at 70 % of pipeline_fps
+    latency_s: float  # publishing time at each load
     backlog: int  # frames for the memory phase
     rss_s: float  # how long the memory phase watches the worker
+    loads: tuple[float, ...] = (0.7,)  # fractions of pipeline_fps to publish at for latency
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
+    loads = _loads(args.loads)
     if args.quick:
-        return Sizes(40, 160, 400, 40, 20, 10.0, args.backlog or 2_000, 20.0)
-    return Sizes(200, 600, 2_000, 150, 60, 40.0, args.backlog or 20_000, 60.0)
+        return Sizes(40, 160, 400, 40, 20, 10.0, args.backlog or 2_000, 20.0, loads)
+    return Sizes(200, 600, 2_000, 150, 60, 40.0, args.backlog or 20_000, 60.0, loads)
+
+
+LATENCY_LOAD = 0.7  # the issue's load for p50_ms / p99_ms
+
+
+def _loads(text: str) -> tuple[float, ...]:
+    try:
+        loads = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise SystemExit(f"--loads: expected fractions like 0.3,0.7, got {text!r}") from None
+    if not loads or not all(0 < load <= 1.5 for load in loads):
+        raise SystemExit(f"--loads: fractions of pipeline_fps within (0, 1.5], got {text!r}")
+    return loads
+
+
+def _percentages(loads: tuple[float, ...]) -> str:
+    return ", ".join(f"{load:.0%}" for load in loads)
 
 
 def say(message: str) -> None:
@@ -330,11 +354,7 @@ class BenchWorker:
 
     def cpu_s(self) -> float | None:
         """User + system CPU seconds the worker has used so far (all threads)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_s(self.process.pid)
 
     def peak_rss_mb(self) -> float | None:
         return _status_kb(self.process.pid, "VmHWM")
@@ -353,6 +373,49 @@ class BenchWorker:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode, time.monotonic() - started
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds process ``pid`` has used so far (all threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShares:
+    """Cores each process on this machine used over a phase: the worker, the local stack's broker and
+    database (when the endpoints are the local stack's), and this benchmark process (publisher, watcher).
+    On a small machine they all share the cores, so the shares say how much of it the worker had."""
+
+    def __init__(self, endpoints: Endpoints, worker: BenchWorker) -> None:
+        self._pids = {"worker": worker.process.pid, "bench client": os.getpid()}
+        self._pids.update(_local_stack_pids(endpoints))
+        self._started = time.monotonic()
+        self._before = {name: process_cpu_s(pid) for name, pid in self._pids.items()}
+
+    def cores(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._started
+        shares = {}
+        for name, pid in self._pids.items():
+            before, now = self._before[name], process_cpu_s(pid)
+            if before is not None and now is not None and elapsed > 0:
+                shares[name] = (now - before) / elapsed
+        return shares
+
+
+def _local_stack_pids(endpoints: Endpoints) -> dict[str, int]:
+    """PIDs of the local stack's services that these endpoints point at (none for an external cluster)."""
+    from lineguard.stack.endpoints import default_state_dir
+    from lineguard.stack.state import read_state
+
+    pids = {}
+    for service in read_state(default_state_dir()).services.values():
+        used = endpoints.kafka_bootstrap if service.name == "kafka" else endpoints.mongodb_uri
+        if service.pid is not None and f"{service.host}:{service.port}" in used:
+            pids[service.name] = service.pid
+    return pids
 
 
 def _status_kb(pid: int, field: str) -> float | None:
@@ -394,7 +457,11 @@ class Deployment:
 
 
 def _all(topics: TopicNames) -> list[str]:
-    return [topics.frames, topics.results, topics.defect_events, topics.dead_letters]
+    return [topics.frames, topics.results, topics.defect_events, topics.dead_letters, _warm_up_topic(topics)]
+
+
+def _warm_up_topic(topics: TopicNames) -> str:
+    return f"{topics.frames}.warm-up"
 
 
 def wait_settled(
@@ -442,33 +509,54 @@ def pipeline_and_latency(
         )
         worker = BenchWorker(endpoints, topics, deployment.database, model_path, log_dir)
         load_before = load_1m()
+        shares = CpuShares(endpoints, worker)
         used = wait_settled(tally, sizes.pipeline_frames, 1_800, worker)
+        pipeline_cores = shares.cores()  # includes the worker's start-up (model load, group join)
         pipeline_fps = tally.throughput_fps()
         pipeline_load = (load_before + load_1m()) / 2
         pipeline_mongo = _count_documents(endpoints, deployment.database)
         watcher.stop()
-        say(f"  pipeline: {pipeline_fps:.1f} frames/s; now latency at 70 % of it")
+        say(f"  pipeline: {pipeline_fps:.1f} frames/s; now latency at {_percentages(sizes.loads)} of it")
 
-        rate = 0.7 * pipeline_fps
-        tally = DemoTally()
-        watcher = OutputWatcher(config, topics, tally)
-        watcher.start()
-        sent = paced_publish(config, topics.frames, factory, rate, sizes.latency_s, tally)
-        wait_settled(tally, sent, 300, worker)
-        latency = tally.latency_ms()
-        watcher.stop()
+        by_load: dict[str, dict[str, Any]] = {}
+        for fraction in sizes.loads:
+            rate = fraction * pipeline_fps
+            tally = DemoTally()
+            watcher = OutputWatcher(config, topics, tally)
+            watcher.start()
+            shares = CpuShares(endpoints, worker)
+            sent = paced_publish(config, topics, factory, rate, sizes.latency_s, tally)
+            wait_settled(tally, sent, 300, worker)
+            latency = tally.latency_ms()
+            parts = tally.latency_segments_ms()
+            watcher.stop()
+            by_load[f"{fraction:.2f}"] = {
+                "rate_fps": rate,
+                "frames": sent,
+                **latency,
+                "segments": parts,
+                "cpu_cores": shares.cores(),
+            }
+            segments = ", ".join(f"{name} {part['p99']:.0f}" for name, part in parts.items())
+            say(
+                f"  at {fraction:.0%} ({rate:.0f} frames/s): p50 {latency['p50']:.0f} ms, "
+                f"p99 {latency['p99']:.0f} ms (p99 of {segments})"
+            )
+        headline = by_load.get(f"{LATENCY_LOAD:.2f}") or by_load[f"{sizes.loads[-1]:.2f}"]
         exit_code, stop_s = worker.stop()
         return {
             "pipeline_fps": pipeline_fps,
             "pipeline_cpu_ms_per_frame": used[0] * 1000 / used[1] if used else None,
             "load_during_pipeline": pipeline_load,
+            "pipeline_cpu_cores": pipeline_cores,
             "pipeline_frames": sizes.pipeline_frames,
             "pipeline_mongodb_documents": pipeline_mongo,
-            "latency_rate_fps": rate,
-            "latency_frames": sent,
-            "p50_ms": latency["p50"],
-            "p90_ms": latency["p90"],
-            "p99_ms": latency["p99"],
+            "latency_rate_fps": headline["rate_fps"],
+            "latency_frames": headline["frames"],
+            "p50_ms": headline["p50"],
+            "p90_ms": headline["p90"],
+            "p99_ms": headline["p99"],
+            "latency_by_load": by_load,
             "worker_exit_code": exit_code,
             "worker_stop_s": stop_s,
         }
@@ -480,14 +568,22 @@ def pipeline_and_latency(
 
 def paced_publish(
     kafka_config: dict[str, Any],
-    topic: str,
+    topics: TopicNames,
     factory: FrameFactory,
     rate: float,
     seconds: float,
     tally: DemoTally,
 ) -> int:
-    """Publish at ``rate`` frames/s for ``seconds``, each frame captured just before it is sent."""
+    """Publish at ``rate`` frames/s for ``seconds``, each frame captured just before it is sent.
+
+    The producer is warmed up first (connection, producer id, metadata), like a camera's long-lived one:
+    a fresh producer holds its first frames for ~0.5 s, which was most of the measured p99."""
     sender = producer(kafka_config)
+    sender.produce(_warm_up_topic(topics), value=b"warm-up")
+    if sender.flush(30) != 0:
+        raise RuntimeError("the latency phase's producer could not reach Kafka")
+    sender.list_topics(topics.frames, timeout=30)
+    topic = topics.frames
     period = 1.0 / rate
     count = max(1, int(rate * seconds))
     next_at = time.monotonic()
@@ -690,6 +786,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-keras", action="store_true", help="skip the naive run with Keras model.predict per frame"
     )
+    parser.add_argument(
+        "--loads",
+        default=str(LATENCY_LOAD),
+        help="fractions of pipeline_fps to measure latency at, e.g. 0.3,0.5,0.7 (p50_ms/p99_ms: at 0.7)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser.parse_args(argv)
 
@@ -778,7 +879,23 @@ GOALS = (
 
 def report(figures: dict[str, Any]) -> Iterator[str]:
     for key, value in figures.items():
-        yield f"{key:28s} {value:,.2f}" if isinstance(value, float) else f"{key:28s} {value}"
+        if key == "pipeline_cpu_cores":
+            yield f"{key:28s} " + ", ".join(f"{name} {cores:.2f}" for name, cores in value.items())
+        elif key == "latency_by_load":
+            for load, row in value.items():
+                yield (
+                    f"latency at {float(load):4.0%} load         {row['rate_fps']:,.1f} frames/s: "
+                    f"p50 {row['p50']:,.0f} ms, p90 {row['p90']:,.0f} ms, p99 {row['p99']:,.0f} ms"
+                )
+                yield "    p50/p99 ms of " + ", ".join(
+                    f"{name} {part['p50']:,.0f}/{part['p99']:,.0f}" for name, part in row["segments"].items()
+                )
+                cores = row["cpu_cores"].items()
+                yield "    cores used: " + ", ".join(f"{name} {used:.2f}" for name, used in cores)
+        elif isinstance(value, float):
+            yield f"{key:28s} {value:,.2f}"
+        else:
+            yield f"{key:28s} {value}"
     for key, op, goal in GOALS:
         if figures.get(key) is not None:
             met = figures[key] >= goal if op == ">=" else figures[key] < goal

@@ -57,6 +57,10 @@ class Scored:
     predicted: str
     verdict: Verdict
     latency_s: float
+    # Where the latency went, from the result's own timestamps (None when unknown):
+    to_worker_s: float | None = None  # capture -> the worker received the frame (camera, Kafka, prefetch)
+    in_worker_s: float | None = None  # received -> inferred (decode, batching, queue for the model, model)
+    to_output_s: float | None = None  # inferred -> result record stamped (building, queue for the producer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +123,18 @@ class DemoTally:
                 self._duplicates += 1
                 return False
             self._seen.add(identity)
+            to_worker = (result.received_at - result.captured_at).total_seconds()
+            in_worker = (result.inferred_at - result.received_at).total_seconds()
             self._scored.append(
-                Scored(truth_class(labels), predicted_class(result), result.verdict, max(0.0, latency_s))
+                Scored(
+                    truth_class(labels),
+                    predicted_class(result),
+                    result.verdict,
+                    max(0.0, latency_s),
+                    to_worker_s=to_worker,
+                    in_worker_s=in_worker,
+                    to_output_s=latency_s - to_worker - in_worker,
+                )
             )
             self._arrivals.append(now)
             self._first_arrival = self._first_arrival if self._first_arrival is not None else now
@@ -196,6 +210,20 @@ class DemoTally:
             "p99": percentile_ms(latencies, 99),
             "max": percentile_ms(latencies, 100),
         }
+
+    def latency_segments_ms(self) -> dict[str, dict[str, float | None]]:
+        """p50/p99 of each part of the capture-to-result latency (``Scored``'s segments), to see where a
+        tail comes from. Segments straddle clocks of different hosts where camera and worker differ."""
+        with self._lock:
+            scored = list(self._scored)
+        segments: dict[str, dict[str, float | None]] = {}
+        for name in ("to_worker_s", "in_worker_s", "to_output_s"):
+            values = [value for s in scored if (value := getattr(s, name)) is not None]
+            segments[name.removesuffix("_s")] = {
+                "p50": percentile_ms(values, 50),
+                "p99": percentile_ms(values, 99),
+            }
+        return segments
 
     def accuracy(self, model_classes: Iterable[str] = ()) -> dict[str, Any]:
         """Verdict accuracy/precision/recall against the ground truth, and per-class scores."""

@@ -154,3 +154,29 @@ def test_scores_of_nothing_are_zero_not_an_error() -> None:
     assert scores["verdict"]["frames"] == 0
     assert scores["verdict"]["accuracy"] == 0.0
     assert scores["classes"] is None
+
+
+def test_latency_segments_split_capture_to_result_by_the_results_timestamps() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    tally = DemoTally()
+    captured = datetime(2026, 1, 1, tzinfo=UTC)
+    for number, (to_worker_ms, in_worker_ms) in enumerate([(5, 30), (15, 40), (500, 60)]):
+        tally.expect(("cam", number), ())
+        timed = replace(
+            result(number, Verdict.OK),
+            captured_at=captured,
+            received_at=captured + timedelta(milliseconds=to_worker_ms),
+            inferred_at=captured + timedelta(milliseconds=to_worker_ms + in_worker_ms),
+        )
+        # the result record is stamped 2 ms after inference
+        assert tally.add_result(timed, (to_worker_ms + in_worker_ms + 2) / 1000)
+
+    segments = tally.latency_segments_ms()
+
+    assert segments["to_worker"]["p50"] == pytest.approx(15)
+    assert segments["to_worker"]["p99"] == pytest.approx(490.3)  # the slow frame's tail is in transit
+    assert segments["in_worker"]["p50"] == pytest.approx(40)
+    assert segments["to_output"]["p50"] == pytest.approx(2)
+    assert segments["to_output"]["p99"] == pytest.approx(2)
