@@ -54,6 +54,12 @@ def worker(
     registry: str | None = typer.Option(
         None, "--registry", help="model registry: directory or mongodb:// URI"
     ),
+    startup_timeout_s: float | None = typer.Option(
+        None,
+        "--startup-timeout-s",
+        min=0,
+        help="wait this long for MongoDB at start (default 60; 0 = no wait)",
+    ),
 ) -> None:
     """Consume frames, run the model in dynamic batches, write results, defect events and MongoDB docs."""
     from pydantic import ValidationError
@@ -74,6 +80,7 @@ def worker(
         "decode_threads": decode_threads,
         "line": line,
         "registry": registry,
+        "startup_timeout_s": startup_timeout_s,
     }
     if topic_prefix:
         names = TopicNames.with_prefix(topic_prefix)

@@ -54,6 +54,7 @@ from workers.sinks.dead_letters import RawRecord
 from workers.sinks.kafka import KafkaOutputs
 from workers.sinks.mongo import MongoInspectionSink
 from workers.sinks.writer import InferredBatch, OutputWriter, Rejected, SinkItem
+from workers.startup import wait_for_service
 
 __all__ = ["InferredBatch", "Rejected", "Worker", "default_model_path"]
 
@@ -128,6 +129,12 @@ class Worker:
         """Start, serve until stopped, drain; 0 = clean exit, 1 = stopped by an error."""
         try:
             self._start()
+        except ServiceUnavailableError:
+            self._release_partial_start()
+            if self._stop.is_set():  # SIGTERM while waiting for a service: nothing was consumed, a clean stop
+                log.info("worker stopped before it started")
+                return 0
+            raise
         except BaseException:
             self._release_partial_start()
             raise
@@ -169,15 +176,19 @@ class Worker:
         self._registry = open_worker_registry(s)
         self._models = ModelSource(s, self._claim_check_reader(), self._registry)
         self._use(self._models.initial(preloaded=self._model))
-        try:
-            self._mongo.ensure_indexes()
-        except OperationFailure as exc:
-            refused = access_refused(exc)  # a wrong or missing password is the user's to fix
-            if refused is not None:
-                raise refused from None
-            raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
-        except PyMongoError as exc:
-            raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
+
+        def ensure_indexes() -> None:
+            try:
+                self._mongo.ensure_indexes()
+            except OperationFailure as exc:
+                refused = access_refused(exc)  # a wrong or missing password is the user's to fix
+                if refused is not None:
+                    raise refused from None
+                raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
+            except PyMongoError as exc:
+                raise ServiceUnavailableError(f"MongoDB is not reachable: {exc}") from exc
+
+        wait_for_service(ensure_indexes, "MongoDB", s.startup_timeout_s, self._stop)
         client_config = self._kafka_settings.client_config(endpoints.kafka_bootstrap)
         # librdkafka only logs a refused login and retries for ever: ask once, so it is one clear error.
         verify_kafka_access(client_config)

@@ -99,6 +99,11 @@ class WorkerSettings(BaseSettings):
     transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
     mongo_collection: str = "inspections"
     drain_timeout_s: float = Field(default=20.0, gt=0)
+    startup_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long a starting worker waits for MongoDB to answer before it exits (0 = no wait)",
+    )
     crop_size: int = Field(default=96, ge=16, description="longest side of the JPEG crop per defect region")
 
     # Observability

@@ -1,0 +1,177 @@
+"""A worker started while MongoDB is away waits for it (bounded), then works; a stop while it waits is clean.
+
+MongoDB "comes back" as a TCP relay to the real server that starts listening a few seconds after the worker:
+until then the worker's address refuses connections, like a database that is restarting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.database import Database
+
+from lineguard.stack.endpoints import Endpoints
+from schemas.records import InspectionResult
+from schemas.topics import TopicNames
+from tests.integration.test_workers_support import (
+    cached_test_model,
+    decoder,
+    make_frames,
+    produce_frames,
+    read_topic,
+    start_worker,
+    terminate,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+
+FRAMES = 20
+OUTAGE_S = 6.0
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached_test_model(tmp_path_factory.getbasetemp())
+
+
+class DelayedRelay:
+    """Relays TCP connections from a local port to ``target``; refuses them until :meth:`open`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        with socket.socket() as probe:  # a free port, not listened on until open()
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._server: socket.socket | None = None
+        self._closed = threading.Event()
+
+    def open(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        server.settimeout(0.2)
+        self._server = server
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._server is not None:
+            self._server.close()
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+def _host_port(uri: str) -> tuple[str, int]:
+    match = re.match(r"mongodb://(?:[^@/]*@)?([^:/,]+):(\d+)", uri)
+    if match is None:
+        pytest.skip("needs a single-host mongodb:// URI, got another form")
+    return match.group(1), int(match.group(2))
+
+
+def _through(uri: str, port: int) -> str:
+    return re.sub(r"(mongodb://(?:[^@/]*@)?)[^:/,]+:\d+", rf"\g<1>127.0.0.1:{port}", uri, count=1)
+
+
+@pytest.fixture
+def relay(endpoints: Endpoints) -> Any:
+    relay = DelayedRelay(_host_port(endpoints.mongodb_uri))
+    yield relay
+    relay.close()
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_a_worker_started_during_a_mongodb_outage_waits_and_then_inspects_everything(
+    exactly_once: bool,
+    relay: DelayedRelay,
+    kafka_config: dict[str, Any],
+    endpoints: Endpoints,
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    frames = make_frames(FRAMES)
+    produce_frames(kafka_config, topics.frames, frames)
+    env = worker_env(endpoints, mongo_db.name, topics, f"startup-{uuid.uuid4().hex[:8]}", model_dir)
+    env["MONGODB_URI"] = _through(endpoints.mongodb_uri, relay.port)
+    env["LINEGUARD_WORKER_STARTUP_TIMEOUT_S"] = "60"
+    log = tmp_path / "worker.log"
+    process = start_worker(env, *(["--exactly-once"] if exactly_once else []), log_path=log)
+    try:
+        wait_for(lambda: "trying again" in log.read_text(), 60, "the worker to report it waits for MongoDB")
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(OUTAGE_S)
+        assert process.poll() is None, log.read_text()[-3000:]  # still waiting, not exited
+        relay.open()
+        wait_for(
+            lambda: mongo_db["inspections"].count_documents({}) == FRAMES,
+            90,
+            f"{FRAMES} documents once MongoDB answers",
+        )
+        results = read_topic(kafka_config, topics.results, decoder(InspectionResult), FRAMES)
+        assert sorted(r.identity for r in results) == sorted((f.camera_id, f.frame_number) for f in frames)
+        assert terminate(process) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_stop_while_waiting_for_mongodb_is_a_clean_exit(
+    relay: DelayedRelay,
+    kafka_config: dict[str, Any],
+    endpoints: Endpoints,
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    env = worker_env(endpoints, mongo_db.name, topics, f"startup-{uuid.uuid4().hex[:8]}", model_dir)
+    env["MONGODB_URI"] = _through(endpoints.mongodb_uri, relay.port)  # never opened
+    log = tmp_path / "worker.log"
+    process = start_worker(env, log_path=log)
+    try:
+        wait_for(lambda: "trying again" in log.read_text(), 60, "the worker to report it waits for MongoDB")
+        started = time.monotonic()
+        assert terminate(process, timeout_s=30) == 0, log.read_text()[-3000:]
+        assert time.monotonic() - started < 15  # at most one server-selection wait (10 s), not the full 60 s
+        assert "stopped before it started" in log.read_text()
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker did not stop while waiting:\n{log.read_text()[-3000:]}")
+    finally:
+        if process.poll() is None:
+            process.kill()
