@@ -464,18 +464,29 @@ def _warm_up_topic(topics: TopicNames) -> str:
     return f"{topics.frames}.warm-up"
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What the worker used from its first result to the last: CPU seconds, frames, and the cores each
+    process used meanwhile (model loading and the group join excluded)."""
+
+    worker_cpu_s: float
+    frames: int
+    cores: dict[str, float]
+
+
 def wait_settled(
-    tally: DemoTally, expected: int, timeout_s: float, worker: BenchWorker
-) -> tuple[float, int] | None:
-    """Wait until ``expected`` frames are settled; returns the worker's CPU seconds and the settled count
-    from its first result on (model loading and the group join excluded), when /proc tells."""
+    tally: DemoTally, expected: int, timeout_s: float, worker: BenchWorker, endpoints: Endpoints
+) -> Settled | None:
+    """Wait until ``expected`` frames are settled; None when /proc cannot tell what the worker used."""
     deadline = time.monotonic() + timeout_s
     last = (-1, time.monotonic())
     first: tuple[float, int] | None = None
+    shares: CpuShares | None = None
     while tally.settled < expected:
         if first is None and tally.settled > 0:
             cpu = worker.cpu_s()
             first = (cpu, tally.settled) if cpu is not None else None
+            shares = CpuShares(endpoints, worker)
         now = time.monotonic()
         if worker.process.poll() is not None:
             raise RuntimeError(f"worker exited ({worker.process.returncode}); see {worker.log_path}")
@@ -485,9 +496,9 @@ def wait_settled(
             raise RuntimeError(f"only {tally.settled} of {expected} results; see {worker.log_path}")
         time.sleep(0.2)
     cpu = worker.cpu_s()
-    if first is None or cpu is None or tally.settled <= first[1]:
+    if first is None or shares is None or cpu is None or tally.settled <= first[1]:
         return None
-    return cpu - first[0], tally.settled - first[1]
+    return Settled(cpu - first[0], tally.settled - first[1], shares.cores())
 
 
 # ------------------------------------------------------------------------------------ pipeline + latency
@@ -509,9 +520,7 @@ def pipeline_and_latency(
         )
         worker = BenchWorker(endpoints, topics, deployment.database, model_path, log_dir)
         load_before = load_1m()
-        shares = CpuShares(endpoints, worker)
-        used = wait_settled(tally, sizes.pipeline_frames, 1_800, worker)
-        pipeline_cores = shares.cores()  # includes the worker's start-up (model load, group join)
+        used = wait_settled(tally, sizes.pipeline_frames, 1_800, worker, endpoints)
         pipeline_fps = tally.throughput_fps()
         pipeline_load = (load_before + load_1m()) / 2
         pipeline_mongo = _count_documents(endpoints, deployment.database)
@@ -526,7 +535,7 @@ def pipeline_and_latency(
             watcher.start()
             shares = CpuShares(endpoints, worker)
             sent = paced_publish(config, topics, factory, rate, sizes.latency_s, tally)
-            wait_settled(tally, sent, 300, worker)
+            wait_settled(tally, sent, 300, worker, endpoints)
             latency = tally.latency_ms()
             parts = tally.latency_segments_ms()
             watcher.stop()
@@ -546,9 +555,9 @@ def pipeline_and_latency(
         exit_code, stop_s = worker.stop()
         return {
             "pipeline_fps": pipeline_fps,
-            "pipeline_cpu_ms_per_frame": used[0] * 1000 / used[1] if used else None,
+            "pipeline_cpu_ms_per_frame": used.worker_cpu_s * 1000 / used.frames if used else None,
             "load_during_pipeline": pipeline_load,
-            "pipeline_cpu_cores": pipeline_cores,
+            "pipeline_cpu_cores": used.cores if used else None,
             "pipeline_frames": sizes.pipeline_frames,
             "pipeline_mongodb_documents": pipeline_mongo,
             "latency_rate_fps": headline["rate_fps"],
@@ -879,7 +888,7 @@ GOALS = (
 
 def report(figures: dict[str, Any]) -> Iterator[str]:
     for key, value in figures.items():
-        if key == "pipeline_cpu_cores":
+        if key == "pipeline_cpu_cores" and isinstance(value, dict):
             yield f"{key:28s} " + ", ".join(f"{name} {cores:.2f}" for name, cores in value.items())
         elif key == "latency_by_load":
             for load, row in value.items():
