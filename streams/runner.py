@@ -179,12 +179,17 @@ class CameraRunner:
         started = self._clock()
         next_progress = started
         captured = 0
+        frames = iter(self.source)
         try:
-            for frame in self.source:
-                if self._stopping:
-                    break
+            while not self._stopping:
+                # Wait for the frame's slot *before* taking it from the source: a frame taken first and then
+                # held for its slot would carry a capture time up to one period old (100 ms at 10 fps), all
+                # of it counted as pipeline latency downstream.
                 self._wait(self._limiter.wait_time())
                 if self._stopping:
+                    break
+                frame = next(frames, None)
+                if frame is None or self._stopping:
                     break
                 captured += 1
                 try:

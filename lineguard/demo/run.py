@@ -452,6 +452,7 @@ class DemoRun:
             "consumer_lag": self._lag,
             "throughput_fps": round(self.tally.throughput_fps(), 2),
             "latency_ms": self.tally.latency_ms(),
+            "latency_segments_ms": self.tally.latency_segments_ms(),
             "accuracy": self.tally.accuracy(metadata.classes),
             "model": {
                 "name": metadata.name,

@@ -47,6 +47,22 @@ def live_table(status: LiveStatus) -> RenderableType:
     return Group(table, defects)
 
 
+_SEGMENT_LABELS = {
+    "to_worker": "  capture -> worker (p50 / p99)",
+    "in_worker": "  worker -> inferred (p50 / p99)",
+    "to_output": "  inferred -> result (p50 / p99)",
+}
+
+
+def _segment_rows(segments: dict[str, dict[str, float | None]]) -> list[tuple[str, str]]:
+    """Where the latency went: camera and Kafka, decode/batching/model, writing the result."""
+    return [
+        (label, f"{_ms(segments[name]['p50'])} / {_ms(segments[name]['p99'])}")
+        for name, label in _SEGMENT_LABELS.items()
+        if name in segments
+    ]
+
+
 def summary_view(summary: dict[str, Any]) -> RenderableType:
     """The end-of-run summary: counts, latency, accuracy, and where the results are."""
     counts = Table(title="demo summary", title_justify="left", show_header=False)
@@ -65,6 +81,7 @@ def summary_view(summary: dict[str, Any]) -> RenderableType:
         ("dead letters", summary["dead_letters"]),
         ("throughput", f"{summary['throughput_fps']} results/s"),
         ("latency p50 / p99 / max", f"{_ms(latency['p50'])} / {_ms(latency['p99'])} / {_ms(latency['max'])}"),
+        *_segment_rows(summary.get("latency_segments_ms", {})),
     ):
         counts.add_row(label, str(value))
 

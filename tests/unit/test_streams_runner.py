@@ -68,6 +68,20 @@ class ListSource:
         self.closed = True
 
 
+class ClockedSource(ListSource):
+    """Stamps each frame with the fake clock at the moment the runner takes it."""
+
+    def __init__(self, frames: int, clock: FakeClock) -> None:
+        super().__init__(frames)
+        self.clock = clock
+        self.taken_at: list[float] = []
+
+    def __iter__(self) -> Iterator[CapturedFrame]:
+        for frame in super().__iter__():
+            self.taken_at.append(self.clock.now)
+            yield frame
+
+
 class RecordingPublisher:
     def __init__(self, clock: FakeClock, too_large_every: int = 0) -> None:
         self.stats = PublisherStats()
@@ -142,6 +156,20 @@ def test_fps_paces_publishing() -> None:
     gaps = np.diff(publisher.publish_times)
     assert gaps == pytest.approx([0.25] * 4, abs=0.11)  # poll() advances the fake clock in <= 0.1 s steps
     assert publisher.publish_times[-1] - publisher.publish_times[0] >= 0.99
+
+
+def test_a_paced_frame_is_captured_at_its_slot_not_held_for_it() -> None:
+    # Taking a frame and then waiting for its slot would age its capture time by up to one period, all of it
+    # reported downstream as pipeline latency.
+    clock = FakeClock()
+    publisher = RecordingPublisher(clock)
+    source = ClockedSource(5, clock)
+    CameraRunner(
+        source, FrameEncoder("cam", "line", "st", next_frame_number=0), publisher, fps=4.0, clock=clock
+    ).run()
+    assert len(publisher.publish_times) == 5
+    assert np.array(publisher.publish_times) - np.array(source.taken_at) == pytest.approx([0.0] * 5)
+    assert np.diff(source.taken_at) == pytest.approx([0.25] * 4, abs=0.11)
 
 
 def test_stop_finishes_cleanly_and_reports_a_signal() -> None:
