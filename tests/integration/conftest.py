@@ -14,6 +14,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,11 @@ def mongo_db(mongo_client: MongoClient[dict[str, Any]]) -> Iterator[Database[dic
         yield mongo_client[name]
     finally:
         mongo_client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workers' test model (a real small Keras classifier exported to ONNX), trained once a session."""
+    from tests.integration.test_workers_support import cached_test_model
+
+    return cached_test_model(tmp_path_factory.getbasetemp())

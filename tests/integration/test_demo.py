@@ -14,7 +14,7 @@ from pymongo.database import Database
 from lineguard.demo.run import DemoOptions, DemoRun, LiveStatus
 from lineguard.kafka_topics import delete_topics
 from lineguard.stack.endpoints import Endpoints
-from tests.integration.test_workers_support import FRAME_SIZE, cached_test_model
+from tests.integration.test_workers_support import FRAME_SIZE
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +44,6 @@ SUMMARY_KEYS = {
     "worker",
     "where",
 }
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_test_model(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from lineguard.stack.endpoints import Endpoints
 from schemas.records import InspectionResult
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
-    cached_test_model,
     committed_offsets,
     decoder,
     make_frames,
@@ -34,11 +33,6 @@ from tests.integration.test_workers_support import (
 pytestmark = pytest.mark.integration
 
 CAMERAS = tuple(f"cam-{n}" for n in range(9))  # keys that land on all three partitions
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_test_model(tmp_path_factory.getbasetemp())
 
 
 def _kill_when(process: subprocess.Popen[bytes], collection: Any, documents: int, log: Path) -> None:

@@ -19,7 +19,6 @@ from pymongo.database import Database
 from lineguard.stack.endpoints import Endpoints
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
-    cached_test_model,
     make_frames,
     produce,
     produce_frames,
@@ -31,11 +30,6 @@ from tests.integration.test_workers_support import (
 pytestmark = pytest.mark.integration
 
 EXIT_BOUND_S = 120  # a generous bound: what fails here is a process that never exits
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_test_model(tmp_path_factory.getbasetemp())
 
 
 def _tiny_results_topic(kafka_config: dict[str, Any], name: str) -> None:

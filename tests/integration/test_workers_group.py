@@ -16,7 +16,6 @@ from schemas.records import InspectionResult
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
     TEST_SESSION_TIMEOUT_MS,
-    cached_test_model,
     committed_offsets,
     decoder,
     end_offsets,
@@ -31,11 +30,6 @@ from workers.settings import WorkerSettings
 pytestmark = pytest.mark.integration
 
 CAMERAS = tuple(f"cam-{n}" for n in range(9))
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_test_model(tmp_path_factory.getbasetemp())
 
 
 class GroupMember:

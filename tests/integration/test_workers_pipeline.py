@@ -16,7 +16,6 @@ from schemas.records import DefectEvent, InspectionResult, Verdict
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
     TEST_SESSION_TIMEOUT_MS,
-    cached_test_model,
     committed_offsets,
     decoder,
     end_offsets,
@@ -29,11 +28,6 @@ from workers.pipeline import Worker
 from workers.settings import WorkerSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_test_model(tmp_path_factory.getbasetemp())
 
 
 def _settings(topics: TopicNames, model_dir: Path, **overrides: Any) -> WorkerSettings:

@@ -23,7 +23,6 @@ from lineguard.stack.endpoints import Endpoints
 from schemas.records import InspectionResult
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
-    cached_test_model,
     decoder,
     make_frames,
     produce_frames,
@@ -38,11 +37,6 @@ pytestmark = pytest.mark.integration
 
 FRAMES = 20
 OUTAGE_S = 6.0
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_test_model(tmp_path_factory.getbasetemp())
 
 
 class DelayedRelay:
@@ -114,24 +108,35 @@ def relay(endpoints: Endpoints) -> Any:
     relay.close()
 
 
-@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
-def test_a_worker_started_during_a_mongodb_outage_waits_and_then_inspects_everything(
-    exactly_once: bool,
+@pytest.fixture
+def relayed_env(
     relay: DelayedRelay,
-    kafka_config: dict[str, Any],
     endpoints: Endpoints,
     topics: TopicNames,
     mongo_db: Database[dict[str, Any]],
     model_dir: Path,
+) -> dict[str, str]:
+    """A worker's environment with MongoDB behind the relay (closed until the test opens it)."""
+    env = worker_env(endpoints, mongo_db.name, topics, f"startup-{uuid.uuid4().hex[:8]}", model_dir)
+    env["MONGODB_URI"] = _through(endpoints.mongodb_uri, relay.port)
+    env["LINEGUARD_WORKER_STARTUP_TIMEOUT_S"] = "60"
+    return env
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_a_worker_started_during_a_mongodb_outage_waits_and_then_inspects_everything(
+    exactly_once: bool,
+    relay: DelayedRelay,
+    relayed_env: dict[str, str],
+    kafka_config: dict[str, Any],
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
     tmp_path: Path,
 ) -> None:
     frames = make_frames(FRAMES)
     produce_frames(kafka_config, topics.frames, frames)
-    env = worker_env(endpoints, mongo_db.name, topics, f"startup-{uuid.uuid4().hex[:8]}", model_dir)
-    env["MONGODB_URI"] = _through(endpoints.mongodb_uri, relay.port)
-    env["LINEGUARD_WORKER_STARTUP_TIMEOUT_S"] = "60"
     log = tmp_path / "worker.log"
-    process = start_worker(env, *(["--exactly-once"] if exactly_once else []), log_path=log)
+    process = start_worker(relayed_env, *(["--exactly-once"] if exactly_once else []), log_path=log)
     try:
         wait_for(lambda: "trying again" in log.read_text(), 60, "the worker to report it waits for MongoDB")
         assert process.poll() is None, log.read_text()[-3000:]
@@ -152,18 +157,10 @@ def test_a_worker_started_during_a_mongodb_outage_waits_and_then_inspects_everyt
 
 
 def test_a_stop_while_waiting_for_mongodb_is_a_clean_exit(
-    relay: DelayedRelay,
-    kafka_config: dict[str, Any],
-    endpoints: Endpoints,
-    topics: TopicNames,
-    mongo_db: Database[dict[str, Any]],
-    model_dir: Path,
-    tmp_path: Path,
+    relayed_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = worker_env(endpoints, mongo_db.name, topics, f"startup-{uuid.uuid4().hex[:8]}", model_dir)
-    env["MONGODB_URI"] = _through(endpoints.mongodb_uri, relay.port)  # never opened
     log = tmp_path / "worker.log"
-    process = start_worker(env, log_path=log)
+    process = start_worker(relayed_env, log_path=log)  # the relay is never opened
     try:
         wait_for(lambda: "trying again" in log.read_text(), 60, "the worker to report it waits for MongoDB")
         started = time.monotonic()
