@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.preprocess import PreprocessSpec, preprocess_batch, resize_mask
+from vision.preprocess import PreprocessSpec, normalize, preprocess_batch, resize_mask
 
 
 def _bgr(height: int, width: int, bgr: tuple[int, int, int]) -> np.ndarray:
@@ -35,6 +35,26 @@ def test_mean_and_std_are_applied_per_channel() -> None:
     batch = preprocess_batch([_bgr(2, 2, (30, 60, 110))], spec)
     # RGB = (110, 60, 30) -> ((110-100)/2, (60-50)/5, (30-0)/10)
     np.testing.assert_allclose(batch[0, 1, 1], [5.0, 2.0, 3.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "shape"),
+    [
+        ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (2, 5, 7, 3)),  # uniform: scalar path
+        ((0.4, 0.4, 0.4), (0.5, 0.5, 0.5), (5, 7, 3)),  # uniform with a shift, one image
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), (2, 5, 7, 3)),  # per channel: row path
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), (5, 7, 3)),
+    ],
+)
+def test_normalize_matches_the_formula_on_batches_and_single_images(
+    mean: tuple[float, ...], std: tuple[float, ...], shape: tuple[int, ...]
+) -> None:
+    spec = PreprocessSpec(width=7, height=5, color_order="rgb", scale=1 / 255, mean=mean, std=std)
+    pixels = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    expected = (pixels / 255.0 - np.asarray(mean)) / np.asarray(std)
+    out = normalize(pixels, spec)
+    assert out.dtype == np.float32 and out.shape == shape
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_grey_and_colour_convert_both_ways() -> None:
