@@ -86,7 +86,9 @@ class FrameDecoder:
         max_image_bytes: int,
         claim_check: ClaimCheckReader | None = None,
         deserializer: AvroRecordDeserializer[Frame] | None = None,
+        generation: int = 0,
     ) -> None:
+        self.generation = generation  # the served model this decoder preprocesses for (stamped on each frame)
         self._preprocess = preprocess
         self._spec = spec
         self._max_pixels = max_image_pixels
@@ -121,6 +123,7 @@ class FrameDecoder:
             ready_at=time.monotonic(),
             decode_seconds=time.perf_counter() - started,
             trace_id=trace_id,
+            generation=self.generation,
         )
 
     def read_frame(self, value: bytes | None) -> Frame:

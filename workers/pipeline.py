@@ -23,7 +23,6 @@ cleanly.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import threading
@@ -297,9 +296,7 @@ class Worker:
     # -- decode pool -----------------------------------------------------------------------------------
     def _decode_one(self, message: Message, ticket: Ticket, received_at: datetime) -> None:
         try:
-            serving = self._serving
-            decoded = self._decode_retrying(serving.decoder, message, ticket, received_at)
-            decoded = dataclasses.replace(decoded, generation=serving.generation)
+            decoded = self._decode_retrying(self._serving.decoder, message, ticket, received_at)
         except FrameRejected as exc:
             self._to_sinks(Rejected(ticket, RawRecord.from_message(message), exc))
             return

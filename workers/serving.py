@@ -49,7 +49,11 @@ class Serving:
     spec: PreprocessSpec
     decoder: FrameDecoder
     builder: ResultBuilder
-    generation: int
+
+    @property
+    def generation(self) -> int:
+        """Tells this model's frames from an earlier one's: each decoder stamps its own on what it decodes."""
+        return self.decoder.generation
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         return preprocess_batch([image], self.spec)[0]
@@ -162,10 +166,9 @@ class ModelSource:
             max_image_pixels=s.max_image_pixels,
             max_image_bytes=s.max_message_bytes,
             claim_check=self._claim_check,
+            generation=next(_generations),
         )
-        return Serving(
-            model=model, spec=spec, decoder=decoder, builder=builder, generation=next(_generations)
-        )
+        return Serving(model=model, spec=spec, decoder=decoder, builder=builder)
 
     def _thresholds(self, model: LoadedModel) -> ThresholdLookup:
         default = model_thresholds(model.metadata)
