@@ -96,3 +96,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.integration.test_workers_support import cached_test_model
 
     return cached_test_model(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def worker_subprocess_env(
+    endpoints: Endpoints, topics: TopicNames, mongo_db: Database[dict[str, Any]], model_dir: Path
+) -> dict[str, str]:
+    """Environment for ``python -m workers`` on this test's topics and database, in a group of its own
+    (``LINEGUARD_WORKER_GROUP_ID``) and serving the test model."""
+    from tests.integration.test_workers_support import worker_env
+
+    return worker_env(endpoints, mongo_db.name, topics, f"group-{uuid.uuid4().hex[:8]}", model_dir)

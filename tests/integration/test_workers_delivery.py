@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 from pymongo.database import Database
 
-from lineguard.stack.endpoints import Endpoints
 from schemas.records import InspectionResult
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
@@ -27,7 +25,6 @@ from tests.integration.test_workers_support import (
     start_worker,
     terminate,
     wait_for,
-    worker_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,16 +46,14 @@ def _kill_when(process: subprocess.Popen[bytes], collection: Any, documents: int
 
 def test_sigkill_mid_stream_then_restart_leaves_no_frame_without_result_and_no_duplicate_document(
     kafka_config: dict[str, Any],
-    endpoints: Endpoints,
     topics: TopicNames,
     mongo_db: Database[dict[str, Any]],
-    model_dir: Path,
+    worker_subprocess_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     frames = make_frames(600, cameras=CAMERAS)
     produce_frames(kafka_config, topics.frames, frames)
-    group = f"kill-{uuid.uuid4().hex[:8]}"
-    env = worker_env(endpoints, mongo_db.name, topics, group, model_dir)
+    env = worker_subprocess_env
     collection = mongo_db["inspections"]
     log = tmp_path / "worker.log"
 
@@ -84,16 +79,14 @@ def test_sigkill_mid_stream_then_restart_leaves_no_frame_without_result_and_no_d
 
 def test_exactly_once_gives_exactly_n_results_under_read_committed_after_sigkill(
     kafka_config: dict[str, Any],
-    endpoints: Endpoints,
     topics: TopicNames,
     mongo_db: Database[dict[str, Any]],
-    model_dir: Path,
+    worker_subprocess_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     frames = make_frames(400, cameras=CAMERAS)
     produce_frames(kafka_config, topics.frames, frames)
-    group = f"eos-{uuid.uuid4().hex[:8]}"
-    env = worker_env(endpoints, mongo_db.name, topics, group, model_dir)
+    env = worker_subprocess_env
     env["LINEGUARD_WORKER_EXACTLY_ONCE"] = "true"
     env["LINEGUARD_WORKER_WORKER_ID"] = "eos-worker-1"  # stable: the restart fences and aborts the dead one
     collection = mongo_db["inspections"]
@@ -123,16 +116,14 @@ def test_exactly_once_gives_exactly_n_results_under_read_committed_after_sigkill
 
 def test_sigterm_drains_commits_and_exits_zero(
     kafka_config: dict[str, Any],
-    endpoints: Endpoints,
     topics: TopicNames,
     mongo_db: Database[dict[str, Any]],
-    model_dir: Path,
+    worker_subprocess_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     frames = make_frames(600, cameras=CAMERAS)
     produce_frames(kafka_config, topics.frames, frames)
-    group = f"term-{uuid.uuid4().hex[:8]}"
-    env = worker_env(endpoints, mongo_db.name, topics, group, model_dir)
+    env = worker_subprocess_env
     collection = mongo_db["inspections"]
     log = tmp_path / "worker.log"
 
@@ -140,7 +131,7 @@ def test_sigterm_drains_commits_and_exits_zero(
     wait_for(lambda: collection.count_documents({}) >= 60, 90, "the worker to get going", interval_s=0.02)
     assert terminate(worker, signal.SIGTERM, timeout_s=45) == 0, log.read_text()[-3000:]
 
-    committed = committed_offsets(kafka_config, group, topics.frames)
+    committed = committed_offsets(kafka_config, env["LINEGUARD_WORKER_GROUP_ID"], topics.frames)
     results = read_topic(
         kafka_config, topics.results, decoder(InspectionResult), expected=sum(committed.values())
     )

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from pymongo.database import Database
 
-from lineguard.stack.endpoints import Endpoints
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import (
     make_frames,
@@ -24,7 +22,6 @@ from tests.integration.test_workers_support import (
     produce_frames,
     start_worker,
     terminate,
-    worker_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,17 +39,15 @@ def _tiny_results_topic(kafka_config: dict[str, Any], name: str) -> None:
 def test_a_fatal_output_error_ends_the_process_with_a_backlog_behind_it(
     exactly_once: bool,
     kafka_config: dict[str, Any],
-    endpoints: Endpoints,
     topics: TopicNames,
-    mongo_db: Database[dict[str, Any]],
-    model_dir: Path,
+    worker_subprocess_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     results_topic = f"{topics.results}.tiny-{uuid.uuid4().hex[:6]}"
     _tiny_results_topic(kafka_config, results_topic)
     produce_frames(kafka_config, topics.frames, make_frames(200))
     produce(kafka_config, topics.frames, ((b"poison", b"\x00not avro") for _ in range(100)))
-    env = worker_env(endpoints, mongo_db.name, topics, f"fatal-{uuid.uuid4().hex[:8]}", model_dir)
+    env = worker_subprocess_env
     env["LINEGUARD_WORKER_RESULTS_TOPIC"] = results_topic
     env["LINEGUARD_WORKER_CREATE_TOPICS"] = "false"
     log = tmp_path / "worker.log"

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from tests.integration.test_workers_support import (
     start_worker,
     terminate,
     wait_for,
-    worker_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -110,14 +108,10 @@ def relay(endpoints: Endpoints) -> Any:
 
 @pytest.fixture
 def relayed_env(
-    relay: DelayedRelay,
-    endpoints: Endpoints,
-    topics: TopicNames,
-    mongo_db: Database[dict[str, Any]],
-    model_dir: Path,
+    relay: DelayedRelay, endpoints: Endpoints, worker_subprocess_env: dict[str, str]
 ) -> dict[str, str]:
     """A worker's environment with MongoDB behind the relay (closed until the test opens it)."""
-    env = worker_env(endpoints, mongo_db.name, topics, f"startup-{uuid.uuid4().hex[:8]}", model_dir)
+    env = worker_subprocess_env
     env["MONGODB_URI"] = _through(endpoints.mongodb_uri, relay.port)
     env["LINEGUARD_WORKER_STARTUP_TIMEOUT_S"] = "60"
     return env
