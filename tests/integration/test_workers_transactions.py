@@ -64,6 +64,14 @@ def _member(kafka_config: dict[str, Any], group: str, topic: str) -> Consumer:
     return consumer
 
 
+def _sole_member(kafka_config: dict[str, Any], group: str, topic: str, members: list[Consumer]) -> Consumer:
+    """A member that joins the group alone and owns all three partitions before it is returned."""
+    member = _member(kafka_config, group, topic)
+    members.append(member)
+    wait_for(lambda: member.poll(0.1) is None and len(_owned(member)) == 3, 60, "the member's partitions")
+    return member
+
+
 def _owned(consumer: Consumer) -> set[PartitionKey]:
     return {(tp.topic, tp.partition) for tp in consumer.assignment()}
 
@@ -93,9 +101,7 @@ def test_a_transaction_refused_by_a_rebalance_is_rewritten_without_the_revoked_p
     group: str,
     members: list[Consumer],
 ) -> None:
-    first = _member(kafka_config, group, topics.frames)
-    members.append(first)
-    wait_for(lambda: first.poll(0.1) is None and len(_owned(first)) == 3, 60, "the first member's partitions")
+    first = _sole_member(kafka_config, group, topics.frames, members)
     stale = first.consumer_group_metadata()
     second = _member(kafka_config, group, topics.frames)  # joins: the group moves to a new generation
     members.append(second)
@@ -220,9 +226,7 @@ def test_a_mongodb_slower_than_the_transaction_timeout_never_holds_a_transaction
     group: str,
     members: list[Consumer],
 ) -> None:
-    member = _member(kafka_config, group, topics.frames)
-    members.append(member)
-    wait_for(lambda: member.poll(0.1) is None and len(_owned(member)) == 3, 60, "the member's partitions")
+    member = _sole_member(kafka_config, group, topics.frames, members)
     timeout_ms = 2_000
     # The broker aborts a transaction older than its timeout at its next expiry check (every 10 s by default),
     # then fences the producer: a MongoDB answering after that inside a transaction stops the worker.
@@ -254,9 +258,7 @@ def test_a_record_behind_a_gap_waits_for_the_transaction_that_commits_its_offset
     group: str,
     members: list[Consumer],
 ) -> None:
-    member = _member(kafka_config, group, topics.frames)
-    members.append(member)
-    wait_for(lambda: member.poll(0.1) is None and len(_owned(member)) == 3, 60, "the member's partitions")
+    member = _sole_member(kafka_config, group, topics.frames, members)
     tracker = OffsetTracker()
     batch = _batch(tracker, topics.frames, 2)  # offsets 0 and 1 of partition 0, handed over out of order
     earlier, later = (
