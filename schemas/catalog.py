@@ -25,7 +25,13 @@ from schemas.errors import SerializationError
 NAMESPACE = "dev.lineguard.v1"
 
 # Load order matters: a file may only use named types defined by the files before it.
-SHIPPED_SCHEMA_FILES = ("Frame.avsc", "InspectionResult.avsc", "DefectEvent.avsc", "DeadLetter.avsc")
+SHIPPED_SCHEMA_FILES = (
+    "Frame.avsc",
+    "InspectionResult.avsc",
+    "DefectEvent.avsc",
+    "DeadLetter.avsc",
+    "PartDecision.avsc",
+)
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})

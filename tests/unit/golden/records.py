@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.parts import PartDecision, PartDecisionReason, PartOutcome, PartView
 from schemas.records import (
     Box,
     ClassScore,
@@ -139,10 +140,38 @@ def golden_dead_letter() -> DeadLetter:
     )
 
 
+def golden_part_decision() -> PartDecision:
+    """A part rejected because one of its three cameras never reported."""
+    return PartDecision(
+        part_id="P-000123",
+        line_id="line-2",
+        decision=PartOutcome.REJECT,
+        reason=PartDecisionReason.MISSING_VIEWS,
+        rule="any-ng",
+        defect_label=None,
+        views=(
+            PartView(camera_id="cam-07", station_id="press-4", frame_number=1_000_001, verdict=Verdict.OK),
+            PartView(
+                camera_id="cam-08",
+                station_id="press-4",
+                frame_number=2_000_001,
+                verdict=Verdict.DEFECT,
+                label="scratch",
+                score=0.875,
+            ),
+        ),
+        missing_views=("cam-09",),
+        first_captured_at=CAPTURED_AT,
+        decided_at=INFERRED_AT,
+        metadata={"expected_views": "3"},
+    )
+
+
 #: Golden file stem -> builder. One per shipped top-level schema.
 GOLDEN_RECORDS: dict[str, Callable[[], Any]] = {
     "Frame": golden_frame,
     "InspectionResult": golden_inspection_result,
     "DefectEvent": golden_defect_event,
     "DeadLetter": golden_dead_letter,
+    "PartDecision": golden_part_decision,
 }
