@@ -10,15 +10,46 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from schemas.records import InspectionResult, Verdict
+
 log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
+
+#: Distinct values one label may take per worker before further ones are folded into ``OTHER``: a plant has
+#: dozens of lines and hundreds of cameras, and a bug that puts a frame number into a camera id must not
+#: grow Prometheus without bound.
+MAX_LINES = 64
+MAX_CAMERAS = 512
+MAX_CLASSES = 32
+MAX_MODEL_VERSIONS = 8
+OTHER = "OTHER"
+GOOD_LABEL = "good"  # the good class of classifiers (vision.outputs.GOOD_LABEL): never a defect class
+
+
+class BoundedLabel:
+    """Passes a label value through until ``limit`` distinct values were seen, then answers ``OTHER``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return OTHER
 
 
 class WorkerMetrics:
@@ -65,9 +96,59 @@ class WorkerMetrics:
             "lineguard_worker_paused", "1 while backpressure pauses the partitions", registry=r
         )
         self.model = Info("lineguard_worker_model", "The model this worker serves", registry=r)
+        # Per line: what a plant dashboard shows (yield, defects by class, latency per line).
+        self.line_results = Counter(
+            "lineguard_worker_line_results",
+            "Results acknowledged, by line, camera, verdict and model version",
+            ["line", "camera", "verdict", "model_version"],
+            registry=r,
+        )
+        self.line_defects = Counter(
+            "lineguard_worker_line_defects",
+            "DEFECT verdicts by line and defect class (the top class, or each detection's label)",
+            ["line", "class"],
+            registry=r,
+        )
+        self.line_capture_to_result_seconds = Histogram(
+            "lineguard_worker_line_capture_to_result_seconds",
+            "Capture to acknowledged result, by line",
+            ["line"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._line = BoundedLabel(MAX_LINES)
+        self._camera = BoundedLabel(MAX_CAMERAS)
+        self._class = BoundedLabel(MAX_CLASSES)
+        self._model_version = BoundedLabel(MAX_MODEL_VERSIONS)
+
+    def count_result(self, result: InspectionResult, now: datetime) -> None:
+        """Count one acknowledged result in the totals and in the per-line series."""
+        seconds = max(0.0, (now - result.captured_at).total_seconds())
+        self.results_out.inc()
+        self.verdicts.labels(result.verdict.value).inc()
+        self.capture_to_result_seconds.observe(seconds)
+        line = self._line(result.line_id)
+        camera = self._camera(result.camera_id)
+        version = self._model_version(result.model.version)
+        self.line_results.labels(line, camera, result.verdict.value, version).inc()
+        self.line_capture_to_result_seconds.labels(line).observe(seconds)
+        if result.verdict is Verdict.DEFECT:
+            for label in defect_classes(result):
+                self.line_defects.labels(line, self._class(label)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def defect_classes(result: InspectionResult) -> list[str]:
+    """The defect classes one result counts for: each detection's label, else the best defect class."""
+    if result.detections:
+        return sorted({detection.label for detection in result.detections})
+    # A DEFECT verdict can come with "good" on top (a defect threshold below 0.5): name the best defect class.
+    defect_scores = [score for score in result.class_scores if score.label != GOOD_LABEL]
+    if defect_scores:
+        return [max(defect_scores, key=lambda score: score.score).label]
+    return ["anomaly"] if result.anomaly_score is not None else [OTHER]
 
 
 class HealthServer:

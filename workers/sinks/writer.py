@@ -308,6 +308,4 @@ class OutputWriter:
         return ack
 
     def _count_result(self, result: InspectionResult, now: datetime) -> None:
-        self._metrics.results_out.inc()
-        self._metrics.verdicts.labels(result.verdict.value).inc()
-        self._metrics.capture_to_result_seconds.observe(max(0.0, (now - result.captured_at).total_seconds()))
+        self._metrics.count_result(result, now)  # totals and the per-line series (workers.metrics)
