@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -45,6 +45,7 @@ from vision.artifact import (
     new_version,
     save_artifact,
 )
+from vision.calibration import DEFAULT_FALSE_REJECT_BUDGET, decision_rates, good_only_threshold
 from vision.datasets.augment import AugmentConfig, augment
 from vision.datasets.splits import split_dataset
 from vision.metrics import (
@@ -61,6 +62,7 @@ from vision.nets.targets import class_index, detection_targets
 from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, Prediction, decode_outputs
 from vision.preprocess import PreprocessSpec, normalize, prepare_pixels, resize_mask
 from vision.samples import BoxLabel, LabeledDataset, Task
+from vision.simulated_defects import simulate_anomaly
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,10 @@ class TrainConfig:
     progress: bool = True
     command: str = ""
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    # Anomaly: "simulated" (good images + painted-in defects) or "autoencoder" (reconstruction error).
+    anomaly_method: str = "simulated"
+    # Anomaly: share of good images the good-only threshold may reject.
+    false_reject_budget: float = DEFAULT_FALSE_REJECT_BUDGET
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
@@ -131,7 +137,7 @@ def train_model(
     train_set, validation_set = _split(dataset, config, validation)
     classes = tuple(dataset.classes)
     spec = config.preprocess_spec()
-    keras.utils.set_random_seed(config.seed)
+    _seed_everything(config.seed)
 
     logger.info(
         "preparing %d training and %d validation images at %dx%d",
@@ -143,7 +149,7 @@ def train_model(
     train_data = _prepare(train_set, spec, task)
     validation_data = _prepare(validation_set, spec, task)
 
-    network = build_network(task, spec.input_shape, classes, config.width)
+    network = build_network(task, spec.input_shape, classes, config.width, config.anomaly_method)
     steps = max(1, len(train_set) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
@@ -151,7 +157,7 @@ def train_model(
     network.trainable.compile(optimizer=keras.optimizers.Adam(schedule), loss=network.loss)
 
     pipeline = _training_pipeline(train_data, classes, spec, config)
-    fit_validation = _validation_arrays(validation_data, classes, spec, task)
+    fit_validation = _validation_arrays(validation_data, classes, spec, task, config)
     checkpoint_dir = out / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     callbacks: list[keras.callbacks.Callback] = [
@@ -176,8 +182,12 @@ def train_model(
     epochs_run = len(history.history.get("loss", []))
 
     metadata = _metadata(config, dataset, train_set, validation_set, network, classes, spec, epochs_run)
-    predictions = decode_outputs(_predict(network.serving, validation_data.pixels, spec), metadata)
+    raw = _predict(network.serving, validation_data.pixels, spec)
+    predictions = decode_outputs(raw, metadata)
     metrics, thresholds = _validation_metrics(task, predictions, validation_data, classes)
+    if task is Task.anomaly:
+        anomaly_metrics, thresholds = _anomaly_calibration(raw, validation_data, config, thresholds)
+        metrics.update(anomaly_metrics)
     duration = time.perf_counter() - started
     assert metadata.training is not None
     metadata = metadata.model_copy(
@@ -285,15 +295,25 @@ def _training_pipeline(
     example_x = normalize(data.pixels[0], spec)
     example_y = _target(task, data.labels[0], data.boxes[0], _mask_of(data, 0), example_x, classes, spec)
 
+    simulated = task is Task.anomaly and config.anomaly_method == "simulated"
+    if simulated:
+        example_y = np.zeros((*spec.input_shape[:2], 1), np.float32)
+
     def make_example(step: np.int64, index: np.int64) -> tuple[np.ndarray, np.ndarray]:
         i = int(index)
         pixels, boxes, mask = data.pixels[i], data.boxes[i], _mask_of(data, i)
+        # Seeded by (seed, step): the same run gives the same augmentations, whatever the threading.
+        rng = np.random.default_rng([config.seed, int(step)])
         if config.augment:
-            # Seeded by (seed, step): the same run gives the same augmentations, whatever the threading.
-            rng = np.random.default_rng([config.seed, int(step)])
             augmented = augment(pixels, boxes, mask, config.augment_config, rng)
             pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
-        x = normalize(pixels.reshape(spec.input_shape), spec)
+        pixels = pixels.reshape(spec.input_shape)
+        if simulated:
+            # Another good image lends its texture; the target is the painted region.
+            source = data.pixels[int(rng.integers(count))]
+            pixels, painted = simulate_anomaly(pixels, source, rng)
+            return normalize(pixels, spec), painted[..., None].astype(np.float32)
+        x = normalize(pixels, spec)
         return x, _target(task, data.labels[i], boxes, mask, x, classes, spec)
 
     def to_tensors(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -321,8 +341,14 @@ def _mask_of(data: _Prepared, index: int) -> np.ndarray | None:
 
 
 def _validation_arrays(
-    data: _Prepared, classes: tuple[str, ...], spec: PreprocessSpec, task: Task
+    data: _Prepared,
+    classes: tuple[str, ...],
+    spec: PreprocessSpec,
+    task: Task,
+    config: TrainConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    if task is Task.anomaly and config is not None and config.anomaly_method == "simulated":
+        return _simulated_validation(data, spec, config.seed)
     xs = normalize(data.pixels, spec)
     if task is Task.anomaly:
         # Validation loss of an autoencoder only means something on the kind of image it learns.
@@ -336,6 +362,35 @@ def _validation_arrays(
         ]
     )
     return xs, ys
+
+
+def _simulated_validation(data: _Prepared, spec: PreprocessSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation loss for the simulated-defect model: real defects with their masks where there are any,
+    and every good image once more with a fixed simulated defect (good images alone would reward a model
+    that flags nothing)."""
+    rng = np.random.default_rng([seed, 7919])
+    images: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for i, label in enumerate(data.labels):
+        pixels = data.pixels[i]
+        mask = _mask_of(data, i)
+        images.append(pixels)
+        masks.append(mask if mask is not None else np.zeros(pixels.shape[:2], np.uint8))
+        if label == GOOD_LABEL:
+            source = data.pixels[int(rng.integers(len(data.labels)))]
+            painted, painted_mask = simulate_anomaly(pixels, source, rng)
+            images.append(painted)
+            masks.append(painted_mask)
+    xs = normalize(np.stack(images), spec)
+    ys = (np.stack(masks) > 0).astype(np.float32)[..., None]
+    return xs, ys
+
+
+def _seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow seeds, and deterministic TensorFlow ops: a run repeats exactly on the
+    same machine (a trained-model test must not pass or fail by chance)."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def _predict(
@@ -412,6 +467,14 @@ def _metadata(
                 "augment": config.augment,
                 "width": config.width,
                 "validation_fraction": config.validation_fraction,
+                **(
+                    {
+                        "anomaly_method": config.anomaly_method,
+                        "false_reject_budget": config.false_reject_budget,
+                    }
+                    if config.task is Task.anomaly
+                    else {}
+                ),
             },
         ),
         code_version=code_version(),
@@ -454,9 +517,39 @@ def _validation_metrics(
         assert data.masks is not None
         masks = [p.mask if p.mask is not None else np.zeros_like(data.masks[0]) for p in predictions]
         metrics.update(segmentation_metrics(masks, list(data.masks), classes))
-    elif not any(is_defect):
-        # No defects to calibrate on: flag what scores above every good validation image, with a margin.
-        thresholds["defect"] = float(max(scores) * 1.1) if scores else 0.0
+    return metrics, thresholds
+
+
+def _anomaly_calibration(
+    raw: np.ndarray, data: _Prepared, config: TrainConfig, thresholds: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The good-only threshold (false-reject budget), its rates on the validation defects, pixel AUROC.
+
+    Without validation defects the good-only threshold is the decision threshold; with them, the max-F1
+    threshold calibrated on them (already in ``thresholds``) is, and the good-only one is reported beside
+    it. The pixel threshold equals the image threshold: the mask then shows the regions that made the image
+    a defect (the image score is the map's maximum).
+    """
+    maps = raw[..., 0]
+    scores = maps.reshape(len(maps), -1).max(axis=1)
+    is_defect = np.array([label != GOOD_LABEL for label in data.labels])
+    metrics: dict[str, Any] = {}
+    thresholds = dict(thresholds)
+    if (~is_defect).any():
+        good_only = good_only_threshold(scores[~is_defect], config.false_reject_budget)
+        rates = decision_rates(scores, is_defect, good_only)
+        metrics["good_only_threshold"] = good_only
+        metrics["good_only_false_reject_rate"] = rates.false_reject_rate
+        if is_defect.any():
+            metrics["good_only_escape_rate"] = rates.escape_rate
+        else:
+            thresholds["defect"] = good_only
+    if is_defect.any() and data.masks is not None and (data.masks > 0).any():
+        # auroc converts with np.asarray: arrays are fine (a list of every pixel would not be).
+        pixel_scores = cast(Sequence[float], maps.ravel())
+        metrics["pixel_auroc"] = auroc(pixel_scores, cast(Sequence[bool], (data.masks > 0).ravel()))
+    if "defect" in thresholds:
+        thresholds["pixel"] = thresholds["defect"]
     return metrics, thresholds
 
 

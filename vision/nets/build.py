@@ -15,6 +15,7 @@ import keras
 from vision.nets.anomaly import AnomalyMap, build_anomaly_model, build_autoencoder
 from vision.nets.classifier import build_classifier, classifier_loss
 from vision.nets.detector import build_detector, centernet_loss
+from vision.nets.draem import build_defect_discriminator, build_discriminator_serving, discriminator_loss
 from vision.nets.segmenter import build_segmenter, segmentation_loss
 from vision.samples import Task
 
@@ -22,8 +23,12 @@ ARCHITECTURES = {
     Task.classify: "lineguard-cnn-classifier",
     Task.detect: "lineguard-centernet",
     Task.segment: "lineguard-unet",
-    Task.anomaly: "lineguard-conv-autoencoder",
+    Task.anomaly: "lineguard-simulated-defect-unet",
 }
+# Anomaly methods: "simulated" (default) learns from good images with painted-in defects; "autoencoder"
+# scores the reconstruction error of a model trained on good images alone.
+ANOMALY_METHODS = ("simulated", "autoencoder")
+AUTOENCODER_ARCHITECTURE = "lineguard-conv-autoencoder"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,11 @@ class Network:
 
 
 def build_network(
-    task: Task, input_shape: tuple[int, int, int], classes: tuple[str, ...], width: float = 1.0
+    task: Task,
+    input_shape: tuple[int, int, int],
+    classes: tuple[str, ...],
+    width: float = 1.0,
+    anomaly_method: str = "simulated",
 ) -> Network:
     """The network for ``task``. ``classes`` as in the artifact: classification lists "good" first;
     detection and segmentation list the defect classes; anomaly ignores them."""
@@ -55,9 +64,19 @@ def build_network(
     if task is Task.segment:
         model = build_segmenter(input_shape, len(classes), width)
         return Network(model, model, segmentation_loss(len(classes)), architecture)
+    if anomaly_method == "simulated":
+        discriminator = build_defect_discriminator(input_shape, width)
+        return Network(
+            discriminator, build_discriminator_serving(discriminator), discriminator_loss(), architecture
+        )
+    if anomaly_method != "autoencoder":
+        raise ValueError(f"unknown anomaly method {anomaly_method!r}; expected one of {ANOMALY_METHODS}")
     autoencoder = build_autoencoder(input_shape, width)
     return Network(
-        autoencoder, build_anomaly_model(autoencoder), keras.losses.MeanSquaredError(), architecture
+        autoencoder,
+        build_anomaly_model(autoencoder),
+        keras.losses.MeanSquaredError(),
+        AUTOENCODER_ARCHITECTURE,
     )
 
 

@@ -1,0 +1,68 @@
+"""Anomaly model trained on good images plus simulated defects (the discriminative half of DRAEM).
+
+A reconstruction autoencoder trained on good images learns to reproduce defects too (they are just more
+texture), which is why its error map barely separates good from bad. This model instead learns the
+decision itself: a small U-Net sees good images with simulated defects painted in
+(:mod:`vision.simulated_defects`) and outputs, per pixel, the probability that the pixel does not belong to
+the surface. It is trained with focal loss + soft Dice on the simulated masks.
+
+The served model adds a box filter over that probability map (one stray pixel is not a defect; DRAEM
+scores the max of a mean-filtered map too). Its output keeps the anomaly contract of
+:mod:`vision.outputs`: ``(N, H, W, 1)``, the image score is the map's maximum, here in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import layers
+
+from vision.nets.blocks import ImageStandardization, conv_bn_relu, down_stage, scaled, up_stage
+from vision.nets.losses import binary_focal, soft_dice_loss
+
+WIDTHS = (16, 24, 32, 64, 96)
+DEFAULT_SMOOTHING = 5
+
+
+def build_defect_discriminator(input_shape: tuple[int, int, int], width: float = 1.0) -> keras.Model:
+    """image -> (N, H, W, 1) defect probability, trained on simulated defects."""
+    if input_shape[0] % 16 or input_shape[1] % 16:
+        raise ValueError(
+            f"anomaly input size must be a multiple of 16, got {input_shape[1]}x{input_shape[0]}"
+        )
+    w0, w1, w2, w3, w4 = scaled(WIDTHS, width)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = ImageStandardization(name="standardize")(inputs)
+    e0 = conv_bn_relu(x, w0, name="enc0")
+    e1 = down_stage(e0, w1, name="enc1")
+    e2 = down_stage(e1, w2, name="enc2")
+    e3 = down_stage(e2, w3, name="enc3")
+    x = down_stage(e3, w4, name="enc4")
+    x = up_stage(x, e3, w3, name="dec3")
+    x = up_stage(x, e2, w2, name="dec2")
+    x = up_stage(x, e1, w1, name="dec1")
+    x = up_stage(x, e0, w0, name="dec0")
+    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="defect_probability")(x)
+    return keras.Model(inputs, outputs, name="lineguard_defect_discriminator")
+
+
+def discriminator_loss(gamma: float = 2.0, dice_weight: float = 1.0) -> Callable[[Any, Any], Any]:
+    """Focal loss (rare defect pixels) plus soft Dice (the region's overlap) on a one-channel mask."""
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        return binary_focal(y_true, y_pred, gamma) + dice_weight * soft_dice_loss(y_true, y_pred)
+
+    return loss
+
+
+def build_discriminator_serving(
+    discriminator: keras.Model, smoothing: int = DEFAULT_SMOOTHING
+) -> keras.Model:
+    """The served model: image -> box-filtered defect probability map, sharing the trained weights."""
+    image = keras.Input(shape=discriminator.input_shape[1:], name="image")
+    amap = layers.AveragePooling2D(smoothing, strides=1, padding="same", name="anomaly_map")(
+        discriminator(image)
+    )
+    return keras.Model(image, amap, name="lineguard_anomaly")
