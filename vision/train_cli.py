@@ -24,6 +24,11 @@ SYNTHETIC_PREFIX = "synthetic"
 DEFAULT_SYNTHETIC_COUNT = 2000
 
 
+class AnomalyMethod(StrEnum):
+    simulated = "simulated"
+    autoencoder = "autoencoder"
+
+
 class DataFormat(StrEnum):
     folder = "folder"
     voc = "voc"
@@ -110,6 +115,14 @@ def train_command(
         bool, typer.Option("--onnx/--no-onnx", help="also export model.onnx (parity-checked)")
     ] = True,
     keep_checkpoints: Annotated[bool, typer.Option(help="keep <out>/.checkpoints after training")] = False,
+    anomaly_method: Annotated[
+        AnomalyMethod,
+        typer.Option(help="anomaly: simulated (good images + painted-in defects) or autoencoder"),
+    ] = AnomalyMethod.simulated,
+    false_reject_budget: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.5, help="anomaly: share of good images the good-only threshold rejects"),
+    ] = 0.01,
 ) -> None:
     """Train a model from scratch and write a versioned artifact."""
     if channels == 2:
@@ -139,6 +152,8 @@ def train_command(
         name=name,
         version=version,
         keep_checkpoints=keep_checkpoints,
+        anomaly_method=anomaly_method.value,
+        false_reject_budget=false_reject_budget,
         command=shlex.join(["lineguard", *sys.argv[1:]]),
     )
     result = train_model(dataset, config, out)
@@ -149,7 +164,20 @@ def train_command(
         if isinstance(value, float):
             typer.echo(f"  {key}: {value:.4f}")
     if onnx:
-        _export(result.artifact)
+        _export_after_training(result.artifact)
+
+
+def _export_after_training(model: Path) -> None:
+    """A finished training is never lost to its export: on any export failure the Keras artifact stays
+    (servable with the Keras backend), one line says what failed, and the command still succeeds."""
+    try:
+        _export(model)
+    except Exception as exc:  # the trained model is the result; ONNX is an extra
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        typer.echo(
+            f"warning: ONNX export failed, kept the Keras model (serve it with the Keras backend; "
+            f"retry with `lineguard export {model}`): {first_line}"
+        )
 
 
 def export_command(

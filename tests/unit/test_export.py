@@ -88,3 +88,17 @@ def test_saved_keras_model_reloads_with_identical_outputs(tmp_path: Path) -> Non
     batch = preprocess_batch(_frames(2), load_metadata(tmp_path).preprocess)
     np.testing.assert_array_equal(np.asarray(model(batch)), np.asarray(again(batch)))
     assert json.loads((tmp_path / "model.json").read_text())["task"] == "anomaly"
+
+
+def test_a_failed_export_after_training_keeps_the_keras_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vision.train_cli import _export_after_training
+
+    _write_artifact(Task.segment, tmp_path)
+    (tmp_path / "model.keras").write_bytes(b"not a keras archive")  # a real failure inside the export
+    _export_after_training(tmp_path)  # must not raise: the training run stays a success
+    out = capsys.readouterr().out
+    assert out.startswith("warning: ONNX export failed, kept the Keras model") and out.count("\n") == 1
+    assert load_metadata(tmp_path).files.onnx is None
+    assert not (tmp_path / ONNX_FILE).exists()
