@@ -1,0 +1,197 @@
+"""The report's intermediate form: counts per hour and dimension, per-part first/last verdicts, score bins.
+
+Every table of the report is derived from these three frames, so a month of a plant reduces to a few
+thousand rows however many documents it holds. :class:`CubeBuilder` folds inspection rows in chunks (each
+chunk is grouped with pandas, then dropped), which keeps memory bounded by the number of distinct groups and
+parts, not by the number of documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+DIMENSIONS = (
+    "hour",
+    "line_id",
+    "station_id",
+    "camera_id",
+    "model_version",
+    "verdict",
+    "defect_class",
+    "lot",
+    "part_number",
+)
+SCORE_BINS = 20  # score histogram: 0.05 wide
+NO_CLASS = ""  # defect_class of frames that are not defects
+UNCLASSIFIED = "unclassified"
+GOOD_LABELS = frozenset({"good", "ok", "OK", "GOOD"})
+
+
+def defect_class(document: Mapping[str, Any]) -> str:
+    """The class a defect is counted under: first detection's label, else best non-good class score."""
+    if document.get("verdict") != "DEFECT":
+        return NO_CLASS
+    for detection in document.get("detections") or ():
+        label = detection.get("label")
+        if label:
+            return str(label)
+    best: tuple[float, str] | None = None
+    for score in document.get("class_scores") or ():
+        label = score.get("label")
+        if label and label not in GOOD_LABELS:
+            value = float(score.get("score") or 0.0)
+            if best is None or value > best[0]:
+                best = (value, str(label))
+    return best[1] if best else UNCLASSIFIED
+
+
+def defect_score(document: Mapping[str, Any]) -> float | None:
+    """The worker's image-level defect score (``metadata.defect_score``, text), else the anomaly score."""
+    metadata = document.get("metadata") or {}
+    raw = metadata.get("defect_score")
+    if raw is None:
+        raw = document.get("anomaly_score")
+    try:
+        return None if raw is None else float(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def flat_row(document: Mapping[str, Any]) -> dict[str, Any]:
+    """One inspection document as the flat row the cube folds."""
+    metadata = document.get("metadata") or {}
+    model = document.get("model") or {}
+    return {
+        "captured_at": document["captured_at"],
+        "line_id": document.get("line_id") or "",
+        "station_id": document.get("station_id") or "",
+        "camera_id": document.get("camera_id") or "",
+        "model_version": model.get("version") or "",
+        "verdict": document.get("verdict") or "UNKNOWN",
+        "defect_class": defect_class(document),
+        "lot": metadata.get("lot") or "",
+        "part_number": metadata.get("part_number") or "",
+        "part_id": document.get("part_id") or "",
+        "score": defect_score(document),
+    }
+
+
+@dataclass(slots=True)
+class Cube:
+    counts: pd.DataFrame  # DIMENSIONS + n
+    parts: pd.DataFrame  # part_id, line_id, first_at, first_verdict, last_at, last_verdict
+    scores: pd.DataFrame  # model_version, bin, n
+
+    @property
+    def total(self) -> int:
+        return int(self.counts["n"].sum()) if len(self.counts) else 0
+
+
+class CubeBuilder:
+    """Folds flat rows chunk by chunk into a :class:`Cube`."""
+
+    def __init__(self, chunk_size: int = 50_000) -> None:
+        self.chunk_size = chunk_size
+        self._rows: list[dict[str, Any]] = []
+        self._counts: list[pd.DataFrame] = []
+        self._parts: pd.DataFrame | None = None
+        self._scores: list[pd.DataFrame] = []
+
+    def add_documents(self, documents: Iterable[Mapping[str, Any]]) -> None:
+        for document in documents:
+            self.add(flat_row(document))
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self.chunk_size:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._rows:
+            return
+        frame = pd.DataFrame(self._rows)
+        self._rows = []
+        frame["captured_at"] = pd.to_datetime(frame["captured_at"], utc=True)
+        frame["hour"] = frame["captured_at"].dt.floor("h")
+        grouped = frame.groupby(list(DIMENSIONS), sort=False).size().rename("n").reset_index()
+        self._counts.append(grouped)
+        self._fold_parts(frame[frame["part_id"] != ""])
+        scored = frame.dropna(subset=["score"])
+        if len(scored):
+            bins = (scored["score"].clip(0.0, 1.0) * SCORE_BINS).astype(int).clip(upper=SCORE_BINS - 1)
+            self._scores.append(
+                scored.assign(bin=bins).groupby(["model_version", "bin"]).size().rename("n").reset_index()
+            )
+        if len(self._counts) > 8:  # re-reduce so the partial results never outgrow the groups
+            self._counts = [_sum_counts(self._counts, list(DIMENSIONS))]
+
+    def _fold_parts(self, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        chunk = frame[["part_id", "line_id", "captured_at", "verdict"]]
+        self._parts = _first_last(chunk if self._parts is None else _unfold(self._parts, chunk))
+
+    def build(self) -> Cube:
+        self._fold()
+        counts = (
+            _sum_counts(self._counts, list(DIMENSIONS))
+            if self._counts
+            else pd.DataFrame({**{name: [] for name in DIMENSIONS}, "n": []})
+        )
+        scores = (
+            _sum_counts(self._scores, ["model_version", "bin"])
+            if self._scores
+            else pd.DataFrame({"model_version": [], "bin": [], "n": []})
+        )
+        parts = (
+            self._parts
+            if self._parts is not None
+            else pd.DataFrame(
+                {
+                    "part_id": [],
+                    "line_id": [],
+                    "first_at": [],
+                    "first_verdict": [],
+                    "last_at": [],
+                    "last_verdict": [],
+                }
+            )
+        )
+        return Cube(counts=counts, parts=parts.reset_index(drop=True), scores=scores)
+
+
+def _sum_counts(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+    combined = pd.concat(frames, ignore_index=True)
+    return combined.groupby(keys, sort=False)["n"].sum().reset_index()
+
+
+def _unfold(parts: pd.DataFrame, chunk: pd.DataFrame) -> pd.DataFrame:
+    """Earlier parts as raw rows again (their first and last inspection), to fold with a new chunk."""
+    first = parts[["part_id", "line_id", "first_at", "first_verdict"]].set_axis(
+        ["part_id", "line_id", "captured_at", "verdict"], axis=1
+    )
+    last = parts[["part_id", "line_id", "last_at", "last_verdict"]].set_axis(
+        ["part_id", "line_id", "captured_at", "verdict"], axis=1
+    )
+    return pd.concat([first, last, chunk], ignore_index=True)
+
+
+def _first_last(rows: pd.DataFrame) -> pd.DataFrame:
+    ordered = rows.sort_values("captured_at", kind="stable")
+    grouped = ordered.groupby("part_id", sort=False)
+    first = grouped.first()
+    last = grouped.last()
+    return pd.DataFrame(
+        {
+            "part_id": first.index,
+            "line_id": first["line_id"].to_numpy(),
+            "first_at": first["captured_at"].to_numpy(),
+            "first_verdict": first["verdict"].to_numpy(),
+            "last_at": last["captured_at"].to_numpy(),
+            "last_verdict": last["verdict"].to_numpy(),
+        }
+    )
