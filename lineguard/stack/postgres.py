@@ -92,6 +92,11 @@ class PostgresServer:
         if self.running():
             self._run(_binary("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
 
+    def purge(self) -> None:
+        """Stop and delete the data (tests' throw-away servers)."""
+        self.stop(mode="immediate")
+        shutil.rmtree(self.home, ignore_errors=True)
+
     def _initdb(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         password_file = self.home / "pwfile"

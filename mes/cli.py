@@ -1,0 +1,81 @@
+"""``lineguard sink postgres``: the results topic into PostgreSQL for the MES (see :mod:`mes.consumer`).
+
+PostgreSQL comes from ``POSTGRES_URI`` (or ``--postgres-uri``), else the local server ``lineguard stack up
+--with postgres`` started. Exit codes: 0 after SIGTERM/SIGINT, 1 when PostgreSQL stayed away longer than
+``--outage-timeout-s``, 2 for a refused login or an unreachable server at start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from schemas.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+app = typer.Typer(help="Sinks that consume the results topic.", no_args_is_help=True)
+
+
+def postgres_uri(explicit: str | None) -> str:
+    import os
+
+    from lineguard.settings import StackSettings
+    from lineguard.stack.postgres import POSTGRES_ENV
+
+    uri = explicit or os.environ.get(POSTGRES_ENV)
+    if uri:
+        return uri
+    settings = StackSettings()
+    state_dir = settings.state_dir or settings.cache_dir / "stack"
+    record = state_dir / "postgres.json"
+    if not record.exists():
+        raise ConfigurationError(
+            f"no PostgreSQL: set {POSTGRES_ENV} or run `lineguard stack up --with postgres`"
+        )
+    return str(json.loads(record.read_text())["uri"])
+
+
+@app.command("postgres")
+def postgres_command(
+    postgres: Annotated[str | None, typer.Option("--postgres-uri", help="default: POSTGRES_URI")] = None,
+    topic: Annotated[str | None, typer.Option(help="results topic (default: the deployment's)")] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="topics of `lineguard demo --topic-prefix`")
+    ] = None,
+    group_id: Annotated[str, typer.Option(help="consumer group")] = "lineguard-postgres-sink",
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="records per transaction")] = 2_000,
+    window_seconds: Annotated[int, typer.Option(min=1, help="window of the per-line counts")] = 60,
+    startup_timeout_s: Annotated[float, typer.Option(help="wait this long for PostgreSQL at start")] = 30.0,
+    outage_timeout_s: Annotated[float, typer.Option(help="give up after an outage this long")] = 3_600.0,
+) -> None:
+    """Write every inspection result (and per-window counts) to PostgreSQL; offsets after COMMIT."""
+    from lineguard.settings import KafkaSettings
+    from lineguard.stack.endpoints import resolve_endpoints
+    from mes.consumer import PostgresSink, SinkConfig
+    from schemas.topics import TopicNames
+
+    names = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
+    kafka = KafkaSettings()
+    bootstrap = kafka.bootstrap_servers or resolve_endpoints().kafka_bootstrap
+    config = SinkConfig(
+        postgres_uri=postgres_uri(postgres),
+        topic=topic or names.results,
+        group_id=group_id,
+        batch_size=batch_size,
+        window_seconds=window_seconds,
+        startup_timeout_s=startup_timeout_s,
+        outage_timeout_s=outage_timeout_s,
+    )
+    sink = PostgresSink(kafka.client_config(bootstrap), config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("postgres sink: %s -> PostgreSQL, group %s", config.topic, config.group_id)
+    stats = sink.run(stop)
+    typer.echo(json.dumps({"rows": stats.rows, "batches": stats.batches, "rejected": stats.rejected,
+                           "outages": stats.outages}))  # fmt: skip

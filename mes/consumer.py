@@ -1,0 +1,164 @@
+"""The sink's loop: consume a batch of results, write it in one PostgreSQL transaction, then commit offsets.
+
+Offsets are committed (synchronously) only after PostgreSQL's COMMIT returned, so a crash anywhere replays
+at most the batch in flight, and the writer's upserts make the replay leave the same rows. When PostgreSQL
+goes away mid-batch the transaction is rolled back, the partitions are paused (the consumer keeps polling,
+so it stays in its group) and the same batch is written again once a new connection succeeds: an outage
+pauses the sink, it never drops or skips a batch. Undecodable records are stored in ``rejected_records`` in
+the same transaction as their batch and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from mes.connect import connect
+from mes.migrations import migrate
+from mes.writer import PostgresWriter, Rejected
+from schemas.records import InspectionResult
+from schemas.serde import AvroRecordDeserializer
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Asked to stop while PostgreSQL was down."""
+
+
+@dataclass(slots=True)
+class SinkStats:
+    rows: int = 0
+    batches: int = 0
+    rejected: int = 0
+    outages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig:
+    postgres_uri: str
+    topic: str
+    group_id: str = "lineguard-postgres-sink"
+    batch_size: int = 2_000
+    max_wait_s: float = 0.5
+    window_seconds: int = 60
+    startup_timeout_s: float = 30.0
+    outage_timeout_s: float = 3_600.0  # give up (exit 1) after an hour without PostgreSQL
+
+
+class PostgresSink:
+    def __init__(self, kafka_config: dict[str, Any], config: SinkConfig) -> None:
+        self.config = config
+        self.stats = SinkStats()
+        self._deserialize = AvroRecordDeserializer(InspectionResult)
+        self._connection = connect(config.postgres_uri, config.startup_timeout_s)
+        migrate(self._connection)
+        self._writer = PostgresWriter(self._connection, config.window_seconds)
+        self._consumer = Consumer(
+            {
+                **kafka_config,
+                "group.id": config.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+            }
+        )
+
+    def run(self, stop: threading.Event) -> SinkStats:
+        self._consumer.subscribe([self.config.topic])
+        try:
+            while not stop.is_set():
+                messages = self._consumer.consume(self.config.batch_size, timeout=self.config.max_wait_s)
+                if messages:
+                    self._handle(messages, stop)
+        except Interrupted:
+            log.info("stopped during a PostgreSQL outage; the batch in flight was not committed")
+        finally:
+            self._consumer.close()
+            self._connection.close()
+        return self.stats
+
+    def _decode(
+        self, messages: list[Message]
+    ) -> tuple[list[InspectionResult], list[Rejected], list[TopicPartition]]:
+        results: list[InspectionResult] = []
+        rejected: list[Rejected] = []
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None and partition is not None and offset is not None
+            next_offsets[(topic, partition)] = offset + 1
+            try:
+                results.append(self._deserialize(message.value()))  # type: ignore[arg-type]
+            except Exception as exc:  # any bad record is kept and counted, never a crash
+                log.warning("rejected %s[%d]@%d: %s", topic, partition, offset, exc)
+                rejected.append(Rejected(topic, partition, offset, str(exc)[:500], message.value()))
+        commits = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()
+        ]
+        return results, rejected, commits
+
+    def _handle(self, messages: list[Message], stop: threading.Event) -> None:
+        results, rejected, commits = self._decode(messages)
+        if not commits:
+            return
+        self._write_through_outages(results, rejected, stop)
+        self._consumer.commit(offsets=commits, asynchronous=False)
+        self.stats.rows += len(results)
+        self.stats.rejected += len(rejected)
+        self.stats.batches += 1
+
+    def _write_through_outages(
+        self, results: list[InspectionResult], rejected: list[Rejected], stop: threading.Event
+    ) -> None:
+        paused: list[TopicPartition] = []
+        started = time.monotonic()
+        delay = 0.2
+        while True:
+            try:
+                self._writer.write(results, rejected)
+                break
+            except psycopg.OperationalError as exc:  # connection lost: an outage, not a data problem
+                if not paused:
+                    self.stats.outages += 1
+                    paused = self._consumer.assignment()
+                    self._consumer.pause(paused)
+                    log.warning(
+                        "PostgreSQL unavailable (%s); pausing until it is back", str(exc).strip()[:200]
+                    )
+                if time.monotonic() - started > self.config.outage_timeout_s:
+                    raise
+                if stop.is_set():  # leave without committing: the batch is replayed on the next start
+                    raise Interrupted from None
+                self._reconnect(delay)
+                delay = min(delay * 2, 2.0)
+        if paused:
+            log.info("PostgreSQL is back after %.1f s; resuming", time.monotonic() - started)
+            self._consumer.resume(self._consumer.assignment())
+
+    def _reconnect(self, delay: float) -> None:
+        # keep the group membership alive while paused; a partition assigned by a rebalance meanwhile is not
+        # paused, so a record it returns is put back (seek) rather than skipped
+        message = self._consumer.poll(0)
+        if message is not None and message.error() is None:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is not None and partition is not None and offset is not None:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+        time.sleep(delay)
+        try:
+            self._connection.close()
+            self._connection = psycopg.connect(self.config.postgres_uri, connect_timeout=3)
+            self._writer = PostgresWriter(self._connection, self.config.window_seconds)
+        except psycopg.OperationalError:
+            pass  # still down: the next write attempt fails fast and we come back here
