@@ -65,6 +65,10 @@ def _register() -> None:
 
     app.command("report")(report_command)
 
+    from mes.cli import app as sink_app
+
+    app.add_typer(sink_app, name="sink")
+
 
 _register()
 
