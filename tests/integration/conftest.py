@@ -107,3 +107,32 @@ def worker_subprocess_env(
     from tests.integration.test_workers_support import worker_env
 
     return worker_env(endpoints, mongo_db.name, topics, f"group-{uuid.uuid4().hex[:8]}", model_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's own PostgreSQL from the machine's binaries (as `lineguard stack up --with postgres`)."""
+    from lineguard.stack.postgres import local_server
+
+    server = local_server(tmp_path_factory.mktemp("postgres-state"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.purge()
+
+
+@pytest.fixture
+def postgres_uri(postgres_server: Any) -> Iterator[str]:
+    """A database of its own for this test on ``POSTGRES_URI`` when set, else on the session's server."""
+    import psycopg
+
+    base = os.environ.get("POSTGRES_URI") or postgres_server.uri
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
