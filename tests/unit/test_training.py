@@ -16,6 +16,7 @@ import pytest
 
 from schemas.errors import ConfigurationError
 from vision.artifact import load_metadata
+from vision.nets.build import load_keras_model
 from vision.preprocess import preprocess_batch
 from vision.samples import LabeledDataset, Task
 from vision.synthetic import synthetic_dataset
@@ -93,6 +94,9 @@ def test_anomaly_model_learns_from_good_images_only(tmp_path: Path) -> None:
     # Good-only threshold within its budget on the validation's good images; the mask uses the same cut.
     assert metrics["good_only_false_reject_rate"] <= 0.01 + 1e-9
     assert thresholds["pixel"] == thresholds["defect"]
+    # What a server does: load the saved model without the training code's custom loss.
+    served = load_keras_model(tmp_path / "model.keras")
+    assert served.output_shape == (None, 64, 64, 1)
 
 
 def test_autoencoder_stays_an_anomaly_option(tmp_path: Path) -> None:

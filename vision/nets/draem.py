@@ -61,8 +61,9 @@ def build_discriminator_serving(
     discriminator: keras.Model, smoothing: int = DEFAULT_SMOOTHING
 ) -> keras.Model:
     """The served model: image -> box-filtered defect probability map, sharing the trained weights."""
-    image = keras.Input(shape=discriminator.input_shape[1:], name="image")
+    # Flat over the discriminator's own graph (not nesting it as a sub-model): the nested model would be
+    # saved with its compile config, whose custom loss a server cannot (and need not) deserialize.
     amap = layers.AveragePooling2D(smoothing, strides=1, padding="same", name="anomaly_map")(
-        discriminator(image)
+        discriminator.outputs[0]
     )
-    return keras.Model(image, amap, name="lineguard_anomaly")
+    return keras.Model(discriminator.inputs, amap, name="lineguard_anomaly")
