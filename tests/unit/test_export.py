@@ -102,3 +102,34 @@ def test_a_failed_export_after_training_keeps_the_keras_model(
     assert out.startswith("warning: ONNX export failed, kept the Keras model") and out.count("\n") == 1
     assert load_metadata(tmp_path).files.onnx is None
     assert not (tmp_path / ONNX_FILE).exists()
+
+
+def test_standardization_of_a_low_contrast_surface_converts_exactly() -> None:
+    """The root of the failed segmentation parity (0.0192): float32 image statistics of a low-contrast
+    frame (std 0.05 around 0.5) differ between TensorFlow and ONNX Runtime by ~4e-3 after standardizing;
+    computed in float64 both match NumPy's float64 reference."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    from vision.nets.blocks import ImageStandardization
+
+    image = keras.Input(shape=(128, 320, 3), name=INPUT_NAME)
+    model = keras.Model(image, ImageStandardization()(image))
+    signature = (tf.TensorSpec((None, 128, 320, 3), tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=signature)
+    def serve(x: tf.Tensor) -> tf.Tensor:
+        return model(x, training=False)
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=17)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    batch = (0.5 + 0.05 * rng.standard_normal((2, 128, 320, 3))).astype(np.float32)
+    wide = batch.astype(np.float64)
+    mean = wide.mean(axis=(1, 2), keepdims=True)
+    reference = (wide - mean) / np.sqrt(((wide - mean) ** 2).mean(axis=(1, 2), keepdims=True) + 1e-6)
+    keras_out = np.asarray(serve(tf.constant(batch)))
+    onnx_out = session.run(None, {INPUT_NAME: batch})[0]
+    assert np.abs(keras_out - reference).max() < 1e-5
+    assert np.abs(onnx_out - reference).max() < 1e-5
