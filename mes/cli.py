@@ -48,6 +48,10 @@ def postgres_command(
         str | None, typer.Option(help="topics of `lineguard demo --topic-prefix`")
     ] = None,
     group_id: Annotated[str, typer.Option(help="consumer group")] = "lineguard-postgres-sink",
+    instance_id: Annotated[
+        str | None,
+        typer.Option(help="static group member id: a restarted sink takes its partitions back at once"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="records per transaction")] = 2_000,
     window_seconds: Annotated[int, typer.Option(min=1, help="window of the per-line counts")] = 60,
     startup_timeout_s: Annotated[float, typer.Option(help="wait this long for PostgreSQL at start")] = 30.0,
@@ -66,6 +70,7 @@ def postgres_command(
         postgres_uri=postgres_uri(postgres),
         topic=topic or names.results,
         group_id=group_id,
+        instance_id=instance_id,
         batch_size=batch_size,
         window_seconds=window_seconds,
         startup_timeout_s=startup_timeout_s,

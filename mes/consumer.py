@@ -50,6 +50,9 @@ class SinkConfig:
     window_seconds: int = 60
     startup_timeout_s: float = 30.0
     outage_timeout_s: float = 3_600.0  # give up (exit 1) after an hour without PostgreSQL
+    # static group membership: a sink restarted with the same id (after a crash) takes its partitions back
+    # at once instead of waiting for the dead member's session to time out
+    instance_id: str | None = None
 
 
 class PostgresSink:
@@ -60,15 +63,17 @@ class PostgresSink:
         self._connection = connect(config.postgres_uri, config.startup_timeout_s)
         migrate(self._connection)
         self._writer = PostgresWriter(self._connection, config.window_seconds)
-        self._consumer = Consumer(
-            {
-                **kafka_config,
-                "group.id": config.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": False,
-            }
-        )
+        consumer_config: dict[str, Any] = {
+            **kafka_config,
+            "group.id": config.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "session.timeout.ms": 10_000,
+        }
+        if config.instance_id:
+            consumer_config["group.instance.id"] = config.instance_id
+        self._consumer = Consumer(consumer_config)
 
     def run(self, stop: threading.Event) -> SinkStats:
         self._consumer.subscribe([self.config.topic])
