@@ -17,6 +17,8 @@ COPY workers ./workers
 COPY vision ./vision
 COPY lineguard ./lineguard
 COPY chaos ./chaos
+COPY quality ./quality
+COPY mes ./mes
 RUN pip install . && useradd --create-home --uid 10001 lineguard
 
 USER lineguard
