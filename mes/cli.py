@@ -58,9 +58,10 @@ def postgres_command(
     outage_timeout_s: Annotated[float, typer.Option(help="give up after an outage this long")] = 3_600.0,
 ) -> None:
     """Write every inspection result (and per-window counts) to PostgreSQL; offsets after COMMIT."""
-    from lineguard.settings import KafkaSettings
+    from lineguard.settings import KafkaSettings, RegistrySettings
     from lineguard.stack.endpoints import resolve_endpoints
     from mes.consumer import PostgresSink, SinkConfig
+    from schemas.serde import schema_registry_client
     from schemas.topics import TopicNames
 
     names = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
@@ -76,7 +77,10 @@ def postgres_command(
         startup_timeout_s=startup_timeout_s,
         outage_timeout_s=outage_timeout_s,
     )
-    sink = PostgresSink(kafka.client_config(bootstrap), config)
+    registry_settings = RegistrySettings()
+    auth = registry_settings.basic_auth_user_info
+    registry = schema_registry_client(registry_settings.url, auth.get_secret_value() if auth else None)
+    sink = PostgresSink(kafka.client_config(bootstrap), config, registry)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from mes.connect import connect
 from mes.migrations import migrate
@@ -56,10 +57,13 @@ class SinkConfig:
 
 
 class PostgresSink:
-    def __init__(self, kafka_config: dict[str, Any], config: SinkConfig) -> None:
+    def __init__(
+        self, kafka_config: dict[str, Any], config: SinkConfig, registry: SchemaRegistryClient | None = None
+    ) -> None:
         self.config = config
         self.stats = SinkStats()
-        self._deserialize = AvroRecordDeserializer(InspectionResult)
+        # single-object encoding, or Confluent framing when the records were written through a registry
+        self._deserialize = AvroRecordDeserializer(InspectionResult, registry)
         self._connection = connect(config.postgres_uri, config.startup_timeout_s)
         migrate(self._connection)
         self._writer = PostgresWriter(self._connection, config.window_seconds)
