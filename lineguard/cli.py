@@ -61,6 +61,10 @@ def _register() -> None:
 
     register_demo_command(app)
 
+    from lineguard.lag.cli import register as register_lag_command
+
+    register_lag_command(app)
+
     from quality.cli import report_command
 
     app.command("report")(report_command)
