@@ -1,0 +1,1 @@
+"""``lineguard lag``: consumer lag of the workers' group read from the broker, not from the workers."""
