@@ -20,6 +20,7 @@ from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lineguard.stack.launcher import LocalStack
+    from lineguard.stack.postgres import PostgresServer
 
 app = typer.Typer(help="Start, stop and inspect the local Kafka + MongoDB stack.", no_args_is_help=True)
 
@@ -32,6 +33,35 @@ class Service(StrEnum):
 
 
 ServiceOption = typer.Option(None, "--service", "-s", help="only this service (repeatable); default: both")
+
+
+class Extra(StrEnum):
+    postgres = "postgres"
+
+
+WithOption = typer.Option(
+    None, "--with", help="also this optional server: postgres (for `lineguard sink postgres`)"
+)
+
+
+def _postgres(extras: list[Extra] | None) -> bool:
+    """Whether PostgreSQL is asked for and not given by POSTGRES_URI (then lineguard uses that one)."""
+    from lineguard.stack.postgres import POSTGRES_ENV
+
+    if not extras or Extra.postgres not in extras:
+        return False
+    if os.environ.get(POSTGRES_ENV):
+        typer.echo(f"{POSTGRES_ENV} is set: using it, not starting postgres", err=True)
+        return False
+    return True
+
+
+def _postgres_server() -> PostgresServer:
+    from lineguard.settings import StackSettings
+    from lineguard.stack.postgres import local_server
+
+    settings = StackSettings()
+    return local_server(settings.state_dir or settings.cache_dir / "stack")
 
 
 def _names(services: list[Service] | None) -> list[str]:
@@ -67,6 +97,7 @@ def up(
         help="also a SASL_SSL Kafka listener (SCRAM-SHA-512, test CA made now) and MongoDB authentication; "
         "the export lines then carry the credentials",
     ),
+    extras: list[Extra] | None = WithOption,
 ) -> None:
     """Start Apache Kafka (KRaft) and MongoDB/FerretDB, wait until healthy and print their addresses.
 
@@ -77,6 +108,11 @@ def up(
     for name in external:
         typer.echo(f"{ENV_OF[name]} is set: using it, not starting {name}", err=True)
     to_start = [name for name in wanted if name not in external]
+    if _postgres(extras):
+        server = _postgres_server()
+        server.start()
+        typer.echo(f"postgres running on 127.0.0.1:{server.port} (data: {server.home})", err=True)
+        typer.echo(f"export POSTGRES_URI={server.uri}")
     if not to_start:
         return
     stack = _stack(secure)
@@ -131,8 +167,14 @@ def _print_secure_exports(state_dir: Path, state: StackState, services: list[str
 def down(
     services: list[Service] | None = ServiceOption,
     purge: bool = typer.Option(False, "--purge", help="also delete the data and forget the ports"),
+    extras: list[Extra] | None = WithOption,
 ) -> None:
     """Stop the services (SIGTERM, then SIGKILL after a bound); data and ports are kept for the next `up`."""
+    if _postgres(extras):
+        server = _postgres_server()
+        if server.running():
+            server.purge() if purge else server.stop()
+            typer.echo("stopped: postgres" + (" (data purged)" if purge else ""))
     stack = _stack()
     wanted = _names(services)
     stopped = stack.down(wanted, purge=purge)
