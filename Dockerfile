@@ -19,7 +19,9 @@ COPY lineguard ./lineguard
 COPY chaos ./chaos
 COPY quality ./quality
 COPY mes ./mes
-RUN pip install . && useradd --create-home --uid 10001 lineguard
+# /var/lib/lineguard/spool exists and belongs to the user, so a named volume mounted there is writable.
+RUN pip install . && useradd --create-home --uid 10001 lineguard \
+    && mkdir -p /var/lib/lineguard/spool && chown -R lineguard /var/lib/lineguard
 
 USER lineguard
 ENTRYPOINT ["lineguard"]
