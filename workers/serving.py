@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.records import Frame
+from schemas.serde import AvroRecordDeserializer
 from vision.preprocess import PreprocessSpec, preprocess_batch
 from workers.backends import LoadedModel, load_model
 from workers.decode import ClaimCheckReader, FrameDecoder, ImageSpec
@@ -97,6 +99,7 @@ class ModelSource:
     ) -> None:
         self._settings = settings
         self._claim_check = claim_check
+        self._frame_deserializer = frame_deserializer()
         self._registry = registry
         self._warm_up = warm_up
         self._watcher: Any = None
@@ -167,6 +170,7 @@ class ModelSource:
             max_image_bytes=s.max_message_bytes,
             claim_check=self._claim_check,
             generation=next(_generations),
+            deserializer=self._frame_deserializer,
         )
         return Serving(model=model, spec=spec, decoder=decoder, builder=builder)
 
@@ -193,3 +197,14 @@ def open_worker_registry(settings: WorkerSettings) -> Any | None:
     from vision.registry import open_registry
 
     return open_registry(settings.registry)
+
+
+def frame_deserializer() -> AvroRecordDeserializer[Frame]:
+    """Reads frames in either wire format; Confluent-framed ones need LINEGUARD_SCHEMA_REGISTRY_URL."""
+    from lineguard.settings import RegistrySettings
+    from schemas.serde import schema_registry_client
+
+    settings = RegistrySettings()
+    auth = settings.basic_auth_user_info
+    registry = schema_registry_client(settings.url, auth.get_secret_value() if auth else None)
+    return AvroRecordDeserializer(Frame, registry)
