@@ -98,7 +98,7 @@ class CubeBuilder:
         self.chunk_size = chunk_size
         self._rows: list[dict[str, Any]] = []
         self._counts: list[pd.DataFrame] = []
-        self._parts: pd.DataFrame | None = None
+        self._part_chunks: list[pd.DataFrame] = []
         self._scores: list[pd.DataFrame] = []
 
     def add_documents(self, documents: Iterable[Mapping[str, Any]]) -> None:
@@ -130,10 +130,16 @@ class CubeBuilder:
             self._counts = [_sum_counts(self._counts, list(DIMENSIONS))]
 
     def _fold_parts(self, frame: pd.DataFrame) -> None:
+        """Each chunk's first and last inspection per part, reduced again only when the list grows (a sort of
+        every part per chunk made a 1M-document report quadratic)."""
         if not len(frame):
             return
-        chunk = frame[["part_id", "line_id", "captured_at", "verdict"]]
-        self._parts = _first_last(chunk if self._parts is None else _unfold(self._parts, chunk))
+        chunk = frame[["part_id", "line_id", "captured_at", "verdict"]].astype(
+            {"line_id": "category", "verdict": "category"}
+        )
+        self._part_chunks.append(_first_last(chunk))
+        if len(self._part_chunks) >= 16:
+            self._part_chunks = [_first_last(_unfold(pd.concat(self._part_chunks, ignore_index=True)))]
 
     def build(self) -> Cube:
         self._fold()
@@ -148,8 +154,8 @@ class CubeBuilder:
             else pd.DataFrame({"model_version": [], "bin": [], "n": []})
         )
         parts = (
-            self._parts
-            if self._parts is not None
+            _first_last(_unfold(pd.concat(self._part_chunks, ignore_index=True)))
+            if self._part_chunks
             else pd.DataFrame(
                 {
                     "part_id": [],
@@ -169,15 +175,15 @@ def _sum_counts(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
     return combined.groupby(keys, sort=False)["n"].sum().reset_index()
 
 
-def _unfold(parts: pd.DataFrame, chunk: pd.DataFrame) -> pd.DataFrame:
-    """Earlier parts as raw rows again (their first and last inspection), to fold with a new chunk."""
+def _unfold(parts: pd.DataFrame) -> pd.DataFrame:
+    """Reduced parts as raw rows again (their first and last inspection), to reduce once more."""
     first = parts[["part_id", "line_id", "first_at", "first_verdict"]].set_axis(
         ["part_id", "line_id", "captured_at", "verdict"], axis=1
     )
     last = parts[["part_id", "line_id", "last_at", "last_verdict"]].set_axis(
         ["part_id", "line_id", "captured_at", "verdict"], axis=1
     )
-    return pd.concat([first, last, chunk], ignore_index=True)
+    return pd.concat([first, last], ignore_index=True)
 
 
 def _first_last(rows: pd.DataFrame) -> pd.DataFrame:

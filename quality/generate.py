@@ -4,7 +4,8 @@ Every hour of every line inspects ``per_hour`` parts: ``defects`` of them DEFECT
 rotation), ``uncertain`` UNCERTAIN and re-inspected OK ten minutes later (same ``part_id``), the rest OK. So
 per line and hour: parts = per_hour, first-pass OK = per_hour - defects - uncertain, final OK = per_hour -
 defects, inspections = per_hour + uncertain. ``shifted`` maps an hour index to another defect count (a
-process shift the p-chart must flag). Documents have the shape the worker's MongoDB sink writes.
+process shift the p-chart must flag); ``wobble`` varies the hourly count around ``defects`` (a process
+that is in control but not flat). Documents have the shape the worker's MongoDB sink writes.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def generate(
     uncertain: int = 2,
     shifted: Mapping[int, int] | None = None,
     version: str = "v1",
+    wobble: int = 0,
 ) -> Iterator[dict[str, Any]]:
     """The documents of ``hours`` hours from ``start`` (see the module docstring for the known figures)."""
     shifted = shifted or {}
@@ -82,7 +84,8 @@ def generate(
         for hour in range(hours):
             hour_start = start + timedelta(hours=hour)
             lot = f"lot-{hour // 24:02d}"
-            bad = shifted.get(hour, defects)
+            # wobble: the count moves by -wobble..+wobble in a fixed 5-hour cycle that averages to zero
+            bad = shifted.get(hour, defects + wobble * ((hour * 3) % 5 - 2) // 2)
             spacing = 3000.0 / per_hour  # seconds: the re-inspections land in the hour's last 10 minutes
             for i in range(per_hour):
                 at = hour_start + timedelta(seconds=i * spacing)

@@ -52,9 +52,13 @@ def p_chart(
     return table, centre
 
 
+ON_THE_LINE = 1e-9  # |z| below this is on the centre line (floating-point noise), on neither side
+
+
 def western_electric(z: np.ndarray) -> list[list[int]]:
     """The rules each point completes (see the module docstring)."""
     flagged: list[list[int]] = [[] for _ in range(len(z))]
+    z = np.where(np.abs(z) < ON_THE_LINE, 0.0, z)
     for i in range(len(z)):
         if abs(z[i]) > 3:
             flagged[i].append(1)
