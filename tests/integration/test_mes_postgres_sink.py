@@ -118,3 +118,35 @@ def test_wrong_credentials_are_one_line_and_exit_2(
     assert process.returncode == 2
     assert err.strip().count("\n") == 0 and "password authentication failed" in err
     assert "not-the-password" not in err
+
+
+def test_stack_up_with_postgres_starts_a_server_and_down_purges_it(
+    kafka_config: dict[str, Any], tmp_path: Any
+) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_config["bootstrap.servers"],  # set: the stack starts nothing else
+        "MONGODB_URI": os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:1/"),
+        "LINEGUARD_STACK_STATE_DIR": str(tmp_path / "stack"),
+    }
+    env.pop("POSTGRES_URI", None)
+    command = [sys.executable, "-m", "lineguard.cli", "stack"]
+    up = subprocess.run(
+        [*command, "up", "--with", "postgres"], capture_output=True, text=True, env=env, timeout=120
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        uri = up.stdout.strip().removeprefix("export POSTGRES_URI=")
+        with psycopg.connect(uri) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        down = subprocess.run(
+            [*command, "down", "--with", "postgres", "--purge"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert down.returncode == 0 and "stopped: postgres" in down.stdout
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(uri, connect_timeout=2)
