@@ -6,6 +6,7 @@ child process and prints its wall time, its peak RSS (ru_maxrss of the child) an
 is dropped afterwards unless ``--keep``.
 
     .venv/bin/python bench/bench_report.py --docs 200000 [--json]
+    .venv/bin/python bench/bench_report.py --docs 0 --fold-docs 1000000   # the report's own work only
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures: dict[str, object] = {}
+    if args.docs == 0 and args.database is None:  # --docs 0: only the in-process fold
+        figures.update(fold_in_process(args.fold_docs or 1_000_000))
+        print(json.dumps(figures) if args.json else "\n".join(f"{k:>28}: {v}" for k, v in figures.items()))
+        return
 
     uri = resolve_endpoints().mongodb_uri
     client: MongoClient[dict] = MongoClient(uri)

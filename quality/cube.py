@@ -83,7 +83,7 @@ def flat_row(document: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(slots=True)
 class Cube:
     counts: pd.DataFrame  # DIMENSIONS + n
-    parts: pd.DataFrame  # part_id, line_id, first_at, first_verdict, last_at, last_verdict
+    parts: pd.DataFrame  # part (hash of part_id), first_at, first_ok, last_at, last_ok (times in ns)
     scores: pd.DataFrame  # model_version, bin, n
 
     @property
@@ -131,11 +131,16 @@ class CubeBuilder:
 
     def _fold_parts(self, frame: pd.DataFrame) -> None:
         """Each chunk's first and last inspection per part, reduced again only when the list grows (a sort of
-        every part per chunk made a 1M-document report quadratic)."""
+        every part per chunk made a 1M-document report quadratic). A part is kept as a 64-bit hash of its id,
+        its time as int64 and its verdict as OK or not: 17 bytes a row instead of three Python objects."""
         if not len(frame):
             return
-        chunk = frame[["part_id", "line_id", "captured_at", "verdict"]].astype(
-            {"line_id": "category", "verdict": "category"}
+        chunk = pd.DataFrame(
+            {
+                "part": pd.util.hash_array(frame["part_id"].to_numpy(dtype=object)),
+                "at": frame["captured_at"].astype("int64").to_numpy(),
+                "ok": (frame["verdict"] == "OK").to_numpy(),
+            }
         )
         self._part_chunks.append(_first_last(chunk))
         if len(self._part_chunks) >= 16:
@@ -156,16 +161,7 @@ class CubeBuilder:
         parts = (
             _first_last(_unfold(pd.concat(self._part_chunks, ignore_index=True)))
             if self._part_chunks
-            else pd.DataFrame(
-                {
-                    "part_id": [],
-                    "line_id": [],
-                    "first_at": [],
-                    "first_verdict": [],
-                    "last_at": [],
-                    "last_verdict": [],
-                }
-            )
+            else pd.DataFrame({"part": [], "first_at": [], "first_ok": [], "last_at": [], "last_ok": []})
         )
         return Cube(counts=counts, parts=parts.reset_index(drop=True), scores=scores)
 
@@ -177,27 +173,22 @@ def _sum_counts(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
 
 def _unfold(parts: pd.DataFrame) -> pd.DataFrame:
     """Reduced parts as raw rows again (their first and last inspection), to reduce once more."""
-    first = parts[["part_id", "line_id", "first_at", "first_verdict"]].set_axis(
-        ["part_id", "line_id", "captured_at", "verdict"], axis=1
-    )
-    last = parts[["part_id", "line_id", "last_at", "last_verdict"]].set_axis(
-        ["part_id", "line_id", "captured_at", "verdict"], axis=1
-    )
+    first = parts[["part", "first_at", "first_ok"]].set_axis(["part", "at", "ok"], axis=1)
+    last = parts[["part", "last_at", "last_ok"]].set_axis(["part", "at", "ok"], axis=1)
     return pd.concat([first, last], ignore_index=True)
 
 
 def _first_last(rows: pd.DataFrame) -> pd.DataFrame:
-    ordered = rows.sort_values("captured_at", kind="stable")
-    grouped = ordered.groupby("part_id", sort=False)
+    ordered = rows.sort_values(["part", "at"], kind="stable")
+    grouped = ordered.groupby("part", sort=False)
     first = grouped.first()
     last = grouped.last()
     return pd.DataFrame(
         {
-            "part_id": first.index,
-            "line_id": first["line_id"].to_numpy(),
-            "first_at": first["captured_at"].to_numpy(),
-            "first_verdict": first["verdict"].to_numpy(),
-            "last_at": last["captured_at"].to_numpy(),
-            "last_verdict": last["verdict"].to_numpy(),
+            "part": first.index.to_numpy(),
+            "first_at": first["at"].to_numpy(),
+            "first_ok": first["ok"].to_numpy(),
+            "last_at": last["at"].to_numpy(),
+            "last_ok": last["ok"].to_numpy(),
         }
     )

@@ -72,8 +72,8 @@ def summary_table(cube: Cube) -> dict[str, Any]:
     framed = cube.counts  # frames without a part id count as units of their own
     parts = cube.parts
     units = len(parts)
-    first_ok = int((parts["first_verdict"] == "OK").sum()) if units else 0
-    last_ok = int((parts["last_verdict"] == "OK").sum()) if units else 0
+    first_ok = int(parts["first_ok"].astype(bool).sum()) if units else 0
+    last_ok = int(parts["last_ok"].astype(bool).sum()) if units else 0
     summary["parts"] = units
     summary["unit"] = "part" if units else "frame"
     if units:
