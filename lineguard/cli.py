@@ -65,6 +65,10 @@ def _register() -> None:
 
     register_lag_command(app)
 
+    from parts.cli import register as register_parts_command
+
+    register_parts_command(app)
+
     from quality.cli import report_command
 
     app.command("report")(report_command)
