@@ -18,7 +18,21 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"lineguard {version('lineguard')}")
+        except PackageNotFoundError:  # a source tree that was never installed
+            typer.echo("lineguard (not installed)")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -29,8 +43,16 @@ def _root(
     log_format: Annotated[
         LogFormat, typer.Option("--log-format", envvar="LINEGUARD_LOG_FORMAT", help="text or json log lines")
     ] = LogFormat.text,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit"),
+    ] = False,
 ) -> None:
-    configure_logging(log_level, log_format)
+    if log_level.upper() not in _LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level"
+        )
+    configure_logging(log_level.upper(), log_format)
 
 
 def _register() -> None:
@@ -83,14 +105,34 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    try:  # typer vendors click from 0.2x on; the exceptions raised are that copy's
+        from typer._click import exceptions as cli_errors
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as cli_errors  # type: ignore[no-redef]
+
     try:
-        app()
+        # Not standalone: click's usage errors come here, to be one line instead of a box.
+        code = app(standalone_mode=False)
+    except cli_errors.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(2)
+    except cli_errors.UsageError as exc:
+        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        typer.secho(f"error: {exc.format_message()}{hint}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except cli_errors.ClickException as exc:  # e.g. a file option that cannot be opened
+        typer.secho(f"error: {exc.format_message()}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", err=True)
+        sys.exit(130)
     except ConfigurationError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
     except LineguardError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
