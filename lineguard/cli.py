@@ -87,6 +87,10 @@ def _register() -> None:
 
     register_lag_command(app)
 
+    from lineguard.tail.cli import register as register_tail_command
+
+    register_tail_command(app)
+
     from parts.cli import register as register_parts_command
 
     register_parts_command(app)
