@@ -1,0 +1,1 @@
+"""``lineguard tail TOPIC``: any lineguard topic as JSON lines, for people and scripts."""
