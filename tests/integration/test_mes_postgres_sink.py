@@ -46,7 +46,7 @@ def _wait_for(uri: str, expected: int, process: subprocess.Popen[str], timeout_s
     while _count(uri) < expected:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline, f"{_count(uri)} of {expected} rows after {timeout_s} s"
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def _stop(process: subprocess.Popen[str]) -> dict[str, int]:
@@ -73,7 +73,7 @@ def _check_exactly(uri: str, expected: int) -> None:
 def test_sigkill_mid_stream_and_restart_loses_and_duplicates_nothing(
     kafka_config: dict[str, Any], topics: TopicNames, postgres_uri: str
 ) -> None:
-    total = 6_000
+    total = 12_000  # ~1 s of sink work: the kill lands while batches are being written
     produce(kafka_config, topics.results, sample_results(total))
     group = f"pg-{uuid.uuid4().hex[:8]}"
     first = _sink(kafka_config, postgres_uri, topics.results, group, "--instance-id", "sink-1")
