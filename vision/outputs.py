@@ -27,6 +27,9 @@ from vision.artifact import ModelMetadata
 from vision.samples import Task
 
 GOOD_LABEL = "good"
+# ``decoding["head"]`` of the multi-scale detector (vision.nets.fcos): ``(N, P, K + 4)`` per point, K class
+# probabilities then the box (x_min, y_min, x_max, y_max, fractions of the input), decoded in the graph.
+POINTS_HEAD = "points"
 
 DEFAULT_DECODING: dict[Task, dict[str, float | int | str]] = {
     Task.classify: {},
@@ -72,6 +75,8 @@ def decode_outputs(raw: np.ndarray, metadata: ModelMetadata) -> list[Prediction]
     decoding = {**DEFAULT_DECODING[metadata.task], **metadata.decoding}
     if metadata.task is Task.classify:
         return [_decode_classification(row, metadata.classes) for row in _expect(raw, 2, metadata)]
+    if metadata.task is Task.detect and decoding.get("head") == POINTS_HEAD:
+        return [_decode_points(rows, metadata.classes, decoding) for rows in _expect(raw, 3, metadata)]
     if metadata.task is Task.detect:
         return [_decode_detection(grid, metadata.classes, decoding) for grid in _expect(raw, 4, metadata)]
     if metadata.task is Task.segment:
@@ -144,6 +149,33 @@ def _decode_detection(
     class_scores = {name: float(s) for name, s in zip(classes, class_best, strict=True)}
     return Prediction(
         class_scores=class_scores,
+        detections=detections,
+        anomaly_score=None,
+        mask=None,
+        defect_score=float(class_best.max()) if k else 0.0,
+    )
+
+
+def _decode_points(
+    rows: np.ndarray, classes: tuple[str, ...], decoding: dict[str, float | int | str]
+) -> Prediction:
+    """Multi-scale head: every (point, class) above ``min_score`` is a candidate box; per-class NMS keeps
+    the best of the overlapping ones (neighbouring points and levels see the same defect)."""
+    k = len(classes)
+    scores_all = rows[:, :k]
+    boxes_all = np.clip(rows[:, k : k + 4], 0.0, 1.0)
+    points, class_ids = np.nonzero(scores_all >= float(decoding["min_score"]))
+    scores = scores_all[points, class_ids]
+    order = np.argsort(-scores, kind="stable")
+    points, class_ids, scores = points[order], class_ids[order], scores[order]
+    boxes = boxes_all[points]
+    keep = _class_nms(boxes, class_ids, float(decoding["nms_iou"]), int(decoding["max_detections"]))
+    detections = tuple(
+        Detection(classes[class_ids[i]], float(scores[i]), *(float(v) for v in boxes[i])) for i in keep
+    )
+    class_best = scores_all.max(axis=0) if len(scores_all) else np.zeros(k, dtype=np.float32)
+    return Prediction(
+        class_scores={name: float(s) for name, s in zip(classes, class_best, strict=True)},
         detections=detections,
         anomaly_score=None,
         mask=None,
