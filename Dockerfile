@@ -19,6 +19,7 @@ COPY lineguard ./lineguard
 COPY chaos ./chaos
 COPY quality ./quality
 COPY mes ./mes
+COPY parts ./parts
 # /var/lib/lineguard/spool exists and belongs to the user, so a named volume mounted there is writable.
 RUN pip install . && useradd --create-home --uid 10001 lineguard \
     && mkdir -p /var/lib/lineguard/spool && chown -R lineguard /var/lib/lineguard
