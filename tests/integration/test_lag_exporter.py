@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,16 +22,14 @@ from schemas.records import Frame, ImageEncoding
 from schemas.serde import AvroRecordSerializer
 from schemas.topics import TopicNames
 
-NOW = datetime.now(UTC)
 
-
-def _frame(line: str, number: int, age_s: float) -> Frame:
+def _frame(line: str, number: int, age_s: float, now: datetime) -> Frame:
     return Frame(
         camera_id=f"{line}-cam",
         line_id=line,
         station_id="st",
         frame_number=number,
-        captured_at=NOW - timedelta(seconds=age_s),
+        captured_at=now - timedelta(seconds=age_s),
         width=4,
         height=4,
         channels=1,
@@ -39,15 +38,17 @@ def _frame(line: str, number: int, age_s: float) -> Frame:
     )
 
 
-def _publish(kafka_config: dict[str, Any], topic: str) -> None:
+def _publish(kafka_config: dict[str, Any], topic: str) -> datetime:
     """Partition 0: line-a, five frames 50..10 s old; partition 1: line-b, three frames 900..700 s old."""
+    now = datetime.now(UTC)
     serializer = AvroRecordSerializer(Frame)
     producer = Producer(kafka_config)
     for number, age in enumerate((50, 40, 30, 20, 10)):
-        producer.produce(topic, serializer(_frame("line-a", number, age)), partition=0)
+        producer.produce(topic, serializer(_frame("line-a", number, age, now)), partition=0)
     for number, age in enumerate((900, 800, 700)):
-        producer.produce(topic, serializer(_frame("line-b", number, age)), partition=1)
+        producer.produce(topic, serializer(_frame("line-b", number, age, now)), partition=1)
     assert producer.flush(30) == 0
+    return now
 
 
 def _commit(kafka_config: dict[str, Any], group: str, topic: str, partition: int, offset: int) -> None:
@@ -62,7 +63,7 @@ def test_lag_in_records_and_seconds_per_partition_and_line(
     kafka_config: dict[str, Any], topics: TopicNames
 ) -> None:
     group = f"lag-{uuid.uuid4().hex[:8]}"
-    _publish(kafka_config, topics.frames)
+    published = _publish(kafka_config, topics.frames)
     _commit(kafka_config, group, topics.frames, 0, 2)  # frames 0 and 1 of line-a are done; 1 never committed
     reader = LagReader(kafka_config, group, topics.frames, timeout_s=10)
     try:
@@ -73,11 +74,12 @@ def test_lag_in_records_and_seconds_per_partition_and_line(
     assert [by_partition[n].records for n in (0, 1, 2)] == [3, 3, 0]
     assert snapshot.records == 6
     taken = snapshot.taken_at
+    late = (taken - published).total_seconds()  # how long after publishing the reading was taken
     # the oldest unprocessed frame of partition 0 is frame 2 (30 s old), of partition 1 frame 0 (900 s old)
-    assert 30 <= by_partition[0].seconds(taken) < 45
-    assert 900 <= by_partition[1].seconds(taken) < 915
+    assert 30 + late == pytest.approx(by_partition[0].seconds(taken), abs=0.01)
+    assert 900 + late == pytest.approx(by_partition[1].seconds(taken), abs=0.01)
     assert by_partition[2].seconds(taken) == 0
-    assert 900 <= snapshot.backlog_seconds < 915
+    assert 900 + late == pytest.approx(snapshot.backlog_seconds, abs=0.01)
     assert set(snapshot.line_seconds()) == {"line-a", "line-b"}
 
     metrics = LagMetrics()
