@@ -100,7 +100,7 @@ def report_command(
     )
     calendar = ShiftCalendar.parse(shifts, timezone)
     rates = _rates(expected_rate or [])
-    client: MongoClient[dict[str, Any]] = MongoClient(_mongo_uri(), serverSelectionTimeoutMS=5_000)
+    client: MongoClient[dict[str, Any]] = MongoClient(_mongo_uri(), serverSelectionTimeoutMS=10_000)
     try:
         db = client[database or MongoSettings().database]
         try:
