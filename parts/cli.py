@@ -1,7 +1,8 @@
-"""``lineguard parts``: run the per-part join until SIGTERM/SIGINT."""
+"""``lineguard parts`` (the per-part join) and ``lineguard plc`` (the OPC UA bridge), until SIGTERM."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -48,5 +49,61 @@ def parts_command(
         mongo.close()
 
 
+def plc_command(
+    config: Annotated[Path, typer.Option("--config", help="PLC bridge config (YAML/JSON): endpoint, nodes")],
+    topic: Annotated[str, typer.Option("--topic", help="part-decisions topic")] = "lineguard.part-decisions",
+    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "lineguard-plc",
+) -> None:
+    """Hand part decisions to the line's PLC over OPC UA (request/acknowledge handshake, once per part)."""
+    import asyncio
+
+    from confluent_kafka import Consumer
+    from pymongo import MongoClient
+
+    from lineguard.settings import KafkaSettings, MongoSettings
+    from lineguard.stack.endpoints import resolve_endpoints
+    from parts.plc import PlcBridge
+    from parts.plc_config import load_plc_config
+
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # it logs every request at INFO
+    plc_config = load_plc_config(config)
+    endpoints = resolve_endpoints()
+    kafka_config = KafkaSettings().client_config(endpoints.kafka_bootstrap)
+    mongo: MongoClient[dict[str, object]] = MongoClient(endpoints.mongodb_uri)
+    consumer = Consumer(
+        {
+            **kafka_config,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": 900_000,  # a PLC that stops acknowledging holds the poll loop
+            # One bridge per PLC: static membership lets a restarted bridge take its partitions back at
+            # once instead of waiting out the killed one's session.
+            "group.instance.id": f"{group}-bridge",
+            "session.timeout.ms": 10_000,
+        }
+    )
+
+    async def _main() -> None:
+        bridge = PlcBridge(plc_config, consumer, mongo[MongoSettings().database]["plc_acks"])
+        await bridge.connect()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        consumer.subscribe([topic])
+        try:
+            await bridge.run(stop)
+        finally:
+            await bridge.close()
+
+    try:
+        asyncio.run(_main())
+    finally:
+        consumer.close()
+        mongo.close()
+
+
 def register(app: typer.Typer) -> None:
     app.command("parts")(parts_command)
+    app.command("plc")(plc_command)
