@@ -29,6 +29,11 @@ class AnomalyMethod(StrEnum):
     autoencoder = "autoencoder"
 
 
+class DetectorHead(StrEnum):
+    centernet = "centernet"
+    fcos = "fcos"
+
+
 class DataFormat(StrEnum):
     folder = "folder"
     voc = "voc"
@@ -123,6 +128,10 @@ def train_command(
         float,
         typer.Option(min=0.0, max=0.5, help="anomaly: share of good images the good-only threshold rejects"),
     ] = 0.01,
+    detector_head: Annotated[
+        DetectorHead,
+        typer.Option(help="detect: centernet (stride 4) or fcos (strides 8/16/32, input multiple of 32)"),
+    ] = DetectorHead.centernet,
 ) -> None:
     """Train a model from scratch and write a versioned artifact."""
     if channels == 2:
@@ -130,6 +139,8 @@ def train_command(
     input_width, input_height = parse_size(input_size)
     if task is not Task.classify and (input_width % 16 or input_height % 16):
         raise ConfigurationError(f"--input-size for {task.value} must be a multiple of 16")
+    if detector_head is DetectorHead.fcos and (input_width % 32 or input_height % 32):
+        raise ConfigurationError("--input-size for --detector-head fcos must be a multiple of 32")
     frame_size = parse_size(synthetic_size) if synthetic_size else (input_height * 5 // 4, input_height)
     dataset = load_training_data(data, task, fmt, seed, frame_size, channels, defect_rate)
 
@@ -154,6 +165,7 @@ def train_command(
         keep_checkpoints=keep_checkpoints,
         anomaly_method=anomaly_method.value,
         false_reject_budget=false_reject_budget,
+        detector_head=detector_head.value,
         command=shlex.join(["lineguard", *sys.argv[1:]]),
     )
     result = train_model(dataset, config, out)

@@ -57,6 +57,7 @@ from vision.metrics import (
     segmentation_metrics,
 )
 from vision.nets.build import Network, build_network
+from vision.nets.detection_training import point_decoding, point_targets
 from vision.nets.detector import OUTPUT_STRIDE
 from vision.nets.targets import class_index, detection_targets
 from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, Prediction, decode_outputs
@@ -96,6 +97,8 @@ class TrainConfig:
     anomaly_method: str = "simulated"
     # Anomaly: share of good images the good-only threshold may reject.
     false_reject_budget: float = DEFAULT_FALSE_REJECT_BUDGET
+    # Detection: "centernet" (stride 4) or "fcos" (strides 8/16/32; vision.nets.detection_training).
+    detector_head: str = "centernet"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
@@ -149,7 +152,9 @@ def train_model(
     train_data = _prepare(train_set, spec, task)
     validation_data = _prepare(validation_set, spec, task)
 
-    network = build_network(task, spec.input_shape, classes, config.width, config.anomaly_method)
+    network = build_network(
+        task, spec.input_shape, classes, config.width, config.anomaly_method, config.detector_head
+    )
     steps = max(1, len(train_set) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
@@ -276,9 +281,12 @@ def _target(
     x: np.ndarray,
     classes: tuple[str, ...],
     spec: PreprocessSpec,
+    head: str = "centernet",
 ) -> np.ndarray:
     if task is Task.classify:
         return np.asarray(class_index(label, classes), dtype=np.float32)
+    if task is Task.detect and head == "fcos":
+        return point_targets(boxes, classes, spec)
     if task is Task.detect:
         return detection_targets(boxes, classes, spec.width // OUTPUT_STRIDE, spec.height // OUTPUT_STRIDE)
     if task is Task.segment:
@@ -293,7 +301,9 @@ def _training_pipeline(
     task = config.task
     count = len(data.labels)
     example_x = normalize(data.pixels[0], spec)
-    example_y = _target(task, data.labels[0], data.boxes[0], _mask_of(data, 0), example_x, classes, spec)
+    example_y = _target(
+        task, data.labels[0], data.boxes[0], _mask_of(data, 0), example_x, classes, spec, config.detector_head
+    )
 
     simulated = task is Task.anomaly and config.anomaly_method == "simulated"
     if simulated:
@@ -314,7 +324,7 @@ def _training_pipeline(
             pixels, painted = simulate_anomaly(pixels, source, rng)
             return normalize(pixels, spec), painted[..., None].astype(np.float32)
         x = normalize(pixels, spec)
-        return x, _target(task, data.labels[i], boxes, mask, x, classes, spec)
+        return x, _target(task, data.labels[i], boxes, mask, x, classes, spec, config.detector_head)
 
     def to_tensors(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x, y = tf.numpy_function(make_example, [step, index], [tf.float32, tf.float32], stateful=False)
@@ -357,7 +367,16 @@ def _validation_arrays(
         return xs, xs
     ys = np.stack(
         [
-            _target(task, data.labels[i], data.boxes[i], _mask_of(data, i), xs[i], classes, spec)
+            _target(
+                task,
+                data.labels[i],
+                data.boxes[i],
+                _mask_of(data, i),
+                xs[i],
+                classes,
+                spec,
+                config.detector_head if config is not None else "centernet",
+            )
             for i in range(len(data.labels))
         ]
     )
@@ -438,7 +457,9 @@ def _metadata(
     epochs_run: int,
 ) -> ModelMetadata:
     decoding = dict(DEFAULT_DECODING[config.task])
-    if config.task is Task.detect:
+    if config.task is Task.detect and config.detector_head == "fcos":
+        decoding = point_decoding()
+    elif config.task is Task.detect:
         decoding["stride"] = OUTPUT_STRIDE
     return ModelMetadata(
         name=config.name or f"lineguard-{config.task.value}",
@@ -467,6 +488,7 @@ def _metadata(
                 "augment": config.augment,
                 "width": config.width,
                 "validation_fraction": config.validation_fraction,
+                **({"detector_head": config.detector_head} if config.task is Task.detect else {}),
                 **(
                     {
                         "anomaly_method": config.anomaly_method,

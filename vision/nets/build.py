@@ -16,6 +16,7 @@ from vision.nets.anomaly import AnomalyMap, build_anomaly_model, build_autoencod
 from vision.nets.classifier import build_classifier, classifier_loss
 from vision.nets.detector import build_detector, centernet_loss
 from vision.nets.draem import build_defect_discriminator, build_discriminator_serving, discriminator_loss
+from vision.nets.fcos import PointBoxes, build_fcos_detector, fcos_loss
 from vision.nets.segmenter import build_segmenter, segmentation_loss
 from vision.samples import Task
 
@@ -25,6 +26,9 @@ ARCHITECTURES = {
     Task.segment: "lineguard-unet",
     Task.anomaly: "lineguard-simulated-defect-unet",
 }
+# Detector heads: "centernet" (stride 4, the shipped default) or "fcos" (strides 8/16/32, GIoU).
+DETECTOR_HEADS = ("centernet", "fcos")
+FCOS_ARCHITECTURE = "lineguard-fcos"
 # Anomaly methods: "simulated" (default) learns from good images with painted-in defects; "autoencoder"
 # scores the reconstruction error of a model trained on good images alone.
 ANOMALY_METHODS = ("simulated", "autoencoder")
@@ -51,6 +55,7 @@ def build_network(
     classes: tuple[str, ...],
     width: float = 1.0,
     anomaly_method: str = "simulated",
+    detector_head: str = "centernet",
 ) -> Network:
     """The network for ``task``. ``classes`` as in the artifact: classification lists "good" first;
     detection and segmentation list the defect classes; anomaly ignores them."""
@@ -58,6 +63,11 @@ def build_network(
     if task is Task.classify:
         model = build_classifier(input_shape, len(classes), width)
         return Network(model, model, classifier_loss(), architecture)
+    if task is Task.detect and detector_head == "fcos":
+        model = build_fcos_detector(input_shape, len(classes), width)
+        return Network(model, model, fcos_loss(len(classes)), FCOS_ARCHITECTURE)
+    if task is Task.detect and detector_head != "centernet":
+        raise ValueError(f"unknown detector head {detector_head!r}; expected one of {DETECTOR_HEADS}")
     if task is Task.detect:
         model = build_detector(input_shape, len(classes), width)
         return Network(model, model, centernet_loss(len(classes)), architecture)
@@ -82,4 +92,6 @@ def build_network(
 
 def load_keras_model(path: str | Path) -> keras.Model:
     """Load a saved serving model (``model.keras``) for inference or export; no optimizer state needed."""
-    return keras.saving.load_model(Path(path), compile=False, custom_objects={"AnomalyMap": AnomalyMap})
+    return keras.saving.load_model(
+        Path(path), compile=False, custom_objects={"AnomalyMap": AnomalyMap, "PointBoxes": PointBoxes}
+    )
