@@ -22,41 +22,63 @@ from schemas.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, TopicNames
 
 log = logging.getLogger(__name__)
 
+# Every option of `lineguard worker` reads the WorkerSettings field of the same meaning from the environment.
+_ENV = "LINEGUARD_WORKER_"
+
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 
 
 def worker(
-    topic: str | None = typer.Option(None, "--topic", help="frames topic to consume"),
+    topic: str | None = typer.Option(
+        None, "--topic", help="frames topic to consume", envvar=f"{_ENV}FRAMES_TOPIC"
+    ),
     topic_prefix: str | None = typer.Option(
         None, "--topic-prefix", help="use <prefix>.frames, <prefix>.results, ... for all four topics"
     ),
-    group: str | None = typer.Option(None, "--group", help="consumer group id"),
+    group: str | None = typer.Option(None, "--group", help="consumer group id", envvar=f"{_ENV}GROUP_ID"),
     model: Annotated[
-        Path | None, typer.Option("--model", help="model artifact directory (default: shipped)")
+        Path | None,
+        typer.Option("--model", help="model artifact directory (default: shipped)", envvar=f"{_ENV}MODEL"),
     ] = None,
-    backend: str | None = typer.Option(None, "--backend", help="auto, onnx or tensorflow"),
-    max_batch_size: int | None = typer.Option(None, "--max-batch-size", min=1),
-    max_wait_ms: float | None = typer.Option(None, "--max-wait-ms", min=0),
+    backend: str | None = typer.Option(
+        None, "--backend", help="auto, onnx or tensorflow", envvar=f"{_ENV}BACKEND"
+    ),
+    max_batch_size: int | None = typer.Option(
+        None, "--max-batch-size", min=1, envvar=f"{_ENV}MAX_BATCH_SIZE"
+    ),
+    max_wait_ms: float | None = typer.Option(None, "--max-wait-ms", min=0, envvar=f"{_ENV}MAX_WAIT_MS"),
     exactly_once: bool | None = typer.Option(
-        None, "--exactly-once/--at-least-once", help="transactional outputs (read them with read_committed)"
+        None,
+        "--exactly-once/--at-least-once",
+        help="transactional outputs (read them with read_committed)",
+        envvar=f"{_ENV}EXACTLY_ONCE",
     ),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", help="Prometheus + /live /ready; 0 = off"
+        None, "--metrics-port", help="Prometheus + /live /ready; 0 = off", envvar=f"{_ENV}METRICS_PORT"
     ),
-    worker_id: str | None = typer.Option(None, "--worker-id", help="stable id (needed for --exactly-once)"),
+    worker_id: str | None = typer.Option(
+        None, "--worker-id", help="stable id (needed for --exactly-once)", envvar=f"{_ENV}WORKER_ID"
+    ),
     thresholds: Annotated[
-        Path | None, typer.Option("--thresholds", help="per-line/camera thresholds YAML/JSON")
+        Path | None,
+        typer.Option("--thresholds", help="per-line/camera thresholds YAML/JSON", envvar=f"{_ENV}THRESHOLDS"),
     ] = None,
-    decode_threads: int | None = typer.Option(None, "--decode-threads", min=1),
+    decode_threads: int | None = typer.Option(
+        None, "--decode-threads", min=0, help="0 = number of cores", envvar=f"{_ENV}DECODE_THREADS"
+    ),
     line: str | None = typer.Option(
-        None, "--line", help="serve this line's production model from the registry (instead of --model)"
+        None,
+        "--line",
+        help="serve this line's production model from the registry (instead of --model)",
+        envvar=f"{_ENV}LINE",
     ),
     registry: str | None = typer.Option(
-        None, "--registry", help="model registry: directory or mongodb:// URI"
+        None, "--registry", help="model registry: directory or mongodb:// URI", envvar=f"{_ENV}REGISTRY"
     ),
     startup_timeout_s: float | None = typer.Option(
         None,
         "--startup-timeout-s",
+        envvar=f"{_ENV}STARTUP_TIMEOUT_S",
         min=0,
         help="wait this long for MongoDB at start (default 60; 0 = no wait)",
     ),

@@ -36,3 +36,18 @@ def test_usage_mistakes_are_one_line_and_exit_2(args: tuple[str, ...], needle: s
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and needle in lines[0]
     assert "Traceback" not in done.stderr and "╭" not in done.stderr
+
+
+def test_every_worker_option_names_the_setting_it_reads() -> None:
+    import typer.main
+
+    from lineguard.cli import app
+    from workers.settings import WorkerSettings
+
+    command = typer.main.get_command(app)
+    worker = command.get_command(None, "worker")  # type: ignore[attr-defined]
+    options = [p for p in worker.params if p.name != "topic_prefix"]  # a shorthand for four settings
+    assert len(options) >= 14
+    for option in options:
+        assert option.envvar and option.envvar.startswith("LINEGUARD_WORKER_"), option.name
+        assert option.envvar.removeprefix("LINEGUARD_WORKER_").lower() in WorkerSettings.model_fields
