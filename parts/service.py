@@ -116,7 +116,7 @@ class PartService:
         self._rekey.close()
         self._join.close()
 
-    def step(self, poll_s: float = 0.05) -> int:
+    def step(self, poll_s: float = 0.01) -> int:
         """One iteration of both stages; returns how many decisions it made durable."""
         self._forward(self._rekey.consume(500, poll_s))
         return self._join_views(self._join.consume(500, poll_s))
