@@ -132,6 +132,12 @@ def train_command(
         DetectorHead,
         typer.Option(help="detect: centernet (stride 4) or fcos (strides 8/16/32, input multiple of 32)"),
     ] = DetectorHead.centernet,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="artifact to start from (layers with the same name and shape), e.g. an anomaly model"
+        ),
+    ] = None,
 ) -> None:
     """Train a model from scratch and write a versioned artifact."""
     if channels == 2:
@@ -165,6 +171,7 @@ def train_command(
         keep_checkpoints=keep_checkpoints,
         anomaly_method=anomaly_method.value,
         false_reject_budget=false_reject_budget,
+        init_from=str(init_from) if init_from else None,
         detector_head=detector_head.value,
         command=shlex.join(["lineguard", *sys.argv[1:]]),
     )

@@ -97,6 +97,9 @@ class TrainConfig:
     anomaly_method: str = "simulated"
     # Anomaly: share of good images the good-only threshold may reject.
     false_reject_budget: float = DEFAULT_FALSE_REJECT_BUDGET
+    # Start from another artifact's weights where layer names and shapes match (e.g. a segmenter from the
+    # simulated-defect anomaly model: same U-Net body, another head).
+    init_from: str | None = None
     # Detection: "centernet" (stride 4) or "fcos" (strides 8/16/32; vision.nets.detection_training).
     detector_head: str = "centernet"
 
@@ -155,6 +158,8 @@ def train_model(
     network = build_network(
         task, spec.input_shape, classes, config.width, config.anomaly_method, config.detector_head
     )
+    if config.init_from:
+        _initialize_from(network.trainable, Path(config.init_from))
     steps = max(1, len(train_set) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
@@ -403,6 +408,23 @@ def _simulated_validation(data: _Prepared, spec: PreprocessSpec, seed: int) -> t
     xs = normalize(np.stack(images), spec)
     ys = (np.stack(masks) > 0).astype(np.float32)[..., None]
     return xs, ys
+
+
+def _initialize_from(model: keras.Model, artifact: Path) -> None:
+    """Copy the weights of every layer of ``artifact``'s model with the same name and weight shapes."""
+    from vision.nets.build import load_keras_model
+
+    source = {layer.name: layer for layer in load_keras_model(artifact / "model.keras").layers}
+    copied = 0
+    for layer in model.layers:
+        donor = source.get(layer.name)
+        weights = donor.get_weights() if donor is not None else []
+        if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            copied += 1
+    if copied == 0:
+        raise ConfigurationError(f"--init-from {artifact}: no layer matches this network")
+    logger.info("initialized %d of %d layers from %s", copied, len(model.layers), artifact)
 
 
 def _seed_everything(seed: int) -> None:
