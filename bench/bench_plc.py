@@ -15,32 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import yaml
 from confluent_kafka import Consumer, Producer
 from pymongo import MongoClient
 
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from chaos.plc_kill import kill_loop
+from lineguard.kafka_topics import delete_topics
 from lineguard.stack.endpoints import resolve_endpoints
 from parts.plc import PlcBridge
 from parts.plc_config import plc_config_from_dict
 from parts.plc_sim import SimulatedPlc, node_ids
 from parts.rules import part_rules_from_dict
 from parts.service import PartService, PartTopics
-from schemas.parts import PartDecision, PartDecisionReason, PartOutcome
+from schemas.parts import PartDecision
 from schemas.records import InspectionResult, KafkaCoordinates, ModelInfo, Task, Verdict
 from schemas.serde import AvroRecordSerializer
 
@@ -169,85 +163,6 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def kill_loop(args: argparse.Namespace) -> dict[str, Any]:
-    """Decisions straight onto the topic, the bridge as a subprocess, SIGKILLed --kills times at random."""
-    endpoints = resolve_endpoints()
-    kafka = endpoints.kafka_config()
-    topic = f"bench.plc.{uuid.uuid4().hex[:8]}.part-decisions"
-    group = f"bench-plc-{uuid.uuid4().hex[:6]}"
-    database = f"bench_plc_{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka, [topic], partitions=1)
-    plc = SimulatedPlc(_free_port()).start()
-    config = Path(tempfile.mkdtemp()) / "plc.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {"endpoint": plc.endpoint, "nodes": node_ids(plc.namespace_index), "ack_timeout_s": 5.0}
-        )
-    )
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
-        "MONGODB_URI": endpoints.mongodb_uri,
-        "LINEGUARD_MONGODB_DATABASE": database,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "lineguard.cli",
-        "plc",
-        "--config",
-        str(config),
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ]
-    producer = Producer(kafka)
-    serialize = AvroRecordSerializer(PartDecision)
-    now = datetime.now(UTC)
-    for n in range(args.parts):
-        decision = PartDecision(
-            part_id=f"K-{n:05d}",
-            line_id="line-1",
-            decision=PartOutcome.REJECT,
-            reason=PartDecisionReason.DEFECT,
-            rule="any-ng",
-            first_captured_at=now,
-            decided_at=now,
-        )
-        producer.produce(topic, key=decision.part_id.encode(), value=serialize(decision))
-    producer.flush(10)
-    rng = random.Random(11)
-    kills = 0
-    started = time.monotonic()
-    bridge = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while len({r.part_id for r in plc.received}) < args.parts and time.monotonic() - started < 600:
-        if kills < args.kills:
-            before = len(plc.received)
-            while len(plc.received) < before + rng.randint(1, 8) and len(plc.received) < args.parts:
-                time.sleep(0.005)
-            bridge.send_signal(signal.SIGKILL)
-            bridge.wait()
-            kills += 1
-            bridge = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        else:
-            time.sleep(0.1)
-    bridge.send_signal(signal.SIGTERM)
-    bridge.wait(20)
-    plc.stop()
-    delete_topics(kafka, [topic])
-    MongoClient(endpoints.mongodb_uri).drop_database(database)
-    received = [r.part_id for r in plc.received]
-    return {
-        "parts": args.parts,
-        "kills": kills,
-        "received": len(received),
-        "duplicates": len(received) - len(set(received)),
-        "lost": args.parts - len(set(received)),
-        "seconds": round(time.monotonic() - started, 1),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -256,6 +171,7 @@ def main() -> None:
     parser.add_argument("--parts-per-s", type=float, default=20.0)
     parser.add_argument("--deadline-ms", type=float, default=200.0)
     parser.add_argument("--kills", type=int, default=0, help="bridge-kill loop instead of latency")
+    parser.add_argument("--silent-s", type=float, default=0.0, help="kill loop: PLC silent this long once")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = kill_loop(args) if args.kills else latency(args)

@@ -129,6 +129,24 @@ def run(
     raise typer.Exit(0 if report.passed else 1)
 
 
+@app.command("plc-kills")
+def plc_kills(
+    kills: Annotated[int, typer.Option("--kills", min=1)] = 20,
+    parts: Annotated[int, typer.Option("--parts", min=1)] = 200,
+    silent_s: Annotated[float, typer.Option("--silent-s", min=0, help="PLC silent this long, once")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """SIGKILL the PLC bridge mid-handshake repeatedly; audit: every decision at the PLC exactly once."""
+    import argparse
+
+    from chaos.plc_kill import kill_loop, passed
+
+    report = kill_loop(argparse.Namespace(kills=kills, parts=parts, silent_s=silent_s))
+    _print(report, "PLC bridge kills", as_json)
+    if not passed(report):
+        raise typer.Exit(1)
+
+
 def _entry(command: Any) -> None:
     from lineguard.logs import LogFormat, configure_logging
 
