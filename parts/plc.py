@@ -120,6 +120,10 @@ class PlcBridge:
             if decision.part_id == self._ack_part or self._acks.find_one({"_id": decision.part_id}):
                 self.counters.duplicates += 1
                 log.info("part %s already acknowledged by the PLC: not written again", decision.part_id)
+                if decision.part_id == self._ack_part:
+                    # A bridge killed between the PLC's ack and the MongoDB insert leaves the PLC's
+                    # registers as the only record of that ack: write it now, so plc_acks stays complete.
+                    self._record_ack(decision.part_id, self.sequence, time.time())
             else:
                 await self._hand_over(decision)
         await asyncio.to_thread(lambda: self._consumer.commit(message=message, asynchronous=False))
@@ -144,11 +148,14 @@ class PlcBridge:
         await self._write(request=False)
         self.sequence = sequence
         self._ack_part = decision.part_id
-        with contextlib.suppress(DuplicateKeyError):  # a second bridge acknowledged it first: same fact
-            self._acks.insert_one({"_id": decision.part_id, "sequence": sequence, "acked_at": acked_at})
+        self._record_ack(decision.part_id, sequence, acked_at)
         self.counters.written += 1
         if self._on_write is not None:
             self._on_write(decision, written_at, acked_at)
+
+    def _record_ack(self, part_id: str, sequence: int, acked_at: float) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # already recorded (a replay, or another bridge): same fact
+            self._acks.insert_one({"_id": part_id, "sequence": sequence, "acked_at": acked_at})
 
     async def _wait_for_ack(self, sequence: int, part_id: str) -> None:
         started = time.monotonic()
