@@ -154,7 +154,7 @@ class PlcBridge:
             self._on_write(decision, written_at, acked_at)
 
     def _record_ack(self, part_id: str, sequence: int, acked_at: float) -> None:
-        with contextlib.suppress(DuplicateKeyError):  # already recorded (a replay, or another bridge): same fact
+        with contextlib.suppress(DuplicateKeyError):  # recorded already (a replay, another bridge)
             self._acks.insert_one({"_id": part_id, "sequence": sequence, "acked_at": acked_at})
 
     async def _wait_for_ack(self, sequence: int, part_id: str) -> None:
