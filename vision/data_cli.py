@@ -490,11 +490,18 @@ def models_list(
     console.print(table)
     if history:
         changes = Table(title="alias history")
-        for column in ("at", "line", "action", "model", "version", "revision", "replaced"):
+        for column in ("at", "line", "action", "model", "version", "revision", "replaced", "reason"):
             changes.add_column(column)
         for c in store.history():
             changes.add_row(
-                c.at[:19], c.line, c.action, c.model, c.version, str(c.revision), c.replaced or ""
+                c.at[:19],
+                c.line,
+                c.action,
+                c.model,
+                c.version,
+                str(c.revision),
+                c.replaced or "",
+                c.reason or "",
             )
         console.print(changes)
 
@@ -505,9 +512,34 @@ def models_promote(
     version: Annotated[str, typer.Option("--version", help="published version")],
     line: Annotated[str, typer.Option("--line", help="production line ('*' = default of every line)")],
     registry: RegistryOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="skip the shadow gate (needs --reason, kept in the history)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why, recorded in the alias history")] = None,
 ) -> None:
-    """Make a published version the production model of a line; workers switch between batches."""
-    alias = _registry(registry).promote(line, model, version)
+    """Make a published version the production model of a line; workers switch between batches.
+
+    Gated: when the line already runs a model, the candidate's latest shadow report for the line must pass
+    (`lineguard shadow report`; thresholds LINEGUARD_GATE_*), unless --force --reason TEXT."""
+    from schemas.errors import ConfigurationError
+    from vision.shadow_gate import GatePolicy, ShadowReportStore, check_gate
+
+    store = _registry(registry)
+    current = store.current_production(line)
+    if force:
+        if not reason or not reason.strip():
+            raise ConfigurationError("--force needs --reason TEXT (it is kept in the alias history)")
+        note = f"forced: {reason.strip()}"
+    elif current is None or (current.model, current.version) == (model, version):
+        note = reason or "first production model of the line (nothing to shadow against)"
+    else:
+        decision = check_gate(
+            ShadowReportStore(store).latest(model, version, line), model, version, line, GatePolicy()
+        )
+        if not decision.allowed:
+            raise ConfigurationError(f"promotion refused: {decision.reason}")
+        note = decision.reason if not reason else f"{decision.reason}; {reason}"
+    alias = store.promote(line, model, version, reason=note)
     before = f" (was {alias.previous[0]} {alias.previous[1]})" if alias.previous else ""
     console.print(
         f"line {line}: production is now {alias.model} {alias.version}{before}, revision {alias.revision}"

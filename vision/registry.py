@@ -101,6 +101,7 @@ class AliasChange:
     revision: int
     at: str
     replaced: str | None = None  # "model:version" it replaced
+    reason: str | None = None  # why: the shadow gate's verdict, or the operator's --force --reason
 
 
 def validate_name(kind: str, value: str) -> str:
@@ -136,7 +137,7 @@ class ModelRegistry(ABC):
         """A local artifact directory of that version, ready for ``vision.artifact.load_metadata``."""
 
     @abstractmethod
-    def promote(self, line: str, name: str, version: str) -> Alias: ...
+    def promote(self, line: str, name: str, version: str, reason: str | None = None) -> Alias: ...
 
     @abstractmethod
     def rollback(self, line: str) -> Alias: ...
@@ -411,7 +412,9 @@ class DirectoryRegistry(ModelRegistry):
     def alias_revision(self, line: str) -> Hashable:
         return _stat_token(self._aliases_path)
 
-    def _change_alias(self, line: str, action: str, change: Callable[[Alias | None], Alias]) -> Alias:
+    def _change_alias(
+        self, line: str, action: str, change: Callable[[Alias | None], Alias], reason: str | None = None
+    ) -> Alias:
         validate_line(line)
         with self._locked():
             self._alias_cache = None
@@ -428,6 +431,7 @@ class DirectoryRegistry(ModelRegistry):
                 updated.revision,
                 updated.updated_at,
                 f"{current.model}:{current.version}" if current else None,
+                reason,
             )
             with open(self._history_path, "a", encoding="utf-8") as history:
                 history.write(json.dumps(asdict(entry)) + "\n")
@@ -441,9 +445,11 @@ class DirectoryRegistry(ModelRegistry):
         )
         return updated
 
-    def promote(self, line: str, name: str, version: str) -> Alias:
+    def promote(self, line: str, name: str, version: str, reason: str | None = None) -> Alias:
         self._require_version(name, version)
-        return self._change_alias(line, "promote", lambda current: promoted(current, line, name, version))
+        return self._change_alias(
+            line, "promote", lambda current: promoted(current, line, name, version), reason
+        )
 
     def rollback(self, line: str) -> Alias:
         return self._change_alias(line, "rollback", lambda current: rolled_back(current, line))

@@ -220,7 +220,9 @@ class GridFSRegistry(ModelRegistry):
             revisions.append(doc["revision"] if doc else 0)
         return tuple(revisions)
 
-    def _change_alias(self, line: str, action: str, change: Callable[[Alias | None], Alias]) -> Alias:
+    def _change_alias(
+        self, line: str, action: str, change: Callable[[Alias | None], Alias], reason: str | None = None
+    ) -> Alias:
         validate_line(line)
         for _ in range(MAX_ALIAS_RETRIES):
             current = self.alias(line)
@@ -235,6 +237,7 @@ class GridFSRegistry(ModelRegistry):
                 "version": updated.version,
                 "at": updated.updated_at,
                 "replaced": f"{current.model}:{current.version}" if current else None,
+                "reason": reason,
                 # Sub-documents, not pairs: FerretDB does not store nested arrays.
                 "stack": [{"model": m, "version": v} for m, v in updated.stack],
             }
@@ -255,9 +258,11 @@ class GridFSRegistry(ModelRegistry):
             f"alias of line {line} kept changing; gave up after {MAX_ALIAS_RETRIES} tries"
         )
 
-    def promote(self, line: str, name: str, version: str) -> Alias:
+    def promote(self, line: str, name: str, version: str, reason: str | None = None) -> Alias:
         self._require_version(name, version)
-        return self._change_alias(line, "promote", lambda current: promoted(current, line, name, version))
+        return self._change_alias(
+            line, "promote", lambda current: promoted(current, line, name, version), reason
+        )
 
     def rollback(self, line: str) -> Alias:
         return self._change_alias(line, "rollback", lambda current: rolled_back(current, line))
@@ -273,6 +278,7 @@ class GridFSRegistry(ModelRegistry):
             "revision": 1,
             "at": 1,
             "replaced": 1,
+            "reason": 1,
         }
         docs = self._changes.find(query, fields).sort([("at", ASCENDING), ("revision", ASCENDING)])
         return [AliasChange(**doc) for doc in docs]

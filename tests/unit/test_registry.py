@@ -151,7 +151,10 @@ def test_models_commands(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
     promote = ["models", "promote", "--model", "cls", "--line", "L1", "--registry", where]
     assert runner.invoke(app, [*promote, "--version", "a1"]).exit_code == 0
-    assert runner.invoke(app, [*promote, "--version", "a2"]).exit_code == 0
+    # The line runs a1 now: a2 has no shadow report, so the gate refuses it unless forced with a reason.
+    refused = runner.invoke(app, [*promote, "--version", "a2"])
+    assert isinstance(refused.exception, ConfigurationError)  # the CLI's main() turns it into exit 2
+    assert runner.invoke(app, [*promote, "--version", "a2", "--force", "--reason", "test"]).exit_code == 0
     assert runner.invoke(app, ["models", "rollback", "--line", "L1", "--registry", where]).exit_code == 0
     listing = runner.invoke(app, ["models", "list", "--history", "--registry", where], env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and "rollback" in listing.output
