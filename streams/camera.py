@@ -18,6 +18,7 @@ from streams.client_logs import librdkafka_logger
 from streams.encoder import EncoderOptions, FrameEncoder
 from streams.publisher import FramePublisher, PublisherOptions
 from streams.runner import CameraRunner, Progress
+from streams.sequence import FrameSequence
 from streams.settings import CameraSettings
 from streams.sources import FrameSource, open_source
 from streams.spool import DiskSpool
@@ -27,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 def default_first_frame_number() -> int:
     """Microseconds since the epoch: a restarted camera continues above every number it used before (it
-    publishes far fewer than a million frames a second), so (camera id, frame number) stays unique without
-    keeping any state on disk."""
+    publishes far fewer than a million frames a second) as long as the clock never steps back; the camera
+    itself guards against that with :class:`streams.sequence.FrameSequence`."""
     return time.time_ns() // 1000
 
 
@@ -51,6 +52,11 @@ def build_camera(
     # librdkafka logs through Python logging (rate-limited) instead of printing every reconnect to stderr.
     kafka_config = {"logger": librdkafka_logger(), **kafka_config}
     try:
+        first_number, reserve = settings.first_frame_number, None
+        if first_number is None:
+            # The clock, but never below a number a previous run may have used (the clock can step back).
+            sequence = FrameSequence(settings.sequence_path(cache_dir))
+            first_number, reserve = sequence.start(), sequence.reserve
         encoder = FrameEncoder(
             camera_id=settings.camera_id,
             line_id=settings.line_id,
@@ -58,11 +64,8 @@ def build_camera(
             options=EncoderOptions(
                 format=settings.encoding, jpeg_quality=settings.quality, resize=settings.resize_to
             ),
-            next_frame_number=(
-                settings.first_frame_number
-                if settings.first_frame_number is not None
-                else default_first_frame_number()
-            ),
+            next_frame_number=first_number,
+            reserve=reserve,
         )
         options = PublisherOptions(topic=settings.topic, inline_limit_bytes=settings.inline_limit_bytes)
         claim_check = None
@@ -79,6 +82,7 @@ def build_camera(
                 settings.spool_directory(cache_dir),
                 max_bytes=int(settings.spool_max_mb * 1024 * 1024),
                 policy=settings.spool_policy,
+                fsync=settings.spool_fsync,
             )
         if create_topic:
             _ensure_topic(kafka_config, settings, spool_enabled=spool is not None)

@@ -14,7 +14,7 @@ from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings, d
 from schemas.topics import FRAMES_TOPIC
 from streams.sources.base import ImageFormat
 from streams.sources.spec import SOURCE_SPEC_HELP
-from streams.spool import SpoolPolicy
+from streams.spool import FsyncPolicy, SpoolPolicy
 
 if TYPE_CHECKING:
     from streams.runner import CameraRunner, Progress
@@ -73,6 +73,13 @@ def camera(
             envvar=f"{_ENV}SPOOL_POLICY", help="when the spool is full: drop-oldest, or block capture"
         ),
     ] = SpoolPolicy.drop_oldest,
+    spool_fsync: Annotated[
+        FsyncPolicy,
+        typer.Option(
+            envvar=f"{_ENV}SPOOL_FSYNC",
+            help="always: fsync each spooled frame (survives a power cut); never: page cache only",
+        ),
+    ] = FsyncPolicy.always,
     close_timeout: Annotated[
         float, typer.Option(envvar=f"{_ENV}CLOSE_TIMEOUT_S", help="seconds to flush at shutdown")
     ] = 10.0,
@@ -80,7 +87,8 @@ def camera(
         int | None,
         typer.Option(
             envvar=f"{_ENV}FIRST_FRAME_NUMBER",
-            help="default: microseconds since the epoch, so numbers keep growing across restarts",
+            help="default: microseconds since the epoch, never below a number this camera used before "
+            "(kept in <cache>/frame-sequence/), so numbers keep growing across restarts and clock steps",
         ),
     ] = None,
     metrics_port: Annotated[
@@ -95,8 +103,9 @@ def camera(
 
     Kafka and MongoDB: KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI, else the local stack (`lineguard stack up`).
 
-    Exit codes: 0 = every frame delivered or in the spool (also after Ctrl-C / SIGTERM); 1 = frames lost;
-    2 = configuration mistake.
+    Exit codes: 0 = every frame delivered or in the spool (also after Ctrl-C / SIGTERM); 1 = frames lost
+    (failed, too large, undelivered, dropped by a full spool under drop-oldest, damaged spool files, disk
+    errors; the summary says "lost N"); 2 = configuration mistake.
     """
     from pydantic import ValidationError
 
@@ -128,6 +137,7 @@ def camera(
             spool_dir=spool_dir,
             spool_max_mb=spool_max_mb,
             spool_policy=spool_policy,
+            spool_fsync=spool_fsync,
             close_timeout_s=close_timeout,
             first_frame_number=first_frame_number,
             metrics_port=metrics_port,

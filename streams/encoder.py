@@ -6,7 +6,7 @@ seeds, so the same input always gives the same record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,6 +106,9 @@ class FrameEncoder:
     options: EncoderOptions = field(default_factory=EncoderOptions)
     next_frame_number: int = 0
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Called with each number before a frame carries it (streams.sequence.FrameSequence.reserve), so a
+    # number is durably reserved before it can reach Kafka.
+    reserve: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.camera_id:
@@ -126,6 +129,8 @@ class FrameEncoder:
     def encode(self, captured: CapturedFrame, part_id: str | None = None) -> Frame:
         image = self.encode_pixels(captured)
         frame_number = self.next_frame_number
+        if self.reserve is not None:
+            self.reserve(frame_number)
         self.next_frame_number += 1
         truth = captured.ground_truth
         metadata = dict(self.metadata)

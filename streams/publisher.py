@@ -36,7 +36,7 @@ from lineguard.kafka_topics import topic_max_message_bytes
 from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
-from streams.spool import DiskSpool, SpooledMessage, SpoolFullError, SpoolPolicy
+from streams.spool import DiskSpool, SpooledMessage, SpoolFullError, SpoolPolicy, SpoolWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +135,16 @@ class PublisherStats:
     claim_check_failed: int = 0  # frames lost because the claim-check store was unreachable
     spooled: int = 0  # messages written to the spool
     drained: int = 0  # spooled messages delivered
-    spool_dropped: int = 0  # spooled messages deleted to make room (drop-oldest)
+    spool_dropped: int = 0  # spooled messages deleted to make room (drop-oldest): lost
+    spool_quarantined: int = 0  # spool files found empty, torn or corrupt (power cut, bad disk): lost
+    spool_write_errors: int = 0  # frames the disk refused (full under block, read-only, I/O): lost, in failed
     blocked_s: float = 0.0  # time publish() waited for spool room (block policy)
+
+    @property
+    def lost(self) -> int:
+        """Frames that will never be delivered, as known so far (``failed`` includes spool write errors)."""
+        dropped = self.spool_dropped + self.spool_quarantined
+        return self.failed + self.too_large + self.claim_check_failed + dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +192,8 @@ class FramePublisher:
         self._drain_resume_at = 0.0
         self._stop_requested = False
         self._next_failure_log_at = 0.0
+        if spool is not None:
+            self._sync_spool_stats()  # files quarantined while the spool recovered count as lost
 
     # -- publishing --------------------------------------------------------------------------------------
 
@@ -353,38 +363,57 @@ class FramePublisher:
     # -- the spool ---------------------------------------------------------------------------------------
 
     def _spool_new(self, message: SpooledMessage) -> None:
-        """Spool a frame publish() was given; under the block policy, wait for room (until stopped)."""
+        """Spool a frame publish() was given; under the block policy, wait for room (until stopped), whether
+        the size cap or the disk itself is full."""
         spool = self._spool
         assert spool is not None
         started = None
         size = message.file_size
-        must_wait = spool.policy is SpoolPolicy.block and size <= spool.max_bytes
-        while not spool.has_room_for(size) and must_wait and not self._stop_requested:
+        can_wait = spool.policy is SpoolPolicy.block and size <= spool.max_bytes
+        error: SpoolFullError | None = None
+        while True:
+            if spool.has_room_for(size) or not can_wait or self._stop_requested:
+                error = self._try_spool(message)
+                disk_full = isinstance(error, SpoolWriteError) and error.disk_full
+                if error is None or not (disk_full and can_wait and not self._stop_requested):
+                    break
             if started is None:
                 started = self._clock()
                 logger.warning("spool full: waiting for the broker to take frames (block policy)")
             self.poll(0.1)
         if started is not None:
             self.stats.blocked_s += self._clock() - started
-        if not self._append_to_spool(message):
+        if error is not None:
+            self._log_failure("lost a frame: %s", error)
             self.stats.failed += 1
 
     def _append_to_spool(self, message: SpooledMessage) -> bool:
+        """Spool a message from a delivery callback (which cannot wait); False = the frame is lost."""
+        error = self._try_spool(message)
+        if error is not None:
+            self._log_failure("lost a frame: %s", error)
+        return error is None
+
+    def _try_spool(self, message: SpooledMessage) -> SpoolFullError | None:
         assert self._spool is not None
         try:
             self._spool.append(message, protected=self._spool_in_flight)
-        except SpoolFullError as exc:
-            self._log_failure("lost a frame: %s", exc)
-            return False
+        except SpoolFullError as exc:  # SpoolWriteError too: a full disk must not escape a delivery callback
+            return exc
         finally:
-            dropped_before = self.stats.spool_dropped
-            self.stats.spool_dropped = self._spool.dropped
-            if self.stats.spool_dropped > dropped_before:
-                self._log_failure(
-                    "spool full: dropped the oldest frames (%d so far)", self.stats.spool_dropped
-                )
+            self._sync_spool_stats()
         self.stats.spooled += 1
-        return True
+        return None
+
+    def _sync_spool_stats(self) -> None:
+        spool = self._spool
+        assert spool is not None
+        dropped_before = self.stats.spool_dropped
+        self.stats.spool_dropped = spool.dropped
+        self.stats.spool_write_errors = spool.write_errors
+        self.stats.spool_quarantined = spool.quarantined
+        if self.stats.spool_dropped > dropped_before:
+            self._log_failure("spool full: dropped the oldest frames (%d so far)", self.stats.spool_dropped)
 
     def _log_failure(self, message: str, *args: object) -> None:
         """Log a lost or dropped frame, but at most once a second: an outage must not flood the log."""
@@ -406,7 +435,9 @@ class FramePublisher:
         room = self.options.drain_window - len(self._spool_in_flight)
         if room <= 0:
             return
-        for message in spool.oldest(room, exclude=self._spool_in_flight):
+        waiting = spool.oldest(room, exclude=self._spool_in_flight)
+        self._sync_spool_stats()  # reading may have quarantined damaged files
+        for message in waiting:
             try:
                 self._producer.produce(
                     message.topic,

@@ -2,8 +2,11 @@
 signal; then flush with a timeout and account for every frame.
 
 Exit codes (:attr:`RunSummary.exit_code`): 0 when every published frame was delivered or is safely in the
-spool (also after SIGINT/SIGTERM, which are a normal way to stop a camera); 1 when frames were lost (delivery
-failed for good, refused as too large, or still undelivered when the flush timeout ran out).
+spool (also after SIGINT/SIGTERM, which are a normal way to stop a camera); 1 when any frame was lost:
+delivery failed for good, refused as too large, its claim-check store unreachable, still undelivered when the
+flush timeout ran out, dropped by the spool's ``drop-oldest`` policy (a full spool or a full disk: the
+policy trades old frames for new ones, but each is still a frame nobody inspects), quarantined as a damaged
+spool file, or refused by the disk. The summary line says ``lost N`` with the breakdown.
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ class Progress:
             parts.append(f"claim-check failed {p.claim_check_failed}")
         if p.spool_dropped:
             parts.append(f"dropped {p.spool_dropped}")
+        if p.spool_quarantined:
+            parts.append(f"quarantined {p.spool_quarantined}")
         if self.source.skipped:
             parts.append(f"skipped {self.source.skipped}")
         if self.source.reconnects:
@@ -118,8 +123,10 @@ class RunSummary:
 
     @property
     def lost(self) -> int:
+        """Every frame that will not be delivered: the exit code is 1 as soon as this is not 0."""
         p = self.publisher
-        return self.close.failed + self.close.undelivered + p.too_large + p.claim_check_failed
+        dropped = p.spool_dropped + p.spool_quarantined
+        return self.close.failed + self.close.undelivered + p.too_large + p.claim_check_failed + dropped
 
     @property
     def exit_code(self) -> int:
@@ -127,13 +134,20 @@ class RunSummary:
 
     def describe(self) -> str:
         c = self.close
+        p = self.publisher
         text = (
-            f"{self.publisher.published} frames published: {c.delivered} delivered, "
+            f"{p.published} frames published, lost {self.lost}: {c.delivered} delivered, "
             f"{c.in_spool} in the spool, {c.failed} failed, {c.undelivered} undelivered at shutdown, "
-            f"{self.publisher.too_large} too large"
+            f"{p.too_large} too large"
         )
-        if self.publisher.claim_check_failed:
-            text += f", {self.publisher.claim_check_failed} lost to an unreachable claim-check store"
+        if p.claim_check_failed:
+            text += f", {p.claim_check_failed} lost to an unreachable claim-check store"
+        if p.spool_dropped:
+            text += f", {p.spool_dropped} dropped from a full spool (drop-oldest)"
+        if p.spool_quarantined:
+            text += f", {p.spool_quarantined} damaged spool files quarantined"
+        if p.spool_write_errors:
+            text += f", {p.spool_write_errors} refused by the disk (counted in failed)"
         if self.source.skipped:
             text += f"; {self.source.skipped} unreadable inputs skipped"
         return text

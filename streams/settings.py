@@ -17,7 +17,7 @@ from schemas.topics import FRAMES_TOPIC
 from streams.publisher import DEFAULT_INLINE_LIMIT_BYTES
 from streams.sources.base import ImageFormat
 from streams.sources.spec import parse_size
-from streams.spool import SpoolPolicy
+from streams.spool import FsyncPolicy, SpoolPolicy
 
 _SIZE_UNITS = {
     "": 1,
@@ -69,12 +69,19 @@ class CameraSettings(BaseSettings):
     spool: bool = Field(default=True, description="store-and-forward when the broker is unreachable")
     spool_max_mb: float = Field(default=1024.0, gt=0)
     spool_policy: SpoolPolicy = SpoolPolicy.drop_oldest
+    spool_fsync: FsyncPolicy = Field(
+        default=FsyncPolicy.always,
+        description="always: each spooled frame survives a power cut; never: faster",
+    )
     close_timeout_s: float = Field(default=10.0, ge=0, description="flush bound at shutdown")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
     first_frame_number: int | None = Field(
         default=None,
         ge=0,
-        description="default: microseconds since the epoch at start, so numbers keep growing across restarts",
+        description=(
+            "default: microseconds since the epoch at start, never below the camera's persisted reservation "
+            "(<cache>/frame-sequence/<camera id>), so numbers keep growing across restarts and clock steps"
+        ),
     )
 
     @field_validator("resize")
@@ -101,5 +108,12 @@ class CameraSettings(BaseSettings):
     def spool_directory(self, cache_dir: Path) -> Path:
         if self.spool_dir is not None:
             return self.spool_dir.expanduser()
-        safe_id = re.sub(r"[^A-Za-z0-9._-]+", "_", self.camera_id)
-        return cache_dir / "spool" / safe_id
+        return cache_dir / "spool" / self._safe_id
+
+    def sequence_path(self, cache_dir: Path) -> Path:
+        """Where this camera's frame-number reservation is kept (streams.sequence)."""
+        return cache_dir / "frame-sequence" / self._safe_id
+
+    @property
+    def _safe_id(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.camera_id)
