@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from fastavro import schemaless_writer
 
+from chaos.bombs import pxm_bomb, tiff_bomb, webp_bomb
 from schemas.catalog import compile_schema, shipped_schema
 from schemas.errors import SerializationError
 from schemas.framing import confluent_header, single_object_header
@@ -402,6 +403,43 @@ def _png_bomb(c: _Context) -> tuple[R, bytes | None, Headers]:
     return R.OVERSIZE, write_frame(frame_dict(c.rng, c.images.size, c.images.png_bomb(side), "PNG")), ()
 
 
+def _other_format_bomb(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A WebP, TIFF or PGM that decodes (or allocates) far above the pixel bound, in a record that declares
+    the camera's size and PNG or no encoding: only JPEG and PNG may be decoded, so it never is."""
+    side = c.rng.choice((16_000, 8_192, math.isqrt(c.limits.max_image_pixels) + 1))
+    bomb = c.rng.choice((webp_bomb, tiff_bomb, pxm_bomb))(side)
+    datum = frame_dict(c.rng, c.images.size, bomb, c.rng.choice(("UNKNOWN", "PNG")))
+    return R.CORRUPT_IMAGE, write_frame(datum), ()
+
+
+def _webp_bomb(c: _Context) -> tuple[R, bytes | None, Headers]:
+    side = c.rng.choice((16_000, 12_000, math.isqrt(c.limits.max_image_pixels) + 1))
+    datum = frame_dict(c.rng, c.images.size, webp_bomb(side), c.rng.choice(("UNKNOWN", "PNG")))
+    return R.CORRUPT_IMAGE, write_frame(datum), ()
+
+
+def _tiff_bomb(c: _Context) -> tuple[R, bytes | None, Headers]:
+    side = c.rng.choice((16_000, 12_000, math.isqrt(c.limits.max_image_pixels) + 1))
+    datum = frame_dict(c.rng, c.images.size, tiff_bomb(side), c.rng.choice(("UNKNOWN", "PNG")))
+    return R.CORRUPT_IMAGE, write_frame(datum), ()
+
+
+def _long_strings(c: _Context) -> tuple[R, bytes | None, Headers]:
+    """A valid image in a record whose ids or metadata exceed the worker's string bounds (results and
+    defect events copy them, several times per event)."""
+    datum = frame_dict(c.rng, c.images.size, c.rng.choice(c.images.jpeg))
+    choice = c.rng.randrange(4)
+    if choice == 0:
+        datum[c.rng.choice(("camera_id", "line_id", "station_id"))] = "x" * c.rng.choice((257, 100_000))
+    elif choice == 1:
+        datum["part_id"] = "p" * 5000
+    elif choice == 2:
+        datum["metadata"] = {f"k{i}": "v" for i in range(c.rng.choice((65, 5000)))}
+    else:
+        datum["metadata"] = {"lot": "v" * 20_000}
+    return R.OVERSIZE, write_frame(datum), ()
+
+
 def _find_sof(image: bytes | bytearray) -> int:
     for marker in (b"\xff\xc0", b"\xff\xc1", b"\xff\xc2"):
         at = bytes(image).find(marker)
@@ -443,7 +481,7 @@ def _wrong_channels(c: _Context) -> tuple[R, bytes | None, Headers]:
 
 def _broken_claim_check(c: _Context) -> tuple[R, bytes | None, Headers]:
     datum = frame_dict(c.rng, c.images.size, b"")
-    choice = c.rng.randrange(5)
+    choice = c.rng.randrange(6)
     target = c.target
     if choice == 0:  # the file does not exist
         missing = hashlib.sha256(c.rng.randbytes(16)).hexdigest()
@@ -460,6 +498,14 @@ def _broken_claim_check(c: _Context) -> tuple[R, bytes | None, Headers]:
     elif choice == 3:  # not a claim-check URI at all
         uri = c.rng.choice(("http://example.invalid/x.jpg", "gridfs://", "gridfs://db", "\x00\xff"))
         reference = {"uri": uri, "sha256": target.sha256, "size_bytes": len(target.data)}
+    elif choice == 4:  # another database or bucket than the worker's, or a name MongoDB refuses
+        database = c.rng.choice(("admin", "a$b", "a.b", "a b", f"{target.database}x", target.database))
+        bucket = target.bucket if database != target.database else c.rng.choice(("fs", "a$b", "x.y"))
+        reference = {
+            "uri": f"gridfs://{database}/{bucket}/{target.sha256}",
+            "sha256": target.sha256,
+            "size_bytes": len(target.data),
+        }
     else:  # a bucket that does not exist
         reference = {
             "uri": f"gridfs://{target.database}/no-such-bucket/{target.sha256}",
@@ -496,6 +542,10 @@ MUTATIONS: dict[str, Mutation] = {
     "oversize-reference": _oversize_reference,
     "wrong-channels": _wrong_channels,
     "broken-claim-check": _broken_claim_check,
+    "webp-bomb": _webp_bomb,
+    "tiff-bomb": _tiff_bomb,
+    "other-format-bomb": _other_format_bomb,
+    "long-strings": _long_strings,
 }
 
 

@@ -6,9 +6,11 @@ frame: on a 1280x1024 frame and a 224x224 model that is ~40 % faster than a full
 resize, and the result is still at least the model's input size, so preprocessing only ever shrinks.
 
 Validation, cheapest check first, each failure a :class:`FrameRejected` with its dead-letter reason:
-undecodable Avro or unknown writer schema; an empty image; an image above the pixel or byte bound (checked
-on the JPEG or PNG header *before* decoding, so a decompression bomb costs nothing); a failed claim-check;
-dimensions or a channel count in the image header that differ from the record's; bytes that do not decode.
+undecodable Avro or unknown writer schema; string fields above their bounds; an empty image; an image above
+the pixel or byte bound (checked on the JPEG or PNG header *before* decoding, so a decompression bomb costs
+nothing); a failed claim-check; bytes that are neither JPEG nor PNG (no other format is ever decoded) or do
+not match the declared encoding; dimensions or a channel count in the image header that differ from the
+record's; bytes that do not decode.
 """
 
 from __future__ import annotations
@@ -136,6 +138,9 @@ class FrameDecoder:
         except SerializationError as exc:
             raise FrameRejected(DeadLetterReason.UNDECODABLE_RECORD, str(exc), exc) from exc
         assert frame is not None
+        problem = field_bound_violation(frame)
+        if problem is not None:
+            raise FrameRejected(DeadLetterReason.OVERSIZE, problem)
         return frame
 
     def _image_bytes(self, frame: Frame) -> bytes:
@@ -179,16 +184,29 @@ class FrameDecoder:
         return data
 
     def decode_image(self, frame: Frame, data: bytes) -> np.ndarray:
-        """Pixels of the frame, at reduced scale where the model allows; validated against the record."""
-        if data.startswith(_JPEG_MAGIC):
-            return self._decode_jpeg(frame, data)
-        if frame.encoding is ImageEncoding.JPEG:
+        """Pixels of the frame, at reduced scale where the model allows; validated against the record.
+
+        Only the encodings a frame may declare (the Avro enum ``ImageEncoding``: JPEG, PNG) are decoded, and
+        each only after its header passed the pixel bound. Anything else (WebP, TIFF, JPEG 2000, AVIF, PXM,
+        which ``cv2.imdecode`` would also read) is refused before any decoder sees it: those formats have no
+        header check here, and a 44-byte WebP that decodes to 16000x16000 (1.7 GB) is a decompression bomb.
+        """
+        actual = sniff_encoding(data)
+        if actual is None:
             raise FrameRejected(
-                DeadLetterReason.CORRUPT_IMAGE, "record says JPEG but the bytes are not a JPEG"
+                DeadLetterReason.CORRUPT_IMAGE,
+                f"image bytes are neither JPEG nor PNG (they start {data[:8].hex()}); "
+                "a frame may only carry JPEG or PNG",
             )
-        if data.startswith(_PNG_MAGIC):
-            self._check_png_header(frame, data)
-        return self._decode_other(frame, data)
+        if frame.encoding is not ImageEncoding.UNKNOWN and frame.encoding is not actual:
+            raise FrameRejected(
+                DeadLetterReason.CORRUPT_IMAGE,
+                f"record says {frame.encoding.value} but the bytes are a {actual.value}",
+            )
+        if actual is ImageEncoding.JPEG:
+            return self._decode_jpeg(frame, data)
+        self._check_png_header(frame, data)
+        return self._decode_png(frame, data)
 
     def _decode_jpeg(self, frame: Frame, data: bytes) -> np.ndarray:
         import simplejpeg
@@ -210,7 +228,7 @@ class FrameDecoder:
         except ValueError as exc:
             raise FrameRejected(DeadLetterReason.CORRUPT_IMAGE, f"JPEG does not decode: {exc}", exc) from exc
 
-    def _decode_other(self, frame: Frame, data: bytes) -> np.ndarray:
+    def _decode_png(self, frame: Frame, data: bytes) -> np.ndarray:
         import cv2
 
         factor = reduction_factor(frame.width, frame.height, self._spec.width, self._spec.height)
@@ -263,6 +281,48 @@ class FrameDecoder:
                 DeadLetterReason.WRONG_DIMENSIONS,
                 f"record says {frame.width}x{frame.height}, image is {width}x{height}",
             )
+
+
+# Bounds on a frame's strings: results and defect events copy the ids (an event once per region), so an
+# unbounded camera id or metadata map would make outputs the producer refuses (MSG_SIZE_TOO_LARGE).
+MAX_ID_CHARS = 256  # camera, line, station, part ids; ground-truth labels
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_VALUE_CHARS = 1024
+MAX_GROUND_TRUTH_ITEMS = 1024  # labels, boxes
+
+
+def field_bound_violation(frame: Frame) -> str | None:
+    """What breaks the string and collection bounds of ``frame``, or None when it is within them."""
+    for name in ("camera_id", "line_id", "station_id", "part_id"):
+        value = getattr(frame, name)
+        if value is not None and len(value) > MAX_ID_CHARS:
+            return f"{name} is {len(value)} characters, above the {MAX_ID_CHARS} bound"
+    if len(frame.metadata) > MAX_METADATA_ENTRIES:
+        return f"metadata has {len(frame.metadata)} entries, above the {MAX_METADATA_ENTRIES} bound"
+    for key, value in frame.metadata.items():
+        if len(key) > MAX_METADATA_KEY_CHARS or len(value) > MAX_METADATA_VALUE_CHARS:
+            return (
+                f"metadata entry of {len(key)}+{len(value)} characters, above the "
+                f"{MAX_METADATA_KEY_CHARS}/{MAX_METADATA_VALUE_CHARS} bounds"
+            )
+    truth = frame.ground_truth
+    if truth is not None:
+        if len(truth.labels) > MAX_GROUND_TRUTH_ITEMS or len(truth.boxes) > MAX_GROUND_TRUTH_ITEMS:
+            return f"ground truth has more than {MAX_GROUND_TRUTH_ITEMS} labels or boxes"
+        labels = [*truth.labels, *(box.label for box in truth.boxes)]
+        if any(len(label) > MAX_ID_CHARS for label in labels):
+            return f"a ground-truth label is above the {MAX_ID_CHARS} character bound"
+    return None
+
+
+def sniff_encoding(data: bytes) -> ImageEncoding | None:
+    """JPEG or PNG by the bytes' magic; None for anything else (never decoded)."""
+    if data.startswith(_JPEG_MAGIC):
+        return ImageEncoding.JPEG
+    if data.startswith(_PNG_MAGIC):
+        return ImageEncoding.PNG
+    return None
 
 
 def reduction_factor(width: int, height: int, target_width: int, target_height: int) -> int:

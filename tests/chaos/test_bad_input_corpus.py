@@ -38,10 +38,13 @@ TARGET = _target()
 
 
 def _in_memory_claim_check(files: dict[tuple[str, str, str], bytes]) -> Callable[[ImageReference], bytes]:
-    """Behaves like GridFSClaimCheckStore.get: parse the URI, find the file, check size and SHA-256."""
+    """Behaves like GridFSClaimCheckStore.get: parse the URI, refuse another database or bucket than the
+    store's, find the file, check size and SHA-256."""
 
     def read(reference: ImageReference) -> bytes:
         location = parse_gridfs_uri(reference.uri)
+        if (location.database, location.bucket) != (TARGET.database, TARGET.bucket):
+            raise ClaimCheckError(f"{reference.uri} is outside the configured database and bucket")
         data = files.get((location.database, location.bucket, location.file_id))
         if data is None:
             raise ClaimCheckError(f"{reference.uri} does not exist")
