@@ -91,6 +91,10 @@ def _register() -> None:
 
     register_tail_command(app)
 
+    from lineguard.console.cli import register as register_console_command
+
+    register_console_command(app)
+
     from parts.cli import register as register_parts_command
 
     register_parts_command(app)
