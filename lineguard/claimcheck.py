@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +52,34 @@ def parse_gridfs_uri(uri: str) -> GridFSLocation:
     return GridFSLocation(database=parts.netloc, bucket=segments[0], file_id=segments[1])
 
 
+_SHA256_HEX = frozenset("0123456789abcdef")
+# Server answers that say "the store is not usable right now", not "this reference is bad": the record must be
+# retried, never dead-lettered (auth and primary changes, shutdowns, time limits).
+_TRANSIENT_CODES = frozenset({6, 7, 13, 18, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+_INTERRUPTED_UPLOAD_WAIT_S = 2.0  # how long an upload without its files document may be another's, live
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a PyMongo error is the server's or the network's (retry) rather than the reference's."""
+    import pymongo.errors
+
+    if isinstance(exc, pymongo.errors.ConnectionFailure):  # includes AutoReconnect, timeouts, selection
+        return True
+    if isinstance(exc, pymongo.errors.OperationFailure):
+        labels = ("RetryableWriteError", "TransientTransactionError", "ResumableChangeStreamError")
+        return exc.code in _TRANSIENT_CODES or any(exc.has_error_label(label) for label in labels)
+    return False
+
+
 class GridFSClaimCheckStore:
     """Stores and fetches claim-checked images in GridFS.
 
-    ``client`` is a ``pymongo.MongoClient``; ``database`` and ``bucket`` say where new images go. Reads follow
-    the database and bucket named in each reference, so a reader needs no configuration beyond the client.
+    ``client`` is a ``pymongo.MongoClient``; ``database`` and ``bucket`` say where images go *and* the only
+    place they are read from: a reference naming another database or bucket (or a name MongoDB would refuse)
+    is a :class:`ClaimCheckError`, so a record can neither make a worker read arbitrary collections nor raise
+    a client-side error that looks like an outage. Every failure that is not the network's or the server's
+    is a :class:`ClaimCheckError` (the worker dead-letters it as ``CLAIM_CHECK_FAILED``); only those are a
+    :class:`~schemas.errors.ServiceUnavailableError` (the worker retries, then stops without committing).
     """
 
     def __init__(self, client: Any, database: str, bucket: str = DEFAULT_BUCKET) -> None:
@@ -63,47 +87,118 @@ class GridFSClaimCheckStore:
         self.database = database
         self.bucket = bucket
 
-    def _bucket(self, database: str, bucket: str) -> Any:
+    def _bucket(self) -> Any:
         import gridfs
 
-        return gridfs.GridFSBucket(self._client[database], bucket_name=bucket)
+        return gridfs.GridFSBucket(self._client[self.database], bucket_name=self.bucket)
 
     def put(
         self, data: bytes, filename: str = "", metadata: Mapping[str, Any] | None = None
     ) -> ImageReference:
-        """Store ``data`` (once per content) and return the reference a record carries."""
-        import gridfs.errors
+        """Store ``data`` (once per content) and return the reference a record carries.
+
+        The file is complete when this returns: a stored file whose chunks are not all there (an upload
+        interrupted after its files document, or chunks left behind by one interrupted before it) is removed
+        and uploaded again, rather than returning a reference to bytes that cannot be read.
+        """
         import pymongo.errors
 
         digest = hashlib.sha256(data).hexdigest()
         location = GridFSLocation(self.database, self.bucket, digest)
-        bucket = self._bucket(self.database, self.bucket)
         try:
-            if bucket.find({"_id": digest}).limit(1).to_list():
-                return ImageReference(uri=location.uri, sha256=digest, size_bytes=len(data))
-            bucket.upload_from_stream_with_id(
-                digest, filename or digest, data, metadata={"sha256": digest, **dict(metadata or {})}
-            )
-        except (gridfs.errors.FileExists, pymongo.errors.DuplicateKeyError):
-            pass  # another producer stored the same bytes first: same content, same id
+            self._store(digest, data, filename, metadata)
         except pymongo.errors.PyMongoError as exc:
             raise ServiceUnavailableError(f"cannot store a claim-checked image in GridFS: {exc}") from exc
         return ImageReference(uri=location.uri, sha256=digest, size_bytes=len(data))
 
-    def get(self, reference: ImageReference) -> bytes:
-        """The referenced bytes, after checking their size and SHA-256 against the reference."""
+    def _store(self, digest: str, data: bytes, filename: str, metadata: Mapping[str, Any] | None) -> None:
         import gridfs.errors
         import pymongo.errors
 
+        bucket = self._bucket()
+        database = self._client[self.database]
+        for attempt in range(3):
+            if self._complete(database, digest, len(data)):
+                return
+            if self._leftovers(database, digest):
+                # An earlier upload was interrupted (chunks without a files document, or missing chunks), or
+                # another producer is storing the same bytes right now: give a live upload time to finish,
+                # then replace what is still incomplete.
+                if attempt == 0 and self._wait_complete(database, digest, len(data)):
+                    return
+                logger.warning("claim-check %s: replacing an incomplete earlier upload", digest)
+                database[f"{self.bucket}.files"].delete_one({"_id": digest})
+                database[f"{self.bucket}.chunks"].delete_many({"files_id": digest})
+            try:
+                bucket.upload_from_stream_with_id(
+                    digest, filename or digest, data, metadata={"sha256": digest, **dict(metadata or {})}
+                )
+            except (gridfs.errors.FileExists, pymongo.errors.DuplicateKeyError):
+                continue  # a concurrent producer won the race: check its file on the next round
+        if not self._complete(database, digest, len(data)):
+            raise ServiceUnavailableError(f"claim-checked image {digest} could not be stored completely")
+
+    def _leftovers(self, database: Any, digest: str) -> bool:
+        files = database[f"{self.bucket}.files"].find_one({"_id": digest}, {"_id": 1})
+        return (
+            files is not None or database[f"{self.bucket}.chunks"].find_one({"files_id": digest}) is not None
+        )
+
+    def _complete(self, database: Any, digest: str, size: int) -> bool:
+        files = database[f"{self.bucket}.files"].find_one({"_id": digest}, {"length": 1, "chunkSize": 1})
+        if files is None or files.get("length") != size:
+            return False
+        chunk_size = int(files.get("chunkSize") or 1)
+        expected = -(-size // chunk_size)  # exactly: duplicated chunks (no unique index) are not complete
+        return bool(database[f"{self.bucket}.chunks"].count_documents({"files_id": digest}) == expected)
+
+    def _wait_complete(self, database: Any, digest: str, size: int) -> bool:
+        deadline = time.monotonic() + _INTERRUPTED_UPLOAD_WAIT_S
+        while time.monotonic() < deadline:
+            if self._complete(database, digest, size):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def locate(self, reference: ImageReference) -> GridFSLocation:
+        """The reference's location, checked: this store's database and bucket, a SHA-256 file id."""
         location = parse_gridfs_uri(reference.uri)
-        try:
-            data: bytes = (
-                self._bucket(location.database, location.bucket).open_download_stream(location.file_id).read()
+        if (location.database, location.bucket) != (self.database, self.bucket):
+            raise ClaimCheckError(
+                f"claim-check reference {reference.uri!r} is outside this store "
+                f"(gridfs://{self.database}/{self.bucket}/...)"
             )
+        file_id = location.file_id
+        if len(file_id) != 64 or not set(file_id) <= _SHA256_HEX or file_id != reference.sha256.lower():
+            raise ClaimCheckError(
+                f"claim-check reference {reference.uri!r} does not name its SHA-256 ({reference.sha256!r})"
+            )
+        return location
+
+    def get(self, reference: ImageReference) -> bytes:
+        """The referenced bytes, after checking the stored size (before reading) and the SHA-256."""
+        import gridfs.errors
+        import pymongo.errors
+
+        location = self.locate(reference)
+        try:
+            stream = self._bucket().open_download_stream(location.file_id)
+            if stream.length != reference.size_bytes:  # before reading: a huge file costs nothing
+                raise ClaimCheckError(
+                    f"claim-checked image {reference.uri} has {stream.length} bytes, "
+                    f"the record says {reference.size_bytes}"
+                )
+            data: bytes = stream.read()
         except gridfs.errors.NoFile:
             raise ClaimCheckError(f"claim-checked image {reference.uri} does not exist") from None
         except pymongo.errors.PyMongoError as exc:
-            raise ServiceUnavailableError(f"cannot read claim-checked image {reference.uri}: {exc}") from exc
+            if is_transient(exc):
+                raise ServiceUnavailableError(
+                    f"cannot read claim-checked image {reference.uri}: {exc}"
+                ) from exc
+            # InvalidName, CorruptGridFile (missing chunks), an unexpected server answer: the reference's
+            # fault, and retrying would only crash-loop every worker on the same record.
+            raise ClaimCheckError(f"cannot read claim-checked image {reference.uri}: {exc}") from exc
         if len(data) != reference.size_bytes:
             raise ClaimCheckError(
                 f"claim-checked image {reference.uri} has {len(data)} bytes, "

@@ -72,8 +72,9 @@ def test_frame_above_the_inline_limit_travels_by_reference_and_resolves_verified
     assert big.frame.image_ref.size_bytes == len(huge_png)
     assert resolve_image(big.frame, store) == huge_png
     assert inline.frame.image_ref is None and resolve_image(inline.frame, store) == small
-    # A reader with only a client (no configured database) follows the URI.
-    assert GridFSClaimCheckStore(mongo_db.client, "elsewhere").get(big.frame.image_ref) == huge_png
+    # A reader reads only from its own database and bucket (issue 19): a record cannot point it elsewhere.
+    with pytest.raises(ClaimCheckError, match="outside this store"):
+        GridFSClaimCheckStore(mongo_db.client, "elsewhere").get(big.frame.image_ref)
 
 
 def test_reader_refuses_a_reference_whose_hash_or_size_does_not_match(
