@@ -142,27 +142,57 @@ def dlq_inspect(
     limit: int | None = typer.Option(None, "--limit", min=1, help="read at most this many"),
     show: int = typer.Option(10, "--show", min=0, help="list the latest N dead letters"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+    timeout: float = typer.Option(
+        30.0, "--timeout", min=0.1, help="seconds to reach the end of the topic; exit 1 when it does not"
+    ),
 ) -> None:
-    """Summarise the dead-letter topic: counts by reason and the latest records."""
+    """Summarise the dead-letter topic: counts by reason and the latest records. Ends at the topic's end
+    (exactly-once transaction markers included); a list cut short by --limit or --timeout says so."""
     from workers.dlq import scan_dead_letters
 
-    scan = scan_dead_letters(_kafka_config(), topic, limit=limit)
+    scan = scan_dead_letters(_kafka_config(), topic, limit=limit, timeout_s=timeout)
     counts = scan.by_reason()
+    partial_note = _partial_note(scan, limit, timeout)
     if as_json:
         summary = {
             "topic": topic,
             "total": len(scan.letters),
+            "complete": scan.complete,
+            "partial": scan.partial,
+            "unfinished_partitions": list(scan.unfinished),
             "unreadable": scan.unreadable,
             "by_reason": {reason.value: count for reason, count in counts.most_common()},
             "latest": [_describe(stored) for stored in scan.letters[-show:]] if show else [],
         }
         typer.echo(json.dumps(summary, indent=2))
-        return
+    else:
+        _print_inspection(topic, scan, show, partial_note)
+    if partial_note:
+        typer.secho(partial_note, err=True, fg=typer.colors.YELLOW)
+    if scan.partial == "timeout":
+        raise typer.Exit(1)
+
+
+def _partial_note(scan: Any, limit: int | None, timeout: float) -> str:
+    if scan.partial == "limit":
+        return f"partial: stopped at --limit {limit}; the topic holds more dead letters"
+    if scan.partial == "timeout":
+        unfinished = ", ".join(str(p) for p in scan.unfinished)
+        return (
+            f"partial: partitions {unfinished} not read to their end within {timeout:g} s "
+            "(raise --timeout, or check the brokers)"
+        )
+    return ""
+
+
+def _print_inspection(topic: str, scan: Any, show: int, partial_note: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{topic}: {len(scan.letters)} dead letters")
+    counts = scan.by_reason()
+    title = f"{topic}: {len(scan.letters)} dead letters" + (" (partial)" if partial_note else "")
+    table = Table(title=title)
     table.add_column("reason")
     table.add_column("count", justify="right")
     for reason, count in counts.most_common():
@@ -196,10 +226,13 @@ def dlq_replay(
     source_partition: int | None = typer.Option(None, "--source-partition", help="only from this partition"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="replay at most this many"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed"),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to read the dead-letter topic"),
 ) -> None:
-    """Re-publish selected dead letters' original records to the frames topic."""
+    """Re-publish selected dead letters' original records to the frames topic. Dead letters without their
+    original value (too large to carry) are never replayed as null records: they are listed with the reason,
+    and the exit code is 1."""
     from schemas.records import DeadLetterReason
-    from workers.dlq import replay, scan_dead_letters, selector
+    from workers.dlq import replay, replay_problem, scan_dead_letters, selector
 
     try:
         reasons = [DeadLetterReason(value.upper()) for value in reason or ()]
@@ -207,15 +240,26 @@ def dlq_replay(
         known = ", ".join(r.value for r in DeadLetterReason)
         raise ConfigurationError(f"unknown reason in {reason}; choose from {known}") from exc
     config = _kafka_config()
-    scan = scan_dead_letters(config, topic)
+    scan = scan_dead_letters(config, topic, timeout_s=timeout)
+    if scan.partial == "timeout":
+        raise LineguardError(_partial_note(scan, None, timeout) + "; nothing replayed")
     chosen = [stored for stored in scan.letters if selector(reasons, source_partition)(stored)]
     if limit is not None:
         chosen = chosen[:limit]
     if dry_run:
-        typer.echo(f"would replay {len(chosen)} of {len(scan.letters)} dead letters to {to}")
+        unusable = sum(1 for stored in chosen if replay_problem(stored.letter) is not None)
+        typer.echo(
+            f"would replay {len(chosen) - unusable} of {len(scan.letters)} dead letters to {to}"
+            + (f" ({unusable} selected have no original value to replay)" if unusable else "")
+        )
         return
-    sent = replay(config, chosen, to)
-    typer.echo(f"replayed {sent} of {len(scan.letters)} dead letters to {to}")
+    report = replay(config, chosen, to)
+    typer.echo(f"replayed {report.delivered} of {len(scan.letters)} dead letters to {to}")
+    if report.not_replayed:
+        typer.secho(f"not replayed: {len(report.not_replayed)}", err=True, fg=typer.colors.YELLOW)
+        for item in report.not_replayed:
+            typer.echo(f"  {topic}[{item.stored.partition}]@{item.stored.offset}: {item.why}", err=True)
+        raise typer.Exit(1)
 
 
 def _describe(stored: Any) -> dict[str, str]:
@@ -244,6 +288,9 @@ def register(app: typer.Typer) -> None:
     """Add ``worker`` and ``dlq`` to the ``lineguard`` command."""
     app.command("worker")(worker)
     app.add_typer(dlq_app, name="dlq")
+    from workers.shadow.cli import shadow_app  # the shadow worker is this worker with role=shadow
+
+    app.add_typer(shadow_app, name="shadow")
 
 
 def main() -> None:
