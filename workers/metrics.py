@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 
 from schemas.records import InspectionResult, Verdict
 
@@ -55,8 +56,9 @@ class BoundedLabel:
 class WorkerMetrics:
     """Every metric a worker exports."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, role: str = "production") -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.role = role  # every series of a non-production (shadow) worker carries role="<role>"
         r = self.registry
         self.frames_in = Counter(
             "lineguard_worker_frames_in", "Records consumed from the frames topic", registry=r
@@ -137,7 +139,24 @@ class WorkerMetrics:
                 self.line_defects.labels(line, self._class(label)).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.role == "production":
+            return generate_latest(self.registry)
+        return generate_latest(_WithLabels(self.registry, {"role": self.role}))
+
+
+class _WithLabels:
+    """A registry's metrics with constant labels added to every sample (prometheus_client has no const
+    labels): the same metric names for both roles, told apart by the label."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self._registry = registry
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            relabelled = Metric(family.name, family.documentation, family.type, family.unit)
+            relabelled.samples = [s._replace(labels={**s.labels, **self._labels}) for s in family.samples]
+            yield relabelled
 
 
 def defect_classes(result: InspectionResult) -> list[str]:

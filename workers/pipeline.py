@@ -27,6 +27,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -80,13 +81,17 @@ class Worker:
         endpoints: Endpoints | None = None,
         model: LoadedModel | None = None,
         metrics: WorkerMetrics | None = None,
+        accept: Callable[[Message], bool] | None = None,
     ) -> None:
         self.settings = settings
+        # Which records to inspect (a shadow replay's range and line/camera filter); the others are done
+        # with no output, so their offsets still advance. None: every record.
+        self._accept = accept
         self._kafka_settings = kafka if kafka is not None else KafkaSettings()
         self._mongo_settings = mongo if mongo is not None else MongoSettings()
         self._endpoints = endpoints
         self._model = model
-        self.metrics = metrics if metrics is not None else WorkerMetrics()
+        self.metrics = metrics if metrics is not None else WorkerMetrics(role=settings.role)
         self._stop = threading.Event()
         self._started = threading.Event()
         self._fatal: BaseException | None = None
@@ -295,6 +300,9 @@ class Worker:
 
     # -- decode pool -----------------------------------------------------------------------------------
     def _decode_one(self, message: Message, ticket: Ticket, received_at: datetime) -> None:
+        if self._accept is not None and not self._accept(message):
+            self._tracker.settle(ticket, 0)
+            return
         try:
             decoded = self._decode_retrying(self._serving.decoder, message, ticket, received_at)
         except FrameRejected as exc:

@@ -24,6 +24,7 @@ from schemas.topics import (
 )
 
 BackendName = Literal["auto", "onnx", "tensorflow"]
+WorkerRole = Literal["production", "shadow"]
 
 
 def default_worker_id() -> str:
@@ -34,6 +35,10 @@ class WorkerSettings(BaseSettings):
     """What one worker consumes, which model it runs, how it batches and how it delivers."""
 
     model_config = SettingsConfigDict(env_prefix="LINEGUARD_WORKER_", extra="ignore")
+
+    # Role: a shadow worker (workers.shadow) runs a candidate model beside production; its outputs must be
+    # its own (checked below) and its metrics carry role="shadow".
+    role: WorkerRole = "production"
 
     # Topics and group
     frames_topic: str = FRAMES_TOPIC
@@ -122,6 +127,35 @@ class WorkerSettings(BaseSettings):
             # must cover a commit interval of throughput on top of the pipeline's own depth: at 4 batches it
             # capped a 2-core worker at 132 frames/s (1280x1024 JPEG), at 16 it reached 181 (bench_workers).
             self.max_in_flight = 16 * self.max_batch_size
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_outputs_apart(self) -> WorkerSettings:
+        """A shadow worker must never write where production's consumers (the line, the MES) read."""
+        if self.role == "shadow":
+            outputs = {
+                "results topic": self.results_topic,
+                "defect events topic": self.defect_events_topic,
+                "dead letter topic": self.dead_letter_topic,
+                "MongoDB collection": self.mongo_collection,
+            }
+            prefix = self.frames_topic.removesuffix(".frames")
+            production = TopicNames.with_prefix(prefix)
+            taken = {
+                self.frames_topic,
+                RESULTS_TOPIC,
+                DEFECT_EVENTS_TOPIC,
+                DEAD_LETTER_TOPIC,
+                production.results,
+                production.defect_events,
+                production.dead_letters,
+                "inspections",
+            }
+            for what, name in outputs.items():
+                if "shadow" not in name or name in taken:
+                    raise ValueError(f"a shadow worker's {what} must be a shadow one, not {name!r}")
+            if "shadow" not in self.group_id:
+                raise ValueError(f"a shadow worker's group must be its own, not {self.group_id!r}")
         return self
 
     @property

@@ -1,0 +1,197 @@
+"""``lineguard shadow run`` and ``lineguard shadow report``.
+
+``run`` starts the candidate as a shadow worker: the production worker's settings (``LINEGUARD_WORKER_*``)
+with its own group, the shadow results topic and the shadow collection. Live by default; with ``--from/--to``
+(record times) or ``--from-offset/--to-offset`` it replays that range and exits once every record in it is
+inspected, printing a JSON summary.
+
+``report`` compares the candidate's shadow documents with production's and the reviewers' labels, writes
+``report.json``, ``report.md`` and ``scores.png``, and stores one gate summary per line with the model
+registry for ``lineguard models promote``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from schemas.errors import ConfigurationError
+
+shadow_app = typer.Typer(
+    help="Run a candidate model in shadow beside production, and compare it.", no_args_is_help=True
+)
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="model registry: directory, mongodb:// URI, or 'mongodb' for the local stack "
+        "[default: LINEGUARD_MODEL_REGISTRY_LOCATION]",
+    ),
+]
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(f"{name} {text!r} is not an ISO time (e.g. 2026-12-03T07:00:00Z)") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def open_shadow_registry(location: str | None) -> Any:
+    from lineguard.settings import MongoSettings
+    from vision.registry import open_registry
+
+    if location == "mongodb":
+        uri = MongoSettings().uri
+        if uri is not None:
+            location = uri.get_secret_value()
+        else:
+            from lineguard.stack.endpoints import resolve_endpoints
+
+            location = resolve_endpoints().mongodb_uri
+    return open_registry(location)
+
+
+@shadow_app.command("run")
+def shadow_run(
+    model: Annotated[str, typer.Option("--model", help="candidate model name (in the registry)")],
+    version: Annotated[str, typer.Option("--version", help="candidate version")],
+    registry: RegistryOption = None,
+    line: Annotated[str | None, typer.Option("--line", help="only frames of this line")] = None,
+    camera: Annotated[str | None, typer.Option("--camera", help="only frames of this camera")] = None,
+    topic: Annotated[str | None, typer.Option("--topic", help="frames topic (default: the worker's)")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="replay from this record time (ISO)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="replay up to this record time (ISO)")] = None,
+    from_offset: Annotated[
+        int | None, typer.Option("--from-offset", min=0, help="replay from offset")
+    ] = None,
+    to_offset: Annotated[
+        int | None, typer.Option("--to-offset", min=0, help="replay to offset (excl.)")
+    ] = None,
+    partition: Annotated[
+        list[int] | None, typer.Option("--partition", help="only these (repeatable)")
+    ] = None,
+    collection: Annotated[str, typer.Option("--collection", help="shadow MongoDB collection")] = (
+        "shadow_inspections"
+    ),
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Prometheus, role=shadow")
+    ] = None,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout-s", min=1, help="longest a replay may take")
+    ] = 3600.0,
+) -> None:
+    """Run the candidate as a shadow worker: live, or over a recorded range (--from/--to, offsets)."""
+    from workers.settings import WorkerSettings
+    from workers.shadow.config import resolve_candidate, shadow_group, shadow_settings
+    from workers.shadow.replay import RangeRequest
+    from workers.shadow.run import ShadowTarget, run_live, run_replay
+
+    since_at, until_at = _time(since, "--from"), _time(until, "--to")
+    replaying = any(v is not None for v in (since_at, until_at, from_offset, to_offset)) or bool(partition)
+    request = (
+        RangeRequest(since_at, until_at, from_offset, to_offset, tuple(partition) if partition else None)
+        if replaying
+        else None
+    )
+    store = open_shadow_registry(registry)
+    candidate = resolve_candidate(store, model, version, line)
+    base = WorkerSettings()
+    if topic is not None:
+        base = base.model_copy(update={"frames_topic": topic})
+    if metrics_port is not None:
+        base = base.model_copy(update={"metrics_port": metrics_port})
+    settings = shadow_settings(
+        base,
+        candidate,
+        shadow_group(model, version, replay=replaying),
+        line=line,
+        registry=registry if registry != "mongodb" else None,
+        collection=collection,
+    )
+    target = ShadowTarget(line=line, camera=camera, replay=request)
+    if request is None:
+        raise typer.Exit(run_live(settings, target))
+    outcome = run_replay(settings, target, timeout_s=timeout_s)
+    typer.echo(json.dumps(outcome.to_dict(), indent=2))
+    raise typer.Exit(outcome.exit_code)
+
+
+@shadow_app.command("report")
+def shadow_report(
+    model: Annotated[str, typer.Option("--model", help="candidate model name")],
+    version: Annotated[str, typer.Option("--version", help="candidate version")],
+    out: Annotated[Path, typer.Option("--out", help="folder for report.json, report.md, scores.png")],
+    line: Annotated[str | None, typer.Option("--line", help="only this line")] = None,
+    camera: Annotated[str | None, typer.Option("--camera", help="only this camera")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="frames captured from (ISO)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="frames captured before (ISO)")] = None,
+    shadow_collection: Annotated[str, typer.Option("--shadow-collection")] = "shadow_inspections",
+    collection: Annotated[str, typer.Option("--collection", help="production inspections")] = "inspections",
+    labels_collection: Annotated[str, typer.Option("--labels-collection")] = "labels",
+    registry: RegistryOption = None,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="store the gate summaries with the registry")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report JSON")] = False,
+) -> None:
+    """Compare the candidate with production (and labels) per line and class; feeds the promotion gate."""
+    from pymongo import MongoClient
+
+    from lineguard.settings import MongoSettings
+    from lineguard.stack.endpoints import resolve_endpoints
+    from vision.shadow_gate import GatePolicy, ShadowReportStore, check_gate, gate_summary
+    from workers.shadow.render import write_report
+    from workers.shadow.report import ReportQuery, build_report
+
+    query = ReportQuery(
+        model=model,
+        version=version,
+        line=line,
+        camera=camera,
+        since=_time(since, "--from"),
+        until=_time(until, "--to"),
+        shadow_collection=shadow_collection,
+        production_collection=collection,
+        labels_collection=labels_collection,
+    )
+    settings = MongoSettings()
+    uri = settings.uri.get_secret_value() if settings.uri is not None else resolve_endpoints().mongodb_uri
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+    try:
+        report = build_report(client[settings.database], query)
+    finally:
+        client.close()
+    if report["frames"]["shadow"] == 0:
+        raise ConfigurationError(
+            f"no shadow results of {model} {version} in {settings.database}.{shadow_collection} for this "
+            "selection (run `lineguard shadow run` first, or check --line/--from/--to)"
+        )
+    policy = GatePolicy()
+    gate: dict[str, str] = {}
+    summaries = [gate_summary(report, name, policy) for name in report["comparison"]["lines"]]
+    for summary in summaries:
+        decision = check_gate(summary, model, version, summary["line"], policy)
+        gate[summary["line"]] = ("would pass: " if decision.allowed else "would refuse: ") + decision.reason
+    if record:
+        store = ShadowReportStore(open_shadow_registry(registry))
+        for summary in summaries:
+            store.put(summary)
+    paths = write_report(report, out, gate)
+    if as_json:
+        typer.echo(json.dumps({**report, "gate": gate}, indent=2, sort_keys=True))
+        return
+    typer.echo(
+        f"shadow report {report['report_id']}: {report['frames']['compared']} frames compared, "
+        f"{report['frames']['disagreeing']} disagreeing; wrote {', '.join(str(p) for p in paths)}"
+    )
+    for name, verdict in sorted(gate.items()):
+        typer.echo(f"  line {name}: {verdict}")
