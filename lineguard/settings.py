@@ -72,8 +72,9 @@ class MongoSettings(BaseSettings):
         description="mongodb:// URI (may hold credentials); unset means the local stack.",
     )
     database: str = "lineguard"
-    write_concern_w: int | str = Field(default=1, description="MongoDB write concern `w` for sinks")
-    write_concern_journal: bool = False
+    # Unset: the URI's write concern (`?w=...&journal=...`), else majority + journal (workers.sinks.mongo).
+    write_concern_w: int | str | None = Field(default=None, description="MongoDB write concern `w` for sinks")
+    write_concern_journal: bool | None = None
 
 
 class RegistrySettings(BaseSettings):

@@ -3,19 +3,25 @@
 ``_id`` is derived from the frame's identity and the model version, and every write is a replace-with-upsert,
 so a replay (after a crash, a rebalance or ``lineguard dlq replay``) rewrites the same document: never a
 second one. Indexes serve the questions people ask: a line over time, defects over time, one camera's frames.
+
+Write concern: offsets are committed once MongoDB acknowledged the documents, so the acknowledgement must mean
+what the operator asked for. It is the one given explicitly (``LINEGUARD_MONGODB_WRITE_CONCERN_*``), else
+the URI's (``?w=majority&journal=true``), else ``{w: "majority", j: true}``: after a failover a w:1
+acknowledgement can be rolled back while its offsets stay committed. FerretDB accepts any write concern and
+enforces none (durability is its backend's commit); the sink detects it and says so once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteConcernError
 
 from schemas.errors import ServiceUnavailableError
 from schemas.records import InspectionResult
@@ -23,6 +29,43 @@ from schemas.records import InspectionResult
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000
+DEFAULT_WRITE_CONCERN = WriteConcern(w="majority", j=True)
+
+
+def resolve_write_concern(
+    database: Database[dict[str, Any]], w: int | str | None = None, journal: bool | None = None
+) -> WriteConcern:
+    """Explicit settings, else the URI's write concern (the database inherits it), else majority + journal."""
+    inherited = database.write_concern
+    if w is None and journal is None:
+        return DEFAULT_WRITE_CONCERN if inherited.is_server_default else inherited
+    base = DEFAULT_WRITE_CONCERN if inherited.is_server_default else inherited
+    document = base.document
+    return WriteConcern(
+        w=w if w is not None else document.get("w"),
+        j=journal if journal is not None else document.get("j"),
+        wtimeout=document.get("wtimeout"),
+    )
+
+
+def write_concern_failures(details: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``writeConcernErrors`` of a bulk write's result or error details (pure)."""
+    return list(details.get("writeConcernErrors") or [])
+
+
+def only_duplicates(details: Mapping[str, Any]) -> bool:
+    """Whether every write error of a bulk insert is a duplicate ``_id`` (a replay), and nothing else failed
+    (no write error of another kind, no write concern error)."""
+    errors = details.get("writeErrors") or []
+    return all(error.get("code") == _DUPLICATE_KEY for error in errors) and not write_concern_failures(
+        details
+    )
+
+
+class WriteConcernFailed(WriteConcernError):
+    """MongoDB applied the writes but could not satisfy the write concern (e.g. no majority in time): the
+    documents may be rolled back, so nothing may be acknowledged; rewriting them is idempotent."""
+
 
 INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("line_captured", [("line_id", ASCENDING), ("captured_at", DESCENDING)]),
@@ -50,17 +93,33 @@ class MongoInspectionSink:
         self,
         database: Database[dict[str, Any]],
         collection: str,
-        write_concern_w: int | str = 1,
-        journal: bool = False,
+        write_concern_w: int | str | None = None,
+        journal: bool | None = None,
         retries: int = 5,
     ) -> None:
-        concern = WriteConcern(w=write_concern_w, j=journal or None)
+        self.write_concern = resolve_write_concern(database, write_concern_w, journal)
         self.collection: Collection[dict[str, Any]] = database.get_collection(
-            collection, write_concern=concern
+            collection, write_concern=self.write_concern
         )
         self._retries = retries
+        self.server_enforces_write_concern: bool | None = None  # known after ensure_indexes
+
+    def check_server(self) -> bool:
+        """Whether the server enforces write concerns (FerretDB accepts them and ignores them); logs once."""
+        if self.server_enforces_write_concern is None:
+            info = self.collection.database.client.admin.command("buildInfo")
+            self.server_enforces_write_concern = "ferretdbVersion" not in info
+            if not self.server_enforces_write_concern:
+                log.warning(
+                    "MongoDB server is FerretDB %s: write concern %s is accepted but not enforced; documents "
+                    "are as durable as its backend's commit",
+                    info.get("ferretdbVersion"),
+                    self.write_concern.document,
+                )
+        return self.server_enforces_write_concern
 
     def ensure_indexes(self) -> None:
+        self.check_server()
         existing = set(self.collection.index_information())
         for name, keys in INDEXES:
             if name not in existing:
@@ -83,14 +142,18 @@ class MongoInspectionSink:
             self.collection.insert_many(documents, ordered=False)
             return
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+            if not only_duplicates(exc.details):
+                _raise_write_concern(exc.details)
                 raise
-            existing = [documents[error["index"]] for error in errors]
-        self.collection.bulk_write(
-            [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in existing],
-            ordered=False,
-        )
+            existing = [documents[error["index"]] for error in exc.details.get("writeErrors", [])]
+        try:
+            self.collection.bulk_write(
+                [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in existing],
+                ordered=False,
+            )
+        except BulkWriteError as exc:
+            _raise_write_concern(exc.details)
+            raise
 
     def _with_retries(self, write: Callable[[], None]) -> None:
         delay = 0.2
@@ -98,7 +161,10 @@ class MongoInspectionSink:
             try:
                 write()
                 return
-            except ConnectionFailure as exc:  # transient: retry with backoff, then give up loudly
+            except (
+                ConnectionFailure,
+                WriteConcernFailed,
+            ) as exc:  # transient: retry with backoff, then give up
                 if attempt == self._retries:
                     raise ServiceUnavailableError(
                         f"MongoDB write failed after {attempt} attempts: {exc}"
@@ -108,3 +174,15 @@ class MongoInspectionSink:
                 delay = min(delay * 2, 5.0)
             except PyMongoError as exc:
                 raise ServiceUnavailableError(f"MongoDB write failed: {exc}") from exc
+
+
+def _raise_write_concern(details: Mapping[str, Any]) -> None:
+    failures = write_concern_failures(details)
+    if failures:
+        first = failures[0]
+        raise WriteConcernFailed(
+            f"{len(failures)} write concern error(s), first: {first.get('errmsg')} "
+            f"(code {first.get('code')})",
+            first.get("code"),
+            first,
+        )
