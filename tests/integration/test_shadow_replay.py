@@ -1,6 +1,6 @@
-"""Replaying a recorded time range through a candidate, the report it gives (the same twice), and the promotion
-gate on it: a candidate that misses production's defects is refused, one that matches is promoted, a forced
-promotion keeps its reason in the alias history, and rollback is one command."""
+"""Replaying a recorded time range through a candidate, the report it gives (the same twice), and the
+promotion gate on it: a candidate that misses production's defects is refused, one that matches is
+promoted, a forced promotion keeps its reason in the alias history, and rollback is one command."""
 
 from __future__ import annotations
 
