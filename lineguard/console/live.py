@@ -58,7 +58,7 @@ def event_json(event: DefectEvent, received_ms: float) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality: streams live in a set
 class Stream:
     """One browser's queue; ``dropped`` counts events that did not fit since the last "n more"."""
 
