@@ -28,9 +28,9 @@ def test_production_defaults_follow_the_number_of_brokers() -> None:
     assert replication_plan(3) == (3, 2)
     assert replication_plan(9) == (3, 2)
     assert replication_plan(5, replication_factor=5, min_insync_replicas=3) == (5, 3)
-    with pytest.raises(ConfigurationError, match="needs 1..3 brokers"):
+    with pytest.raises(ConfigurationError, match=r"needs 1\.\.3 brokers"):
         replication_plan(3, replication_factor=4)
-    with pytest.raises(ConfigurationError, match="min.insync.replicas"):
+    with pytest.raises(ConfigurationError, match=r"min\.insync\.replicas"):
         replication_plan(3, min_insync_replicas=4)
 
 
