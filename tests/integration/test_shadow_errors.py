@@ -53,7 +53,7 @@ def test_bad_input_is_one_line_and_exit_2(
     registry = registry_with(model_dir, tmp_path)
     registry.publish(variant(model_dir, tmp_path, "d1", task=Task.detect))
     produce_frames(kafka_config, topics.frames, make_frames(30))
-    # Retention took the first 3 records of every partition holding more (keys are cameras: some may be empty).
+    # Retention took the first 3 records of each partition holding more (keys are cameras: some may be empty).
     trimmed = [p for p, high in end_offsets(kafka_config, topics.frames).items() if high > 3]
     assert trimmed
     admin = AdminClient(kafka_config)
