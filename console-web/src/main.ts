@@ -332,6 +332,7 @@ function route(): void {
     $(`nav-${section}`).classList.toggle("active", section === name);
   }
   if (screen === "frame" && camera !== undefined && frame !== undefined) {
+    void loadList(false);
     void openFrame(decodeURIComponent(camera), Number(frame));
   } else if (name === "frames") {
     void loadList(false);

@@ -281,6 +281,7 @@ function route() {
         $(`nav-${section}`).classList.toggle("active", section === name);
     }
     if (screen === "frame" && camera !== undefined && frame !== undefined) {
+        void loadList(false);
         void openFrame(decodeURIComponent(camera), Number(frame));
     }
     else if (name === "frames") {
