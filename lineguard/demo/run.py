@@ -471,6 +471,12 @@ class DemoRun:
                 },
                 "consumer_group": self.options.group_id,
                 "mongodb": {"database": self.options.database, "collection": self.options.collection},
+                # The inspection console over this run's topics and database (issue 12).
+                "console": {
+                    "url": "http://127.0.0.1:8765/",
+                    "command": f"lineguard console --database {self.options.database} "
+                    f"--topic-prefix {self.options.topic_prefix} --worker-group {self.options.group_id}",
+                },
             },
         }
 

@@ -127,6 +127,11 @@ def summary_view(summary: dict[str, Any]) -> RenderableType:
             f"  model {summary['model']['name']} {summary['model']['version']} ({summary['model']['task']}) "
             f"from {summary['model']['path']}\n",
             f"  worker log: {summary['worker']['log']}",
+            *(
+                (f"\n  console: {where['console']['url']} (start it with: {where['console']['command']})",)
+                if "console" in where
+                else ()
+            ),
         )
     )
     return Group(*parts)
