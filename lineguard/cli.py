@@ -8,10 +8,109 @@ from typing import Annotated
 
 import typer
 
+from lineguard.lazy_commands import LazyModule, lazy_group
 from lineguard.logs import LogFormat, configure_logging
-from schemas.errors import ConfigurationError, LineguardError
+
+# Every subcommand, by the module that registers it. `lineguard --help` lists these names and help lines
+# without importing the modules (see lineguard/lazy_commands.py); tests/unit/test_cli_lazy.py keeps the help
+# lines equal to the commands' own. A new subcommand: add its module here.
+COMMANDS = (
+    LazyModule(
+        "lineguard.stack.cli:app",
+        "group",
+        {"stack": "Start, stop and inspect the local Kafka + MongoDB stack."},
+        groups=frozenset({"stack"}),
+    ),
+    LazyModule(
+        "streams.cli:camera", "command", {"camera": "Publish camera frames to Kafka as Avro Frame records."}
+    ),
+    LazyModule(
+        "vision.data_cli:register",
+        "register",
+        {
+            "evaluate": "Measure a model artifact on labelled data: metrics JSON plus a report with plots.",
+            "dataset": "Check, clean and export training data.",
+            "models": "Publish model versions and move a line's production alias.",
+            "thresholds": "Decision thresholds per line or camera, read live by workers.",
+        },
+        groups=frozenset({"dataset", "models", "thresholds"}),
+    ),
+    LazyModule(
+        "vision.train_cli:train_command",
+        "command",
+        {"train": "Train a model from scratch and write a versioned artifact."},
+    ),
+    LazyModule(
+        "vision.train_cli:export_command",
+        "command",
+        {"export": "Export an artifact's Keras model to ONNX and check that both give the same outputs."},
+    ),
+    LazyModule(
+        "workers.cli:register",
+        "register",
+        {
+            "worker": "Consume frames, run the model in dynamic batches, write results, defect events and "
+            "MongoDB docs.",
+            "dlq": "Inspect and replay dead letters.",
+            "shadow": "Run a candidate model in shadow beside production, and compare it.",
+        },
+        groups=frozenset({"dlq", "shadow"}),
+    ),
+    LazyModule(
+        "lineguard.demo.cli:register",
+        "register",
+        {
+            "demo": "Run the whole system: a synthetic camera -> Kafka -> a worker -> results, events and "
+            "MongoDB."
+        },
+    ),
+    LazyModule(
+        "lineguard.lag.cli:register",
+        "register",
+        {
+            "lag": "Export the frames topic's consumer lag (records and seconds, per partition and line) for "
+            "Prometheus."
+        },
+    ),
+    LazyModule(
+        "lineguard.tail.cli:register",
+        "register",
+        {
+            "tail": "Print a topic's records as JSON lines (either wire format), with Kafka coordinates and "
+            "headers."
+        },
+    ),
+    LazyModule(
+        "lineguard.console.cli:register",
+        "register",
+        {"console": "The inspection console: live defects, frame viewer and review queue (a web app)."},
+        groups=frozenset({"console"}),
+    ),
+    LazyModule(
+        "parts.cli:register",
+        "register",
+        {
+            "parts": "Join the verdicts of every view of a part into one decision (part-decisions topic, "
+            "MongoDB `parts`).",
+            "plc": "Hand part decisions to the line's PLC over OPC UA (request/acknowledge handshake, once "
+            "per part).",
+        },
+    ),
+    LazyModule(
+        "quality.cli:report_command",
+        "command",
+        {
+            "report": "Yield, first-pass yield, defect Pareto, shifts, lots, trends, SPC p-chart and model "
+            "health."
+        },
+    ),
+    LazyModule(
+        "mes.cli:app", "group", {"sink": "Sinks that consume the results topic."}, groups=frozenset({"sink"})
+    ),
+)
 
 app = typer.Typer(
+    cls=lazy_group(COMMANDS),
     name="lineguard",
     help="Streaming defect detection for factory production lines: cameras -> Kafka -> vision models -> "
     "results, defect events and MongoDB.",
@@ -55,62 +154,6 @@ def _root(
     configure_logging(log_level.upper(), log_format)
 
 
-def _register() -> None:
-    # Subcommand modules import their heavy dependencies (TensorFlow, OpenCV) lazily inside the commands,
-    # so `lineguard --help` stays fast.
-    from lineguard.stack.cli import app as stack_app
-
-    app.add_typer(stack_app, name="stack")
-
-    from streams.cli import camera
-
-    app.command("camera")(camera)
-
-    from vision.data_cli import register as register_data_commands
-
-    register_data_commands(app)
-
-    from vision.train_cli import export_command, train_command
-
-    app.command("train")(train_command)
-    app.command("export")(export_command)
-
-    from workers.cli import register as register_worker_commands
-
-    register_worker_commands(app)
-
-    from lineguard.demo.cli import register as register_demo_command
-
-    register_demo_command(app)
-
-    from lineguard.lag.cli import register as register_lag_command
-
-    register_lag_command(app)
-
-    from lineguard.tail.cli import register as register_tail_command
-
-    register_tail_command(app)
-
-    from lineguard.console.cli import register as register_console_command
-
-    register_console_command(app)
-
-    from parts.cli import register as register_parts_command
-
-    register_parts_command(app)
-
-    from quality.cli import report_command
-
-    app.command("report")(report_command)
-
-    from mes.cli import app as sink_app
-
-    app.add_typer(sink_app, name="sink")
-
-
-_register()
-
-
 def main() -> None:
     """Console-script entry point."""
     try:  # typer vendors click from 0.2x on; the exceptions raised are that copy's
@@ -134,12 +177,14 @@ def main() -> None:
     except typer.Abort:
         typer.secho("aborted", err=True)
         sys.exit(130)
-    except ConfigurationError as exc:
+    except Exception as exc:
+        # Imported here, not at the top: `schemas` is not needed for `lineguard --help`.
+        from schemas.errors import ConfigurationError, LineguardError
+
+        if not isinstance(exc, LineguardError):
+            raise
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
-    except LineguardError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, ConfigurationError) else 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
