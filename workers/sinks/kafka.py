@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from schemas.errors import ServiceUnavailableError
+from schemas.errors import LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetter, DefectEvent, InspectionResult
 from schemas.serde import AvroRecordSerializer
 from schemas.topics import HEADER_SCHEMA, HEADER_TRACE_ID, TopicNames
-from workers.sinks.dead_letters import dead_letter_headers
+from workers.sinks.dead_letters import dead_letter_headers, record_bytes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,36 @@ class TransactionAborted(DeliveryFailed):
         self.group_changed = group_changed
 
 
+_LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class OutputTooLarge(LineguardError):
+    """An output record is larger than the producer may send: the frame gets a dead letter instead (never a
+    dead sink thread, which would stop the worker on the same record after every restart)."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(f"output for {topic} is {size} bytes, above the producer's {limit} byte limit")
+        self.topic = topic
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One serialized output record, its size known (and checked) before it is produced."""
+
+    topic: str
+    key: str | bytes | None
+    value: bytes
+    headers: Headers
+
+    @property
+    def size(self) -> int:
+        return record_bytes(self.key, self.value, self.headers)
+
+
 # The group coordinator's answers to offsets sent with a generation or member the group has left behind.
 _GROUP_CHANGED = frozenset(
     {
@@ -58,6 +89,8 @@ class KafkaOutputs:
 
     def __init__(self, config: dict[str, Any], topics: TopicNames, transactional: bool = False) -> None:
         self._producer = Producer(config)
+        # librdkafka refuses (MSG_SIZE_TOO_LARGE, raised from produce()) any record above this.
+        self.max_record_bytes = int(config.get("message.max.bytes", _LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES))
         self._topics = topics
         self.transactional = transactional
         self._results = AvroRecordSerializer(InspectionResult)
@@ -74,19 +107,40 @@ class KafkaOutputs:
         """The first delivery failure seen, if any (the pipeline stops on it)."""
         return self._failure
 
-    def result(self, result: InspectionResult, trace_id: bytes | None, ack: Ack | None) -> None:
+    def encode_result(self, result: InspectionResult, trace_id: bytes | None) -> Output:
+        """The result's record, checked against the producer's size limit (:class:`OutputTooLarge`)."""
         headers = _headers(InspectionResult.avro_name, trace_id)
-        self._produce(self._topics.results, result.camera_id, self._results(result), headers, ack)
+        return self._checked(Output(self._topics.results, result.camera_id, self._results(result), headers))
+
+    def encode_event(self, event: DefectEvent, trace_id: bytes | None) -> Output:
+        headers = _headers(DefectEvent.avro_name, trace_id)
+        return self._checked(
+            Output(self._topics.defect_events, event.camera_id, self._events(event), headers)
+        )
+
+    def encode_dead_letter(self, letter: DeadLetter) -> Output:
+        value = self._dead_letters(letter)
+        output = Output(self._topics.dead_letters, letter.original_key, value, dead_letter_headers(letter))
+        return self._checked(output)
+
+    def send(self, output: Output, ack: Ack | None) -> None:
+        """Produce an encoded output; ``ack`` runs on its successful delivery."""
+        self._produce(output.topic, output.key, output.value, output.headers, ack)
+
+    def result(self, result: InspectionResult, trace_id: bytes | None, ack: Ack | None) -> None:
+        self.send(self.encode_result(result, trace_id), ack)
 
     def event(self, event: DefectEvent, trace_id: bytes | None, ack: Ack | None) -> None:
-        headers = _headers(DefectEvent.avro_name, trace_id)
-        self._produce(self._topics.defect_events, event.camera_id, self._events(event), headers, ack)
+        self.send(self.encode_event(event, trace_id), ack)
 
     def dead_letter(self, letter: DeadLetter, ack: Ack | None) -> None:
-        key = letter.original_key
-        self._produce(
-            self._topics.dead_letters, key, self._dead_letters(letter), dead_letter_headers(letter), ack
-        )
+        self.send(self.encode_dead_letter(letter), ack)
+
+    def _checked(self, output: Output) -> Output:
+        size = output.size
+        if size > self.max_record_bytes:
+            raise OutputTooLarge(output.topic, size, self.max_record_bytes)
+        return output
 
     def serve(self, timeout_s: float = 0.0) -> int:
         """Run delivery callbacks; returns how many were served."""
@@ -118,7 +172,7 @@ class KafkaOutputs:
         topic: str,
         key: str | bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]],
+        headers: Headers,
         ack: Ack | None,
     ) -> None:
         callback = None if ack is None else self._delivery_callback(ack)
@@ -129,6 +183,13 @@ class KafkaOutputs:
             except BufferError:
                 # The producer's queue is full: serve delivery reports until there is room (backpressure).
                 self._producer.poll(0.05)
+            except KafkaException as exc:
+                # Refused synchronously: the size check above should have caught it (librdkafka counts a
+                # little differently); the caller turns the frame into a dead letter, the thread lives on.
+                if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                    size = len(value or b"") + (len(key) if key is not None else 0)
+                    raise OutputTooLarge(topic, size, self.max_record_bytes) from exc
+                raise
 
     def _delivery_callback(self, ack: Ack) -> Callable[[KafkaError | None, Message], None]:
         def on_delivery(error: KafkaError | None, message: Message) -> None:

@@ -30,13 +30,13 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from schemas.records import DeadLetter, DefectEvent, InspectionResult
+from schemas.records import DeadLetter, DeadLetterReason, DefectEvent, InspectionResult
 from vision.outputs import Prediction
 from workers.decode import DecodedFrame, FrameRejected
 from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker, Ticket
 from workers.sinks.dead_letters import RawRecord, build_dead_letter
-from workers.sinks.kafka import DeliveryFailed, KafkaOutputs, TransactionAborted
+from workers.sinks.kafka import DeliveryFailed, KafkaOutputs, Output, OutputTooLarge, TransactionAborted
 from workers.sinks.mongo import MongoInspectionSink
 from workers.verdicts import ResultBuilder
 
@@ -77,7 +77,8 @@ class _FrameOutputs:
     ticket: Ticket
     result: InspectionResult
     event: DefectEvent | None
-    trace_id: bytes | None
+    result_out: Output  # serialized, size checked
+    event_out: Output | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,20 +124,20 @@ class OutputWriter:
         left unfinished (not committed, so read again) rather than blocking forever.
         """
         if isinstance(item, Rejected):
-            letter = self._dead_letter(item)
-            if self._tracker.settle(item.ticket, outstanding=1):
-                self._outputs.dead_letter(letter, ack=self._acker(item.ticket))
-                self._metrics.dead_letters.labels(item.error.reason.value).inc()
+            self._send_letter(_LetterOutput(item.ticket, self._dead_letter(item)))
             return
         written: Written = []
-        for frame, result, event in self._build(item):
-            if not self._tracker.settle(frame.ticket, outstanding=2 + (event is not None)):
+        for output in self._encoded(item):
+            if isinstance(output, _LetterOutput):  # an output too large to produce: a dead letter instead
+                self._send_letter(output)
+                continue
+            if not self._tracker.settle(output.ticket, outstanding=2 + (output.event is not None)):
                 continue  # partition revoked meanwhile
-            self._outputs.result(result, frame.trace_id, ack=self._result_acker(frame.ticket, result))
-            if event is not None:
-                self._outputs.event(event, frame.trace_id, ack=self._acker(frame.ticket))
+            self._outputs.send(output.result_out, ack=self._result_acker(output.ticket, output.result))
+            if output.event_out is not None:
+                self._outputs.send(output.event_out, ack=self._acker(output.ticket))
                 self._metrics.defect_events.inc()
-            written.append((frame.ticket, result))
+            written.append((output.ticket, output.result))
         while written and not give_up():
             try:
                 self._mongo_queue.put(written, timeout=0.1)
@@ -190,8 +191,12 @@ class OutputWriter:
         for item in items:
             if isinstance(item, Rejected):
                 letters.append(_LetterOutput(item.ticket, self._dead_letter(item)))
-            else:
-                frames.extend(_FrameOutputs(f.ticket, r, e, f.trace_id) for f, r, e in self._build(item))
+                continue
+            for output in self._encoded(item):
+                if isinstance(output, _LetterOutput):
+                    letters.append(output)
+                else:
+                    frames.append(output)
         started = time.perf_counter()
         self._mongo.upsert([f.result for f in frames if self._tracker.is_live(f.ticket)])
         self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
@@ -246,9 +251,9 @@ class OutputWriter:
             for letter in live_letters:
                 self._outputs.dead_letter(letter.letter, ack=None)
             for output in live_frames:
-                self._outputs.result(output.result, output.trace_id, ack=None)
-                if output.event is not None:
-                    self._outputs.event(output.event, output.trace_id, ack=None)
+                self._outputs.send(output.result_out, ack=None)
+                if output.event_out is not None:
+                    self._outputs.send(output.event_out, ack=None)
             # Offsets go in before the commit; the records only count as done once it succeeded.
             offsets = [
                 TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()
@@ -277,6 +282,48 @@ class OutputWriter:
             result, event = batch.builder.build(frame, prediction, batch.inferred_at, size)
             built.append((frame, result, event))
         return built
+
+    def _encoded(self, batch: InferredBatch) -> list[_FrameOutputs | _LetterOutput]:
+        """Each frame's outputs serialized, their sizes checked before anything is produced: a frame with an
+        output the producer would refuse becomes one OVERSIZE dead letter (no result, event or document)."""
+        encoded: list[_FrameOutputs | _LetterOutput] = []
+        for frame, result, event in self._build(batch):
+            try:
+                result_out = self._outputs.encode_result(result, frame.trace_id)
+                event_out = None if event is None else self._outputs.encode_event(event, frame.trace_id)
+            except OutputTooLarge as exc:
+                encoded.append(_LetterOutput(frame.ticket, self._oversize_letter(frame, exc)))
+                continue
+            encoded.append(_FrameOutputs(frame.ticket, result, event, result_out, event_out))
+        return encoded
+
+    def _oversize_letter(self, frame: DecodedFrame, exc: OutputTooLarge) -> DeadLetter:
+        source = frame.source
+        log.warning(
+            "dead letter OVERSIZE from %s[%d]@%d: %s", source.topic, source.partition, source.offset, exc
+        )
+        record = RawRecord(
+            source.topic, source.partition, source.offset, None, frame.frame.camera_id.encode(), None
+        )
+        message = (
+            f"{exc}; frame {frame.frame.camera_id}#{frame.frame.frame_number} got no result, defect event "
+            "or inspection document"
+        )
+        return build_dead_letter(
+            record,
+            DeadLetterReason.OVERSIZE,
+            type(exc).__name__,
+            message,
+            self._worker_id,
+            max_bytes=self._max_message_bytes,
+        )
+
+    def _send_letter(self, output: _LetterOutput) -> None:
+        if self._tracker.settle(output.ticket, outstanding=1):
+            self._outputs.send(
+                self._outputs.encode_dead_letter(output.letter), ack=self._acker(output.ticket)
+            )
+            self._metrics.dead_letters.labels(output.letter.reason.value).inc()
 
     def _dead_letter(self, item: Rejected) -> DeadLetter:
         log.warning(
