@@ -31,6 +31,8 @@ _PUBLISHER_COUNTERS = (
     ("frames_spooled", "Frames written to the store-and-forward spool", "spooled"),
     ("frames_drained", "Spooled frames delivered", "drained"),
     ("frames_spool_dropped", "Spooled frames dropped to make room (drop-oldest)", "spool_dropped"),
+    ("frames_spool_quarantined", "Damaged spool files set aside (frames lost)", "spool_quarantined"),
+    ("frames_spool_write_errors", "Frames the disk refused to spool (lost)", "spool_write_errors"),
     ("spool_blocked_seconds", "Time capture waited for spool room (block policy)", "blocked_s"),
 )
 _SOURCE_COUNTERS = (
