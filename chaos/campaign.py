@@ -8,11 +8,17 @@
    its log kept, and it is restarted so the campaign can go on and show everything that is wrong.
 4. Good frames follow (some with hostile headers): the worker must still inspect every one of them.
 5. SIGTERM: the worker must drain and exit 0.
+
+The worker runs under an address-space limit (``RLIMIT_AS``, set with ``prlimit`` as it starts): a record
+that made it allocate a decompression bomb's pixels would fail the allocation and crash it, instead of
+passing unnoticed on a large machine. Its peak RSS (``VmHWM``, sampled every second and before it stops) is
+reported and must stay below ``max_peak_rss_mb``.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import time
 import uuid
 from collections import Counter
@@ -45,6 +51,11 @@ class CampaignConfig:
     max_image_pixels: int = 4_000_000
     idle_timeout_s: float = 120.0
     keep: bool = False  # keep topics and database for inspection
+    # Address space of the worker: onnxruntime, librdkafka and glibc's per-thread arenas reserve far more
+    # than they touch, so this is well above the RSS goal; a 16000x16000 decode (768 MB of pixels, 1.5-1.75
+    # GB peak) on top of it fails.
+    memory_limit_mb: int | None = 2560
+    max_peak_rss_mb: int = 1024
 
 
 @dataclass(slots=True)
@@ -64,6 +75,10 @@ class CampaignReport:
     worker_exit_code: int | None = None
     seconds: float = 0.0
     crash_logs: list[str] = field(default_factory=list)
+    memory_limit_mb: int | None = None
+    peak_rss_mb: float = 0.0  # the worker's largest VmHWM over all its runs
+    peak_vm_mb: float = 0.0  # and VmPeak (address space), to size memory_limit_mb
+    max_peak_rss_mb: int = 1024
 
     @property
     def passed(self) -> bool:
@@ -74,6 +89,7 @@ class CampaignReport:
             and self.accepted_as_frames == 0
             and self.good_frames_inspected == self.good_frames_sent
             and self.worker_exit_code == 0
+            and 0 < self.peak_rss_mb < self.max_peak_rss_mb
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -92,6 +108,9 @@ class CampaignReport:
             "good_frames_inspected": self.good_frames_inspected,
             "worker_exit_code": self.worker_exit_code,
             "seconds": round(self.seconds, 1),
+            "memory_limit_mb": self.memory_limit_mb,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "peak_vm_mb": round(self.peak_vm_mb, 1),
             "passed": self.passed,
         }
 
@@ -110,7 +129,7 @@ def run_campaign(config: CampaignConfig, endpoints: Endpoints) -> CampaignReport
     database = f"chaos_bad_{suffix}"
     client: MongoClient[dict[str, Any]] = MongoClient(endpoints.mongodb_uri, serverSelectionTimeoutMS=10_000)
     config.work_dir.mkdir(parents=True, exist_ok=True)
-    worker = WorkerProcess(
+    process = WorkerProcess(
         WorkerOptions(
             topics=topics,
             group_id=f"chaos-bad-{suffix}",
@@ -123,7 +142,10 @@ def run_campaign(config: CampaignConfig, endpoints: Endpoints) -> CampaignReport
         endpoints,
         config.work_dir / f"worker-{suffix}.log",
     )
-    report = CampaignReport(cases=config.cases)
+    report = CampaignReport(
+        cases=config.cases, memory_limit_mb=config.memory_limit_mb, max_peak_rss_mb=config.max_peak_rss_mb
+    )
+    worker = _LimitedWorker(process, config.memory_limit_mb, report)
     try:
         target = _store_target(GridFSClaimCheckStore(client, database), database)
         corpus = BadInputCorpus(
@@ -136,6 +158,7 @@ def run_campaign(config: CampaignConfig, endpoints: Endpoints) -> CampaignReport
         try:
             _collect_dead_letters(kafka_config, topics, expected, worker, config, report)
             _check_good_frames(kafka_config, topics, worker, config, report)
+            worker.sample()
             report.worker_exit_code = worker.terminate()
         except CrashLoop as exc:
             log.error("campaign stopped early: %s", exc)
@@ -184,7 +207,52 @@ class CrashLoop(LineguardError):
     """The worker keeps exiting on its own; going on would only repeat it."""
 
 
-def _restart_if_crashed(worker: WorkerProcess, report: CampaignReport) -> None:
+class _LimitedWorker:
+    """A :class:`WorkerProcess` started under ``RLIMIT_AS`` whose peak memory is sampled into the report."""
+
+    def __init__(self, worker: WorkerProcess, limit_mb: int | None, report: CampaignReport) -> None:
+        self._worker = worker
+        self._limit_mb = limit_mb
+        self._report = report
+
+    def start(self) -> None:
+        self._worker.start()
+        pid = self._worker.pid
+        if self._limit_mb is not None and pid is not None:
+            limit = self._limit_mb * 1024 * 1024
+            resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+
+    def sample(self) -> None:
+        pid = self._worker.pid
+        if pid is None:
+            return
+        memory = process_memory_mb(pid)
+        self._report.peak_rss_mb = max(self._report.peak_rss_mb, memory.get("VmHWM", 0.0))
+        self._report.peak_vm_mb = max(self._report.peak_vm_mb, memory.get("VmPeak", 0.0))
+
+    def check(self) -> int | None:
+        self.sample()
+        return self._worker.check()
+
+    def __getattr__(self, name: str) -> Any:  # running, kill, terminate, log_tail, unplanned_exits...
+        return getattr(self._worker, name)
+
+
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """``Vm*`` lines of /proc/<pid>/status in MB (empty once the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    memory: dict[str, float] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.startswith("Vm") and value.strip().endswith("kB"):
+            memory[name] = int(value.split()[0]) / 1024
+    return memory
+
+
+def _restart_if_crashed(worker: Any, report: CampaignReport) -> None:
     code = worker.check()
     if code is not None:
         log.error("worker exited on its own (code %s); restarting it", code)
@@ -198,7 +266,7 @@ def _collect_dead_letters(
     kafka_config: dict[str, Any],
     topics: TopicNames,
     expected: dict[tuple[int, int], tuple[str, str]],
-    worker: WorkerProcess,
+    worker: Any,
     config: CampaignConfig,
     report: CampaignReport,
 ) -> None:
@@ -269,7 +337,7 @@ def _source(decode: AvroRecordDeserializer[InspectionResult], record: Consumed) 
 def _check_good_frames(
     kafka_config: dict[str, Any],
     topics: TopicNames,
-    worker: WorkerProcess,
+    worker: Any,
     config: CampaignConfig,
     report: CampaignReport,
 ) -> None:

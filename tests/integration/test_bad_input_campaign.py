@@ -1,7 +1,8 @@
 """A short bad-input campaign through a live worker (the full one is ``bench/bad_input_campaign.py``).
 
 Every poison record must come back as a dead letter with its expected reason, the worker must never exit on
-its own, must still inspect good frames (some with hostile headers) afterwards, and must drain on SIGTERM.
+its own, must still inspect good frames (some with hostile headers) afterwards, and must drain on SIGTERM,
+all under an address-space limit with a peak RSS below 1 GB.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def test_a_few_hundred_poison_records_are_all_dead_lettered_and_the_worker_keeps
         CampaignConfig(cases=300, model=model, work_dir=tmp_path, seed=11, good_frames=60, idle_timeout_s=90),
         endpoints,
     )
+    print(report.to_json())  # the figures (pytest -s)
     crash_log = "\n".join(report.crash_logs[:1])
     assert report.crashes == 0, crash_log
     assert report.wrong_reason_examples == []
@@ -34,3 +36,7 @@ def test_a_few_hundred_poison_records_are_all_dead_lettered_and_the_worker_keeps
     assert set(report.reasons) >= {"UNDECODABLE_RECORD", "UNKNOWN_SCHEMA", "CORRUPT_IMAGE", "OVERSIZE"}
     assert report.good_frames_inspected == report.good_frames_sent == 60
     assert report.worker_exit_code == 0
+    # Under RLIMIT_AS, with WebP/TIFF/PGM bombs that decode to 16000x16000 in the corpus (issue 19).
+    assert report.memory_limit_mb is not None
+    assert 0 < report.peak_rss_mb < 1024
+    assert report.passed
