@@ -88,6 +88,15 @@ def shadow_run(
     timeout_s: Annotated[
         float, typer.Option("--timeout-s", min=1, help="longest a replay may take")
     ] = 3600.0,
+    sample_every: Annotated[
+        int, typer.Option("--sample-every", min=1, help="inspect one record in N (bounds the shadow's CPU)")
+    ] = 1,
+    decode_threads: Annotated[
+        int | None, typer.Option("--decode-threads", min=1, help="default: the worker's setting")
+    ] = None,
+    inference_threads: Annotated[
+        int | None, typer.Option("--inference-threads", min=1, help="default: the worker's setting")
+    ] = None,
 ) -> None:
     """Run the candidate as a shadow worker: live, or over a recorded range (--from/--to, offsets)."""
     from workers.settings import WorkerSettings
@@ -107,8 +116,12 @@ def shadow_run(
     base = WorkerSettings()
     if topic is not None:
         base = base.model_copy(update={"frames_topic": topic})
-    if metrics_port is not None:
-        base = base.model_copy(update={"metrics_port": metrics_port})
+    tuning = {
+        "metrics_port": metrics_port,
+        "decode_threads": decode_threads,
+        "inference_threads": inference_threads,
+    }
+    base = base.model_copy(update={k: v for k, v in tuning.items() if v is not None})
     settings = shadow_settings(
         base,
         candidate,
@@ -117,7 +130,7 @@ def shadow_run(
         registry=registry if registry != "mongodb" else None,
         collection=collection,
     )
-    target = ShadowTarget(line=line, camera=camera, replay=request)
+    target = ShadowTarget(line=line, camera=camera, replay=request, sample_every=sample_every)
     if request is None:
         raise typer.Exit(run_live(settings, target))
     outcome = run_replay(settings, target, timeout_s=timeout_s)

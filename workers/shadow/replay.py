@@ -194,9 +194,10 @@ def wait_replayed(
 class RecordFilter:
     """Which records a shadow worker inspects: inside the replay's range, of the line and camera asked for.
 
-    The camera is the record key (cameras publish with key = camera id); the line needs the Avro value, read
-    only when a line is asked for. A record that cannot be read is accepted: the worker's decoder turns it
-    into a (shadow) dead letter with the reason.
+    ``sample_every`` = n inspects one record in n (by offset), to bound the shadow's share of the CPU
+    beside production. The camera is the record key (cameras publish with key = camera id); the line needs
+    the Avro value, read only when a line is asked for. A record that cannot be read is accepted: the
+    worker's decoder turns it into a (shadow) dead letter with the reason.
     """
 
     def __init__(
@@ -205,17 +206,25 @@ class RecordFilter:
         line: str | None = None,
         camera: str | None = None,
         deserializer: Callable[[bytes], Frame | None] | None = None,
+        sample_every: int = 1,
     ) -> None:
+        if sample_every < 1:
+            raise ConfigurationError(f"--sample-every must be >= 1, got {sample_every}")
+        self._sample_every = sample_every
         self._ends = ends
         self._line = line
         self._camera = camera.encode() if camera is not None else None
         self._deserializer = deserializer
 
     def __call__(self, message: Message) -> bool:
-        if self._ends is not None:
-            partition, offset = message.partition(), message.offset()
-            if partition is None or offset is None or offset >= self._ends.get(partition, 0):
-                return False
+        partition, offset = message.partition(), message.offset()
+        if self._ends is not None and (
+            partition is None or offset is None or offset >= self._ends.get(partition, 0)
+        ):
+            return False
+        # Every n-th record by offset: a fixed share of the line's load, the same records on every replay.
+        if self._sample_every > 1 and (offset or 0) % self._sample_every != 0:
+            return False
         if self._camera is not None and message.key() is not None and message.key() != self._camera:
             return False
         if self._line is None or self._deserializer is None:

@@ -34,6 +34,7 @@ class ShadowTarget:
     line: str | None = None
     camera: str | None = None
     replay: RangeRequest | None = None  # None: live
+    sample_every: int = 1  # inspect one record in n (by offset)
 
 
 @dataclass(slots=True)
@@ -58,14 +59,20 @@ class ReplayOutcome:
 
 
 def _record_filter(target: ShadowTarget, ends: dict[int, int] | None) -> RecordFilter | None:
-    if ends is None and target.line is None and target.camera is None:
+    if ends is None and target.line is None and target.camera is None and target.sample_every == 1:
         return None
     deserializer = None
     if target.line is not None:
         from workers.serving import frame_deserializer
 
         deserializer = frame_deserializer()
-    return RecordFilter(ends=ends, line=target.line, camera=target.camera, deserializer=deserializer)
+    return RecordFilter(
+        ends=ends,
+        line=target.line,
+        camera=target.camera,
+        deserializer=deserializer,
+        sample_every=target.sample_every,
+    )
 
 
 def _endpoints(endpoints: Endpoints | None) -> Endpoints:
