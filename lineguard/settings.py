@@ -43,6 +43,9 @@ class KafkaSettings(BaseSettings):
     extra: dict[str, Any] = Field(
         default_factory=dict, description='raw librdkafka settings as JSON, e.g. {"linger.ms": 5}'
     )
+    # Topics lineguard creates (lineguard.kafka_topics): unset = RF min(3, brokers), min ISR 2 at RF 3.
+    topic_replication_factor: int | None = Field(default=None, ge=1)
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1)
 
     def client_config(self, bootstrap_servers: str) -> dict[str, Any]:
         """The librdkafka configuration shared by every client of this process."""

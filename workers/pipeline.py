@@ -266,6 +266,8 @@ class Worker:
             client_config,
             names,
             partitions=s.topic_partitions,
+            replication_factor=self._kafka_settings.topic_replication_factor,
+            min_insync_replicas=self._kafka_settings.topic_min_insync_replicas,
             max_message_bytes=s.max_message_bytes,
             timeout_s=30.0,
         )

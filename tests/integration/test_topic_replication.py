@@ -69,3 +69,13 @@ def test_on_the_single_node_stack_topics_get_rf_1_and_min_isr_1(
         assert other not in admin.list_topics(timeout=10).topics
     finally:
         delete_topics(kafka_config, [name])
+
+
+def test_the_replication_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lineguard.settings import KafkaSettings
+
+    assert KafkaSettings().topic_replication_factor is None  # production defaults
+    monkeypatch.setenv("LINEGUARD_KAFKA_TOPIC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("LINEGUARD_KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "2")
+    settings = KafkaSettings()
+    assert (settings.topic_replication_factor, settings.topic_min_insync_replicas) == (3, 2)
