@@ -533,8 +533,14 @@ def models_promote(
     elif current is None or (current.model, current.version) == (model, version):
         note = reason or "first production model of the line (nothing to shadow against)"
     else:
+        reports = ShadowReportStore(store)
         decision = check_gate(
-            ShadowReportStore(store).latest(model, version, line), model, version, line, GatePolicy()
+            reports.latest(model, version, line),
+            model,
+            version,
+            line,
+            GatePolicy(),
+            parity=reports.latest_parity(model, version),
         )
         if not decision.allowed:
             raise ConfigurationError(f"promotion refused: {decision.reason}")

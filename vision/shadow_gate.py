@@ -101,9 +101,19 @@ class GateDecision:
 
 
 def check_gate(
-    summary: dict[str, Any] | None, model: str, version: str, line: str, policy: GatePolicy
+    summary: dict[str, Any] | None,
+    model: str,
+    version: str,
+    line: str,
+    policy: GatePolicy,
+    parity: dict[str, Any] | None = None,
 ) -> GateDecision:
-    """Decide whether ``model:version`` may become production on ``line``."""
+    """Decide whether ``model:version`` may become production on ``line``; ``parity`` is the candidate's
+    latest golden-replay parity record (``lineguard shadow golden``), if any."""
+    if parity is not None and parity.get("status") == "failed":
+        return GateDecision(
+            False, f"Keras-vs-ONNX parity failed: {parity.get('detail', 'see the golden report')}"
+        )
     if summary is None:
         return GateDecision(
             False,
@@ -181,6 +191,28 @@ class ShadowReportStore:
         with open(folder / f"{_line_file(line)}.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(summary, sort_keys=True) + "\n")
 
+    def put_parity(self, record: dict[str, Any]) -> None:
+        """A golden replay's parity result for ``record['model']`` ``record['version']``."""
+        model = validate_name("model name", record["model"])
+        version = validate_name("version", record["version"])
+        if self._root is None:
+            self._collection().insert_one({**record, "kind": "parity", "line": None})
+            return
+        folder = self._root / model / version
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "parity.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def latest_parity(self, model: str, version: str) -> dict[str, Any] | None:
+        validate_name("model name", model)
+        validate_name("version", version)
+        if self._root is None:
+            found = self._collection().find_one(
+                {"model": model, "version": version, "kind": "parity"}, {"_id": 0}, sort=[("checked_at", -1)]
+            )
+            return dict(found) if found else None
+        return _last_row(self._root / model / version / "parity.jsonl")
+
     def latest(self, model: str, version: str, line: str) -> dict[str, Any] | None:
         validate_name("model name", model)
         validate_name("version", version)
@@ -192,12 +224,15 @@ class ShadowReportStore:
                 sort=[("generated_at", -1)],
             )
             return dict(found) if found else None
-        path = self._root / model / version / f"{_line_file(line)}.jsonl"
-        try:
-            rows = [row for row in path.read_text(encoding="utf-8").splitlines() if row.strip()]
-        except FileNotFoundError:
-            return None
-        try:
-            return dict(json.loads(rows[-1])) if rows else None
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"shadow report file {path} is unreadable: {exc}") from exc
+        return _last_row(self._root / model / version / f"{_line_file(line)}.jsonl")
+
+
+def _last_row(path: Path) -> dict[str, Any] | None:
+    try:
+        rows = [row for row in path.read_text(encoding="utf-8").splitlines() if row.strip()]
+    except FileNotFoundError:
+        return None
+    try:
+        return dict(json.loads(rows[-1])) if rows else None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"shadow report file {path} is unreadable: {exc}") from exc

@@ -208,3 +208,46 @@ def shadow_report(
     )
     for name, verdict in sorted(gate.items()):
         typer.echo(f"  line {name}: {verdict}")
+
+
+@shadow_app.command("golden")
+def shadow_golden(
+    frames: Annotated[Path, typer.Option("--frames", help="golden folder: <OK|UNCERTAIN|DEFECT>/<image>")],
+    model: Annotated[str | None, typer.Option("--model", help="model name in the registry")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="version in the registry")] = None,
+    artifact: Annotated[Path | None, typer.Option("--artifact", help="or a local artifact folder")] = None,
+    registry: RegistryOption = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", min=0.0, help="max |onnx - keras| score")] = 5e-3,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="keep the parity result for the promotion gate")
+    ] = True,
+    out: Annotated[Path | None, typer.Option("--out", help="write golden.json here")] = None,
+) -> None:
+    """Replay golden frames through an artifact: verdict diffs and Keras-vs-ONNX parity; exit 1 on either."""
+    from vision.shadow_gate import ShadowReportStore
+    from workers.shadow.golden import golden_replay
+
+    store: Any = None  # the registry the artifact came from, where the gate reads the parity result
+    if artifact is None:
+        if model is None or version is None:
+            raise ConfigurationError("pass --model and --version (from the registry) or --artifact DIR")
+        store = open_shadow_registry(registry)
+        from workers.shadow.config import resolve_candidate
+
+        artifact = resolve_candidate(store, model, version, None)
+    result = golden_replay(artifact, frames, tolerance)
+    result["checked_at"] = datetime.now(UTC).isoformat()
+    if record and store is not None:
+        ShadowReportStore(store).put_parity(
+            {**result["parity"], **_identity(result), "checked_at": result["checked_at"]}
+        )
+    text = json.dumps(result, indent=2, sort_keys=True)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "golden.json").write_text(text + "\n")
+    typer.echo(text)
+    raise typer.Exit(0 if result["passed"] else 1)
+
+
+def _identity(result: dict[str, Any]) -> dict[str, Any]:
+    return {"model": result["model"], "version": result["version"], "frames": result["frames"]}
