@@ -18,12 +18,16 @@ parts they need) with thresholds that can change per line or camera without touc
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from vision.artifact import ModelMetadata
+from vision.letterbox import input_to_image, letterbox_for
+from vision.preprocess import PreprocessSpec
 from vision.samples import Task
 
 GOOD_LABEL = "good"
@@ -245,3 +249,31 @@ def _decode_anomaly(anomaly_map: np.ndarray, pixel_threshold: float | None) -> P
     score = float(amap.max())
     mask = None if pixel_threshold is None else (amap >= pixel_threshold).astype(np.uint8)
     return Prediction(class_scores={}, detections=(), anomaly_score=score, mask=mask, defect_score=score)
+
+
+def unletterbox(
+    predictions: list[Prediction], image_sizes: Sequence[tuple[int, int]], spec: PreprocessSpec
+) -> list[Prediction]:
+    """Predictions of a letterboxed model (boxes normalized to the padded input, masks at input size) ->
+    boxes normalized to each image and masks cropped to the image's part of the input.
+
+    ``image_sizes`` are (width, height) of the images that were preprocessed; only their aspect ratio
+    matters, so the reduced-scale decode's size serves as well as the frame's."""
+    out: list[Prediction] = []
+    for prediction, (width, height) in zip(predictions, image_sizes, strict=True):
+        box = letterbox_for(width, height, spec.width, spec.height)
+        detections = prediction.detections
+        if detections:
+            coords = np.array([[d.x_min, d.y_min, d.x_max, d.y_max] for d in detections])
+            mapped = input_to_image(coords, box)
+            detections = tuple(
+                Detection(d.label, d.score, *(float(v) for v in row))
+                for d, row in zip(detections, mapped, strict=True)
+            )
+        mask = prediction.mask
+        if mask is not None:
+            mask = mask[
+                box.pad_y : box.pad_y + box.content_height, box.pad_x : box.pad_x + box.content_width
+            ].copy()
+        out.append(dataclasses.replace(prediction, detections=detections, mask=mask))
+    return out

@@ -7,8 +7,10 @@ the model artifact. Pure NumPy + OpenCV (no TensorFlow), so ONNX Runtime workers
 Choices, and why:
 
 - Inputs are what OpenCV decodes: HxW grey, HxWx1, HxWx3 BGR or HxWx4 BGRA (alpha dropped). Any size.
-- Resizing stretches to the model's input size (no letterbox). Boxes and masks are normalized to the image,
+- Resizing stretches to the model's input size by default. Boxes and masks are normalized to the image,
   so stretching keeps them valid without bookkeeping, and line cameras have a fixed aspect ratio anyway.
+  ``resize="letterbox"`` (models trained elsewhere, e.g. YOLO) keeps the aspect ratio and pads with
+  ``pad_value`` (:mod:`vision.letterbox`); the backend maps boxes and masks back onto the image.
 - ``interpolation="auto"`` uses ``INTER_AREA`` when shrinking and ``INTER_LINEAR`` when enlarging. Area
   averaging keeps thin defects (a 2 px scratch on a 1280x1024 frame is under half a pixel at 224x224); linear
   sampling at that ratio skips most of their pixels, so a scratch flickers in and out of view. The price:
@@ -29,6 +31,7 @@ import numpy as np
 
 ColorOrder = Literal["bgr", "rgb", "grey"]
 Interpolation = Literal["auto", "area", "linear"]
+ResizeMode = Literal["stretch", "letterbox"]
 
 _CV2_INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
@@ -45,6 +48,8 @@ class PreprocessSpec:
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     interpolation: Interpolation = "auto"
+    resize: ResizeMode = "stretch"
+    pad_value: int = 114  # grey of the letterbox padding (YOLO's convention)
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
@@ -59,6 +64,10 @@ class PreprocessSpec:
             raise ValueError("std values must be positive")
         if self.interpolation not in ("auto", "area", "linear"):
             raise ValueError(f"unknown interpolation {self.interpolation!r}")
+        if self.resize not in ("stretch", "letterbox"):
+            raise ValueError(f"unknown resize mode {self.resize!r}; choose stretch or letterbox")
+        if not 0 <= self.pad_value <= 255:
+            raise ValueError(f"pad_value must be 0-255, got {self.pad_value}")
 
     @classmethod
     def for_input(cls, width: int, height: int, channels: int = 3) -> PreprocessSpec:
@@ -161,7 +170,29 @@ def _resize(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     height, width = image.shape[:2]
     if (width, height) == (spec.width, spec.height):
         return image
+    if spec.resize == "letterbox":
+        return _letterbox(image, spec)
     return cv2.resize(image, (spec.width, spec.height), interpolation=resize_interpolation(image.shape, spec))
+
+
+def _letterbox(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    from vision.letterbox import letterbox_for
+
+    height, width = image.shape[:2]
+    box = letterbox_for(width, height, spec.width, spec.height)
+    size = (box.content_width, box.content_height)
+    shrinking = size[0] < width or size[1] < height
+    flag = (
+        _CV2_INTERPOLATION[spec.interpolation]
+        if spec.interpolation != "auto"
+        else cv2.INTER_AREA
+        if shrinking
+        else cv2.INTER_LINEAR
+    )
+    content = image if size == (width, height) else cv2.resize(image, size, interpolation=flag)
+    canvas = np.full((spec.height, spec.width, *image.shape[2:]), spec.pad_value, dtype=image.dtype)
+    canvas[box.pad_y : box.pad_y + size[1], box.pad_x : box.pad_x + size[0]] = content
+    return canvas
 
 
 def resize_interpolation(shape: tuple[int, ...], spec: PreprocessSpec) -> int:

@@ -41,7 +41,14 @@ def worker(
         typer.Option("--model", help="model artifact directory (default: shipped)", envvar=f"{_ENV}MODEL"),
     ] = None,
     backend: str | None = typer.Option(
-        None, "--backend", help="auto, onnx or tensorflow", envvar=f"{_ENV}BACKEND"
+        None, "--backend", help="auto, onnx or keras (alias tensorflow)", envvar=f"{_ENV}BACKEND"
+    ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="cpu, cuda, tensorrt or auto (default); a missing GPU falls back to the CPU "
+        "[env: LINEGUARD_DEVICE too]",
+        envvar=f"{_ENV}DEVICE",  # LINEGUARD_DEVICE is read by the settings when neither is set
     ),
     max_batch_size: int | None = typer.Option(
         None, "--max-batch-size", min=1, envvar=f"{_ENV}MAX_BATCH_SIZE"
@@ -93,6 +100,7 @@ def worker(
         "group_id": group,
         "model": model,
         "backend": backend,
+        "device": device.lower() if device else None,
         "max_batch_size": max_batch_size,
         "max_wait_ms": max_wait_ms,
         "exactly_once": exactly_once,

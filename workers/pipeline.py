@@ -400,7 +400,9 @@ class Worker:
             for frame in frames
         ]
         started = time.perf_counter()
-        predictions = serving.model.predict(np.stack(tensors))
+        # Image sizes let a letterboxed model's boxes and masks be mapped back onto each image.
+        sizes = [(frame.image.shape[1], frame.image.shape[0]) for frame in frames]
+        predictions = serving.model.predict(np.stack(tensors), sizes)
         self.metrics.stage_seconds.labels("inference").observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(frames))
         self._sink_queue.put(InferredBatch(frames, predictions, datetime.now(UTC), serving.builder))

@@ -145,7 +145,11 @@ class ModelSource:
     def _load(self, path: Path) -> LoadedModel:
         s = self._settings
         return load_model(
-            path, s.backend, s.inference_threads, warm_up_batch=s.max_batch_size if self._warm_up else 1
+            path,
+            s.backend,
+            s.inference_threads,
+            warm_up_batch=s.max_batch_size if self._warm_up else 1,
+            device=s.device,
         )
 
     def _serving(self, model: LoadedModel) -> Serving:

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import (
@@ -23,7 +23,8 @@ from schemas.topics import (
     TopicNames,
 )
 
-BackendName = Literal["auto", "onnx", "tensorflow"]
+BackendName = Literal["auto", "onnx", "keras", "tensorflow"]
+DeviceName = Literal["cpu", "cuda", "tensorrt", "auto"]
 WorkerRole = Literal["production", "shadow"]
 
 
@@ -59,6 +60,12 @@ class WorkerSettings(BaseSettings):
     # Model
     model: Path | None = Field(default=None, description="model artifact directory; unset = shipped default")
     backend: BackendName = "auto"
+    device: DeviceName = Field(
+        default="auto",
+        validation_alias=AliasChoices("device", "LINEGUARD_WORKER_DEVICE", "LINEGUARD_DEVICE"),
+        description="cpu, cuda, tensorrt or auto; a GPU target this host lacks falls back to the CPU "
+        "(one warning). Also sizes the batch and in-flight defaults (GPU: 256 per batch)",
+    )
     line: str | None = Field(
         default=None, description="follow this line's production model in the registry (no --model needed)"
     )
@@ -75,7 +82,7 @@ class WorkerSettings(BaseSettings):
     inference_threads: int = Field(default=0, ge=0, description="0 = all cores")
 
     # Batching and concurrency
-    max_batch_size: int = Field(default=32, ge=1)
+    max_batch_size: int = Field(default=32, ge=1, description="default: 32 on CPU, 256 on a GPU")
     max_wait_ms: float = Field(default=20.0, ge=0)
     decode_threads: int = Field(default=0, ge=0, description="0 = number of cores")
     max_in_flight: int = Field(
@@ -122,11 +129,19 @@ class WorkerSettings(BaseSettings):
             self.decode_threads = cores
         if self.inference_threads == 0:
             self.inference_threads = cores
+        in_flight_batches = 16
+        if self.device != "cpu":  # sized for the device it resolves to (workers.backends.devices)
+            from workers.backends.devices import batch_defaults
+
+            defaults = batch_defaults(self.device)
+            in_flight_batches = defaults.in_flight_batches
+            if "max_batch_size" not in self.model_fields_set:
+                self.max_batch_size = defaults.max_batch_size
         if self.max_in_flight == 0:
             # A record stays in flight until its offset is committed (every commit_interval_ms), so the bound
             # must cover a commit interval of throughput on top of the pipeline's own depth: at 4 batches it
             # capped a 2-core worker at 132 frames/s (1280x1024 JPEG), at 16 it reached 181 (bench_workers).
-            self.max_in_flight = 16 * self.max_batch_size
+            self.max_in_flight = in_flight_batches * self.max_batch_size
         return self
 
     @model_validator(mode="after")
