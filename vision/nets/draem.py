@@ -19,31 +19,15 @@ from typing import Any
 import keras
 from keras import layers
 
-from vision.nets.blocks import ImageStandardization, conv_bn_relu, down_stage, scaled, up_stage
 from vision.nets.losses import binary_focal, soft_dice_loss
+from vision.nets.unet import unet_body
 
-WIDTHS = (16, 24, 32, 64, 96)
 DEFAULT_SMOOTHING = 5
 
 
 def build_defect_discriminator(input_shape: tuple[int, int, int], width: float = 1.0) -> keras.Model:
     """image -> (N, H, W, 1) defect probability, trained on simulated defects."""
-    if input_shape[0] % 16 or input_shape[1] % 16:
-        raise ValueError(
-            f"anomaly input size must be a multiple of 16, got {input_shape[1]}x{input_shape[0]}"
-        )
-    w0, w1, w2, w3, w4 = scaled(WIDTHS, width)
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = ImageStandardization(name="standardize")(inputs)
-    e0 = conv_bn_relu(x, w0, name="enc0")
-    e1 = down_stage(e0, w1, name="enc1")
-    e2 = down_stage(e1, w2, name="enc2")
-    e3 = down_stage(e2, w3, name="enc3")
-    x = down_stage(e3, w4, name="enc4")
-    x = up_stage(x, e3, w3, name="dec3")
-    x = up_stage(x, e2, w2, name="dec2")
-    x = up_stage(x, e1, w1, name="dec1")
-    x = up_stage(x, e0, w0, name="dec0")
+    inputs, x = unet_body(input_shape, width, "anomaly")
     outputs = layers.Conv2D(1, 1, activation="sigmoid", name="defect_probability")(x)
     return keras.Model(inputs, outputs, name="lineguard_defect_discriminator")
 
