@@ -33,6 +33,13 @@ SHIPPED_SCHEMA_FILES = (
     "PartDecision.avsc",
 )
 
+# Earlier versions of a shipped schema, still on the topics (retention) while a new version rolls out: every
+# reader knows their fingerprints, so bytes written before an upgrade stay readable (single-object encoding
+# carries no schema, only its fingerprint). Keyed by record full name; files under ``avro/previous/``.
+PREVIOUS_SCHEMA_FILES = {
+    f"{NAMESPACE}.InspectionResult": ("InspectionResult.v1.avsc",),  # before deadline_missed
+}
+
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
 
@@ -120,6 +127,18 @@ def shipped_schemas() -> Mapping[str, CompiledSchema]:
         schema = compile_schema(definition, library)
         compiled[schema.full_name] = schema
     return compiled
+
+
+@functools.cache
+def previous_schemas(name: str) -> tuple[CompiledSchema, ...]:
+    """The earlier versions of a shipped record schema (short or full name), oldest first; often none."""
+    full_name = name if "." in name else f"{NAMESPACE}.{name}"
+    folder = resources.files("schemas").joinpath("avro").joinpath("previous")
+    library = _shipped_named_types()
+    return tuple(
+        compile_schema(json.loads(folder.joinpath(file_name).read_text(encoding="utf-8")), library)
+        for file_name in PREVIOUS_SCHEMA_FILES.get(full_name, ())
+    )
 
 
 def _load_shipped_definitions() -> Iterator[dict[str, Any]]:

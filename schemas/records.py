@@ -434,6 +434,8 @@ class InspectionResult:
     batch_size: int
     worker_id: str
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The verdict is the line's fail-safe decision, given because the deadline could not be met (v2 field).
+    deadline_missed: bool = False
 
     def __post_init__(self) -> None:
         _not_empty(self, "camera_id", self.camera_id)
@@ -473,6 +475,7 @@ class InspectionResult:
             "batch_size": self.batch_size,
             "worker_id": self.worker_id,
             "metadata": dict(self.metadata),
+            "deadline_missed": self.deadline_missed,
         }
 
     @classmethod
@@ -496,6 +499,7 @@ class InspectionResult:
             batch_size=data["batch_size"],
             worker_id=data["worker_id"],
             metadata=data.get("metadata") or {},
+            deadline_missed=bool(data.get("deadline_missed", False)),
         )
 
 

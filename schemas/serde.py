@@ -32,7 +32,7 @@ from confluent_kafka.serialization import Deserializer, SerializationContext, Se
 from fastavro import schemaless_reader
 
 from schemas.avro_writer import RecordBodyWriter
-from schemas.catalog import CompiledSchema, compile_schema, shipped_schema
+from schemas.catalog import CompiledSchema, compile_schema, previous_schemas, shipped_schema
 from schemas.errors import SerializationError, ServiceUnavailableError, UnknownSchemaError
 from schemas.framing import confluent_header, read_framing, single_object_header
 
@@ -217,6 +217,8 @@ class AvroRecordDeserializer(Deserializer, Generic[R]):
         self._lock = threading.Lock()
         self.register_writer_schema(self._reader)
         self.register_writer_schema(shipped)
+        for earlier in previous_schemas(shipped.full_name):  # bytes written before the last schema change
+            self.register_writer_schema(earlier)
 
     @property
     def reader_schema(self) -> CompiledSchema:
