@@ -37,6 +37,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bridge_env(kafka_bootstrap: str, mongodb_uri: str, database: str) -> dict[str, str]:
+    """The environment of a `lineguard plc` subprocess on these servers, acks in ``database``."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URI": mongodb_uri,
+        "LINEGUARD_MONGODB_DATABASE": database,
+    }
+
+
+def bridge_command(config: Path, topic: str, group: str) -> list[str]:
+    """`lineguard plc` as a subprocess command line (this interpreter, so the same environment)."""
+    return [
+        sys.executable,
+        "-m",
+        "lineguard.cli",
+        "plc",
+        "--config",
+        str(config),
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ]
+
+
 def kill_loop(args: argparse.Namespace) -> dict[str, Any]:  # parts, kills, silent_s
     """Decisions straight onto the topic, the bridge as a subprocess, SIGKILLed --kills times at random."""
     endpoints = resolve_endpoints()
@@ -52,24 +78,8 @@ def kill_loop(args: argparse.Namespace) -> dict[str, Any]:  # parts, kills, sile
             {"endpoint": plc.endpoint, "nodes": node_ids(plc.namespace_index), "ack_timeout_s": 5.0}
         )
     )
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
-        "MONGODB_URI": endpoints.mongodb_uri,
-        "LINEGUARD_MONGODB_DATABASE": database,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "lineguard.cli",
-        "plc",
-        "--config",
-        str(config),
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ]
+    env = bridge_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, database)
+    command = bridge_command(config, topic, group)
     producer = Producer(kafka)
     serialize = AvroRecordSerializer(PartDecision)
     now = datetime.now(UTC)

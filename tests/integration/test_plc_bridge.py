@@ -3,11 +3,9 @@ MongoDB: every decision reaches the PLC once, across a SIGKILLed bridge and a PL
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import yaml
 from confluent_kafka import Producer
 from pymongo.database import Database
 
+from chaos.plc_kill import bridge_command, bridge_env
 from lineguard.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import Endpoints
 from parts.plc_sim import SimulatedPlc, node_ids
@@ -64,26 +63,9 @@ def _config(tmp_path: Path, endpoint: str, nodes: dict[str, str]) -> Path:
 def _bridge(
     config: Path, topic: str, group: str, endpoints: Endpoints, database: str
 ) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
-        "MONGODB_URI": endpoints.mongodb_uri,
-        "LINEGUARD_MONGODB_DATABASE": database,
-    }
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lineguard.cli",
-            "plc",
-            "--config",
-            str(config),
-            "--topic",
-            topic,
-            "--group",
-            group,
-        ],
-        env=env,
+        bridge_command(config, topic, group),
+        env=bridge_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, database),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
