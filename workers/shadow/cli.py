@@ -251,3 +251,54 @@ def shadow_golden(
 
 def _identity(result: dict[str, Any]) -> dict[str, Any]:
     return {"model": result["model"], "version": result["version"], "frames": result["frames"]}
+
+
+@shadow_app.command("drift")
+def shadow_drift(
+    reference: Annotated[Path, typer.Option("--reference", help="the model's training images (a folder)")],
+    out: Annotated[Path, typer.Option("--out", help="folder for drift.json, drift.md, drift.prom")],
+    topic: Annotated[str | None, typer.Option("--topic", help="frames topic (default: the worker's)")] = None,
+    camera: Annotated[str | None, typer.Option("--camera", help="only this camera")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="frames from this record time (ISO)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="frames before this record time (ISO)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="also compare this model's scores")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="its version")] = None,
+    registry: RegistryOption = None,
+    limit: Annotated[int, typer.Option("--reference-limit", min=1, help="reference images read")] = 2000,
+) -> None:
+    """Frame statistics (and scores) per camera against the training reference: PSI and KS."""
+    from lineguard.settings import KafkaSettings
+    from lineguard.stack.endpoints import resolve_endpoints
+    from workers.settings import WorkerSettings
+    from workers.shadow.drift_watch import (
+        drift_report,
+        markdown,
+        prometheus_text,
+        range_frames,
+        reference_images,
+    )
+    from workers.shadow.replay import RangeRequest, resolve_range
+
+    images = reference_images(reference, limit)
+    loaded = None
+    if model is not None or version is not None:
+        if model is None or version is None:
+            raise ConfigurationError("--model and --version go together")
+        from workers.backends import load_model
+        from workers.shadow.config import resolve_candidate
+
+        loaded = load_model(
+            resolve_candidate(open_shadow_registry(registry), model, version, None), "auto", 1
+        )
+    frames_topic = topic or WorkerSettings().frames_topic
+    config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
+    ranges = resolve_range(config, frames_topic, RangeRequest(_time(since, "--from"), _time(until, "--to")))
+    report = drift_report(images, range_frames(config, frames_topic, ranges, camera), loaded)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drift.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "drift.md").write_text(markdown(report))
+    (out / "drift.prom").write_text(prometheus_text(report))
+    for name, entry in report["cameras"].items():
+        shifted = [f for f, v in entry["features"].items() if v["level"] != "stable"]
+        moved = f": {', '.join(shifted)}" if shifted else ""
+        typer.echo(f"{name}: {entry['level']} ({entry['frames']} frames){moved}")
