@@ -134,7 +134,7 @@ def prometheus_text(report: dict[str, Any]) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     out = [f"# Drift against the training reference ({report['reference_frames']} images)", ""]
-    out += ["| camera (level) | frames | feature | level | PSI | KS D | KS p | reference mean | current mean |"]
+    out += ["| camera (level) | frames | feature | level | PSI | KS D | KS p | reference mean | now mean |"]
     out += ["|---|---|---|---|---|---|---|---|---|"]
     for camera, entry in report["cameras"].items():
         for feature, f in entry["features"].items():
