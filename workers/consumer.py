@@ -50,7 +50,8 @@ class PauseChange:
 class Backpressure:
     """When to pause and resume partitions: engage at ``max_in_flight`` records in flight, release at half
     of it (the gap keeps the consumer from flapping). While engaged, partitions assigned meanwhile are paused
-    too. Pure: the caller applies the change to the consumer."""
+    too. ``hold`` (the deadline stage: the oldest waiting frame is about to miss its deadline) engages it as
+    well, whatever the count, and keeps it engaged while it lasts. Pure: the caller applies the change."""
 
     def __init__(self, max_in_flight: int) -> None:
         if max_in_flight < 1:
@@ -58,12 +59,17 @@ class Backpressure:
         self._high = max_in_flight
         self._low = max_in_flight // 2
         self.engaged = False
+        self._by_count = False
         self._paused: set[PartitionKey] = set()
 
-    def update(self, in_flight: int, assignment: set[PartitionKey]) -> PauseChange:
-        if not self.engaged and in_flight >= self._high:
+    def update(self, in_flight: int, assignment: set[PartitionKey], hold: bool = False) -> PauseChange:
+        if not self._by_count and in_flight >= self._high:
+            self._by_count = True
+        elif self._by_count and in_flight <= self._low:
+            self._by_count = False
+        if not self.engaged and (self._by_count or hold):
             self.engaged = True
-        elif self.engaged and in_flight <= self._low:
+        elif self.engaged and not self._by_count and not hold:
             self.engaged = False
             resumed = frozenset(self._paused & assignment)
             self._paused.clear()
@@ -96,6 +102,7 @@ class FrameConsumer:
         commit_interval_s: float = 0.5,
         revoke_timeout_s: float = 10.0,
         poll_batch: int = 64,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self._consumer = Consumer(config)
         self._topic = topic
@@ -108,6 +115,7 @@ class FrameConsumer:
         self._commit_interval_s = commit_interval_s
         self._revoke_timeout_s = revoke_timeout_s
         self._poll_batch = poll_batch
+        self._hold = hold  # time-bounded admission (workers.deadline_stage): pause while it says so
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assignment: set[PartitionKey] = set()
@@ -237,7 +245,8 @@ class FrameConsumer:
         """Pause or resume the partitions; returns how many more records may be taken now."""
         in_flight = self._tracker.in_flight()
         self._metrics.in_flight.set(in_flight)
-        change = self._backpressure.update(in_flight, self._assignment)
+        hold = self._hold is not None and self._hold()
+        change = self._backpressure.update(in_flight, self._assignment, hold)
         if change.resume:
             self._consumer.resume([TopicPartition(t, p) for t, p in change.resume])
             log.info("backpressure released: resuming %d partitions", len(change.resume))
@@ -247,7 +256,7 @@ class FrameConsumer:
                 "backpressure: %d records in flight, pausing %d partitions", in_flight, len(change.pause)
             )
         self._metrics.paused.set(1 if self._backpressure.engaged else 0)
-        return self._max_in_flight - in_flight
+        return 0 if hold else self._max_in_flight - in_flight
 
     def _update_lag(self) -> None:
         if not self._assignment:

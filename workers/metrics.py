@@ -118,6 +118,23 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # Deadlines (workers.deadline): capture -> decision per line, inspected or fail-safe, and how many
+        # frames got the fail-safe decision because their verdict could not be given in time.
+        self.line_decision_seconds = Histogram(
+            "lineguard_worker_line_decision_seconds",
+            "Capture to acknowledged decision, by line and outcome (inspected, fail_safe)",
+            ["line", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.deadline_decided = Counter(
+            "lineguard_worker_deadline_missed",
+            "Frames decided fail-safe (reject or pass) because the line's deadline could not be met",
+            ["line", "decision"],
+            registry=r,
+        )
+        # Called with every acknowledged result (the deadline stage's output-time estimate).
+        self.on_result: Callable[[InspectionResult, datetime], None] | None = None
         self._line = BoundedLabel(MAX_LINES)
         self._camera = BoundedLabel(MAX_CAMERAS)
         self._class = BoundedLabel(MAX_CLASSES)
@@ -134,9 +151,17 @@ class WorkerMetrics:
         version = self._model_version(result.model.version)
         self.line_results.labels(line, camera, result.verdict.value, version).inc()
         self.line_capture_to_result_seconds.labels(line).observe(seconds)
+        outcome = "fail_safe" if result.deadline_missed else "inspected"
+        self.line_decision_seconds.labels(line, outcome).observe(seconds)
+        if self.on_result is not None:
+            self.on_result(result, now)
         if result.verdict is Verdict.DEFECT:
             for label in defect_classes(result):
                 self.line_defects.labels(line, self._class(label)).inc()
+
+    def line_label(self, line_id: str) -> str:
+        """The bounded label value of a line (the same one the per-line series use)."""
+        return self._line(line_id)
 
     def render(self) -> bytes:
         if self.role == "production":

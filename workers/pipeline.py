@@ -45,6 +45,8 @@ from schemas.topics import HEADER_TRACE_ID
 from workers.backends import LoadedModel
 from workers.batcher import Batch, DynamicBatcher
 from workers.consumer import FrameConsumer
+from workers.deadline import DeadlinePolicy
+from workers.deadline_stage import DeadlineStage, undecoded
 from workers.decode import DecodedFrame, FrameDecoder, FrameRejected
 from workers.metrics import HealthServer, WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey, Ticket
@@ -92,6 +94,7 @@ class Worker:
         self._endpoints = endpoints
         self._model = model
         self.metrics = metrics if metrics is not None else WorkerMetrics(role=settings.role)
+        self._deadline = _deadline_stage(settings, self.metrics)
         self._stop = threading.Event()
         self._started = threading.Event()
         self._fatal: BaseException | None = None
@@ -213,6 +216,7 @@ class Worker:
             commit_offsets=not s.exactly_once,
             commit_interval_s=s.commit_interval_ms / 1000.0,
             revoke_timeout_s=s.drain_timeout_s,
+            hold=self._deadline.hold if self._deadline is not None else None,
         )
         self._writer = OutputWriter(
             self._tracker,
@@ -298,16 +302,22 @@ class Worker:
 
     # -- poll thread -----------------------------------------------------------------------------------
     def _intake(self, message: Message, ticket: Ticket) -> None:
+        if self._deadline is not None:
+            self._deadline.admit(ticket, message.timestamp()[1])
         self._pool.submit(self._decode_one, message, ticket, datetime.now(UTC))
 
     # -- decode pool -----------------------------------------------------------------------------------
     def _decode_one(self, message: Message, ticket: Ticket, received_at: datetime) -> None:
         if self._accept is not None and not self._accept(message):
+            self._deadline_done(ticket)
             self._tracker.settle(ticket, 0)
             return
         try:
+            if self._deadline is not None and self._decided_late(message, ticket, received_at):
+                return
             decoded = self._decode_retrying(self._serving.decoder, message, ticket, received_at)
         except FrameRejected as exc:
+            self._deadline_done(ticket)
             self._to_sinks(Rejected(ticket, RawRecord.from_message(message), exc))
             return
         except ServiceUnavailableError as exc:
@@ -321,10 +331,28 @@ class Worker:
                 "unexpected error decoding %s[%d]@%d", ticket.topic, ticket.partition, ticket.offset
             )
             rejection = FrameRejected(DeadLetterReason.OTHER, f"unexpected decode error: {exc}", exc)
+            self._deadline_done(ticket)
             self._to_sinks(Rejected(ticket, RawRecord.from_message(message), rejection))
             return
         self.metrics.stage_seconds.labels("decode").observe(decoded.decode_seconds)
+        if self._deadline is not None and self._deadline.late(ticket, decoded.frame):
+            self._to_sinks(self._deadline.fail_safe([decoded], self._serving.builder))
+            return
         self._decoded.put(decoded)
+
+    def _decided_late(self, message: Message, ticket: Ticket, received_at: datetime) -> bool:
+        """Deadline check on the record alone (no pixels decoded): a late frame gets its fail-safe result."""
+        assert self._deadline is not None
+        frame = self._serving.decoder.read_frame(message.value())  # raises FrameRejected for poison
+        if not self._deadline.late(ticket, frame):
+            return False
+        late = undecoded(ticket, frame, received_at, _trace_id(message))
+        self._to_sinks(self._deadline.fail_safe([late], self._serving.builder))
+        return True
+
+    def _deadline_done(self, ticket: Ticket) -> None:
+        if self._deadline is not None:
+            self._deadline.done(ticket)
 
     def _decode_retrying(
         self, decoder: FrameDecoder, message: Message, ticket: Ticket, received_at: datetime
@@ -391,9 +419,15 @@ class Worker:
 
     def _infer(self, batch: Batch[DecodedFrame]) -> None:
         frames = [frame for frame in batch.items if self._tracker.is_live(frame.ticket)]
-        if not frames:
-            return  # every frame belonged to revoked partitions: their new owner inspects them
         serving = self._serving
+        if self._deadline is not None:
+            for frame in batch.items:
+                self._deadline.done(frame.ticket)
+            frames, late = self._deadline.split(frames)
+            if late:
+                self._sink_queue.put(self._deadline.fail_safe(late, serving.builder))
+        if not frames:
+            return  # every frame belonged to revoked partitions (their new owner inspects them), or was late
         # Frames decoded for a model that has since been swapped are preprocessed again for this one.
         tensors = [
             frame.tensor if frame.generation == serving.generation else serving.preprocess(frame.image)
@@ -403,7 +437,10 @@ class Worker:
         # Image sizes let a letterboxed model's boxes and masks be mapped back onto each image.
         sizes = [(frame.image.shape[1], frame.image.shape[0]) for frame in frames]
         predictions = serving.model.predict(np.stack(tensors), sizes)
-        self.metrics.stage_seconds.labels("inference").observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.stage_seconds.labels("inference").observe(seconds)
+        if self._deadline is not None:
+            self._deadline.observe_batch(len(frames), seconds)
         self.metrics.batch_size.observe(len(frames))
         self._sink_queue.put(InferredBatch(frames, predictions, datetime.now(UTC), serving.builder))
 
@@ -533,6 +570,16 @@ class Worker:
             ", ".join(f"{t}[{p}]={o}" for (t, p), o in sorted(committed.items())) or "nothing new",
         )
         return drained
+
+
+def _deadline_stage(settings: WorkerSettings, metrics: WorkerMetrics) -> DeadlineStage | None:
+    """The deadline stage when any line has a deadline (workers.deadline), else None (no checks at all)."""
+    policy = DeadlinePolicy(settings.deadline_ms, settings.deadline_lines, settings.deadline_fail_safe)
+    if not policy.enabled:
+        return None
+    stage = DeadlineStage(policy, metrics, settings.worker_id, settings.max_batch_size)
+    metrics.on_result = stage.observe_result
+    return stage
 
 
 _MAX_TRACE_ID_BYTES = 128  # W3C trace ids are 32 hex digits; anything much longer is not one

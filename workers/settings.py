@@ -118,6 +118,14 @@ class WorkerSettings(BaseSettings):
     )
     crop_size: int = Field(default=96, ge=16, description="longest side of the JPEG crop per defect region")
 
+    # Capture -> verdict deadline (workers.deadline): 0 = none; per-line values override the default
+    # (LINEGUARD_WORKER_DEADLINE_LINES='{"line-1": 150}'). A frame that cannot make it gets the fail-safe.
+    deadline_ms: float = Field(default=0.0, ge=0, description="capture -> verdict deadline, ms; 0 = none")
+    deadline_lines: dict[str, float] = Field(default_factory=dict, description="per-line deadline, ms")
+    deadline_fail_safe: Literal["reject", "pass"] = Field(
+        default="reject", description="decision of a late frame: reject (DEFECT) or pass (OK), flagged"
+    )
+
     # Observability
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus + /live /ready; 0 = off")
     metrics_host: str = "0.0.0.0"
