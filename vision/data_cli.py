@@ -612,5 +612,8 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root ``lineguard`` app."""
     app.command("evaluate")(evaluate_command)
     app.add_typer(dataset_app, name="dataset")
+    from vision.model_import_cli import models_import
+
+    models_app.command("import")(models_import)
     app.add_typer(models_app, name="models")
     app.add_typer(thresholds_app, name="thresholds")
