@@ -123,12 +123,59 @@ def test_environment_names_are_settings_the_code_reads(rendered: dict[str, list[
         "LINEGUARD_KAFKA_": KafkaSettings.model_fields,
     }
     known_plain = {"KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "LINEGUARD_LOG_FORMAT", "LINEGUARD_LOG_LEVEL"}
+    known_plain |= set(_console_options().values())  # the console's options read their own variables
     for name in names:
         prefix = next((p for p in prefixes if name.startswith(p)), None)
         if prefix is None:
             assert name in known_plain, name
         else:
             assert name[len(prefix) :].lower() in prefixes[prefix], name
+
+
+def _console_options() -> dict[str, str]:
+    """``lineguard console``'s option name -> environment variable."""
+    import typer.main
+    from typer.core import TyperOption
+
+    from lineguard.console.cli import app as console_app
+
+    command = typer.main.get_command(console_app)
+    return {
+        param.opts[0]: str(param.envvar)
+        for param in command.params
+        if isinstance(param, TyperOption) and param.envvar
+    }
+
+
+def test_the_console_runs_on_its_own_port_and_probe_path(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    import typer.main
+    from pymongo import MongoClient
+    from starlette.testclient import TestClient
+
+    from lineguard.console.app import create_app
+    from lineguard.console.cli import app as console_app
+
+    base = rendered["base"]
+    console = _one(base, "Deployment", "lineguard-console")
+    container = _container(console)
+    defaults = {param.name: param.default for param in typer.main.get_command(console_app).params}
+    port = int(_arg(container["args"], "--port"))
+    assert port == defaults["port"] == container["ports"][0]["containerPort"]
+    assert _arg(container["args"], "--host") == "0.0.0.0"  # the pod's address, not loopback
+    service = _one(base, "Service", "lineguard-console")["spec"]
+    assert service["selector"] == console["spec"]["selector"]["matchLabels"]
+    assert service["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    assert {env["name"] for env in container["env"]} <= set(_console_options().values())
+    paths = {container[probe]["httpGet"]["path"] for probe in ("livenessProbe", "readinessProbe")}
+    # the console's real app answers the probe paths without reaching MongoDB or Kafka (neither runs here)
+    client_of_nothing: MongoClient[dict[str, Any]] = MongoClient(
+        "mongodb://127.0.0.1:9", connect=False, serverSelectionTimeoutMS=100
+    )
+    database = client_of_nothing["probe"]
+    web = create_app(database, {"bootstrap.servers": "127.0.0.1:9", "log_level": 0})
+    client = TestClient(web)  # no `with`: the lifespan (indexes, live feed) needs the servers
+    for path in paths:
+        assert client.get(path).status_code == 200, path
 
 
 def test_sizes_and_scaling_follow_the_capacity_model(rendered: dict[str, list[dict[str, Any]]]) -> None:
