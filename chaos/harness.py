@@ -11,8 +11,15 @@
 4. When every frame has a document (or nothing moves for ``idle_timeout_s``), workers get SIGTERM and the
    outputs are audited (:mod:`chaos.audit`).
 
-Recovery: ``recovery_s`` runs from a fault's start to the first result that arrives after the fault was
-repaired (the process restarted, the service answering again); ``recovery_after_repair_s`` from the repair.
+Recovery (:mod:`chaos.recovery`): ``recovery_s`` runs from a fault's start to the faulted side's own first
+progress after its repair (the killed worker's own first result; the broker's first accepted result; the
+first new MongoDB document), ``recovery_after_repair_s`` from the repair. A fault counts only when it was
+observed to happen (process gone, port refusing, MongoDB not answering). MongoDB is SIGKILLed, not stopped,
+so a server that acknowledged writes it had not made durable would lose them, and the audit would see it.
+
+``passed`` needs all of: nothing lost, no duplicate document, no duplicate result or dead letter under
+exactly-once, dead letters exactly for the poison, no unexpected result, no unplanned worker exit, every
+planned fault observed, every fault recovered, each within ``plan.recovery_bound_s`` of its repair.
 """
 
 from __future__ import annotations
@@ -27,17 +34,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.audit import AuditFigures, audit, percentile
+from chaos.audit import AuditFigures, audit
 from chaos.corpus import BadInputCorpus, ClaimCheckTarget, CorpusLimits
 from chaos.faults import FaultKind, FaultPlan, ScheduledFault, planned_duration_s, schedule
 from chaos.frames import good_frames
 from chaos.kafka_io import TopicReader
 from chaos.producer import ProducerThread
+from chaos.recovery import FaultRecord, ProgressClock, measure, port_refuses
+from chaos.report import HarnessReport
 from chaos.worker_process import WorkerOptions, WorkerProcess
 from lineguard.kafka_topics import ensure_topics
 from lineguard.settings import StackSettings, default_cache_dir
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from lineguard.stack.launcher import LocalStack
+from lineguard.stack.mongodb import ping
 from lineguard.stack.state import KAFKA, MONGODB, is_running
 from schemas.records import DeadLetter, InspectionResult
 from schemas.serde import AvroRecordDeserializer
@@ -65,79 +75,6 @@ class HarnessConfig:
     cameras: int = 6
     idle_timeout_s: float = 180.0
     spool_max_bytes: int = 256 * 1024 * 1024
-
-
-@dataclass(slots=True)
-class FaultRecord:
-    kind: FaultKind
-    started: float  # time.monotonic()
-    repaired: float | None = None
-
-
-@dataclass(slots=True)
-class HarnessReport:
-    mode: str
-    figures: AuditFigures
-    worker_kills: int
-    broker_restarts: int
-    mongo_outage_s: float
-    producer_restarts: int
-    worker_unplanned_exits: int
-    recovery_s: dict[str, list[float]]
-    recovery_after_repair_s: dict[str, list[float]]
-    unrecovered_faults: int
-    producer: dict[str, int]
-    bad_inputs_injected: int
-    seconds: float
-    plan: FaultPlan
-
-    @property
-    def recovery_s_p99(self) -> float | None:
-        return percentile([v for values in self.recovery_s.values() for v in values], 0.99)
-
-    @property
-    def passed(self) -> bool:
-        f = self.figures
-        return (
-            f.lost == 0
-            and f.duplicate_documents == 0
-            and (f.duplicate_results == 0 or self.mode == "at-least-once")
-            and f.spurious_dead_letters == 0
-            and f.missing_dead_letters == 0
-            and self.worker_kills >= self.plan.worker_kills
-            and self.broker_restarts >= self.plan.broker_restarts
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        def p(values: list[float], fraction: float) -> float | None:
-            value = percentile(values, fraction)
-            return None if value is None else round(value, 2)
-
-        every = [v for values in self.recovery_s.values() for v in values]
-        after_repair = [v for values in self.recovery_after_repair_s.values() for v in values]
-        figures = asdict(self.figures)
-        return {
-            "mode": self.mode,
-            "frames": figures.pop("frames"),
-            "lost": figures.pop("lost"),
-            "duplicate_documents": figures.pop("duplicate_documents"),
-            "duplicate_results": figures.pop("duplicate_results"),
-            "worker_kills": self.worker_kills,
-            "broker_restarts": self.broker_restarts,
-            "mongo_outage_s": round(self.mongo_outage_s, 1),
-            "recovery_s_p99": p(every, 0.99),
-            "recovery_s_p50": p(every, 0.5),
-            "recovery_after_repair_s_p99": p(after_repair, 0.99),
-            "recovery_s_max_by_fault": {kind: p(values, 1.0) for kind, values in self.recovery_s.items()},
-            "unrecovered_faults": self.unrecovered_faults,
-            "producer_restarts": self.producer_restarts,
-            "worker_unplanned_exits": self.worker_unplanned_exits,
-            **figures,
-            "bad_inputs_injected": self.bad_inputs_injected,
-            "producer": self.producer,
-            "seconds": round(self.seconds, 1),
-            "passed": self.passed,
-        }
 
 
 class _Workers:
@@ -177,30 +114,6 @@ class _Workers:
     def stop_all(self) -> list[int | None]:
         with self.lock:
             return [process.terminate(60.0) for process in self.processes]
-
-
-class _ResultClock:
-    """Arrival times of results (read_committed), for recovery figures. Runs on its own thread."""
-
-    def __init__(self, kafka_config: dict[str, Any], topic: str) -> None:
-        self._reader = TopicReader(kafka_config, topic)
-        self.arrivals: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chaos-results", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._reader.poll(0.2):
-                self.arrivals.append(time.monotonic())
-
-    def first_after(self, moment: float) -> float | None:
-        return next((t for t in self.arrivals if t > moment), None)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._reader.close()
 
 
 def run_harness(config: HarnessConfig) -> HarnessReport:
@@ -269,19 +182,19 @@ def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started
     faults = schedule(config.plan, duration, config.workers, config.seed)
     log.info("%s run: %d frames over %.0f s, %d faults", mode, config.frames, duration, len(faults))
     records: list[FaultRecord] = []
-    clock = _ResultClock(kafka_config, topics.results)
+    collection = client[DATABASE][COLLECTION]
+    clock = ProgressClock(kafka_config, topics.results, collection)
     try:
         for slot in range(config.workers):
             workers.start(slot)
         producer.start()
         injector = threading.Thread(
             target=_inject,
-            args=(faults, time.monotonic(), stack, workers, producer, config.plan, records),
+            args=(faults, time.monotonic(), stack, endpoints, workers, producer, config.plan, records),
             name="chaos-faults",
             daemon=True,
         )
         injector.start()
-        collection = client[DATABASE][COLLECTION]
         _supervise_until_done(config, workers, producer, injector, collection)
         exit_codes = workers.stop_all()
         log.info("workers stopped with exit codes %s", exit_codes)
@@ -293,20 +206,26 @@ def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started
                     process.kill()
     figures = _audit(kafka_config, topics, client, frames, producer)
     client.close()
-    recovery, after_repair, unrecovered = _recovery(records, clock)
+    recovery = measure(records, clock)
+
+    def confirmed(kind: FaultKind) -> int:
+        return sum(1 for r in records if r.kind is kind and r.observed and r.repaired is not None)
+
     return HarnessReport(
         mode=mode,
         figures=figures,
-        worker_kills=sum(p.kills for p in workers.processes),
-        broker_restarts=sum(1 for r in records if r.kind is FaultKind.broker_restart and r.repaired),
+        worker_kills=sum(1 for r in records if r.kind is FaultKind.worker_kill and r.observed),
+        broker_restarts=confirmed(FaultKind.broker_restart),
+        mongo_outages=confirmed(FaultKind.mongo_outage),
         mongo_outage_s=sum(
             (r.repaired or r.started) - r.started for r in records if r.kind is FaultKind.mongo_outage
         ),
         producer_restarts=producer.totals.restarts,
         worker_unplanned_exits=sum(len(p.unplanned_exits) for p in workers.processes),
-        recovery_s=recovery,
-        recovery_after_repair_s=after_repair,
-        unrecovered_faults=unrecovered,
+        recovery_s=recovery.recovery_s,
+        recovery_after_repair_s=recovery.after_repair_s,
+        unrecovered_faults=recovery.unrecovered,
+        unobserved_faults=recovery.unobserved,
         producer={**asdict(producer.totals), "bad_failed": producer.bad_failed},
         bad_inputs_injected=len(producer.bad_landed),
         seconds=time.monotonic() - started,
@@ -325,6 +244,7 @@ def _inject(
     faults: list[ScheduledFault],
     start: float,
     stack: LocalStack,
+    endpoints: Endpoints,
     workers: _Workers,
     producer: ProducerThread,
     plan: FaultPlan,
@@ -340,7 +260,9 @@ def _inject(
         record = FaultRecord(fault.kind, time.monotonic())
         records.append(record)
         thread = threading.Thread(
-            target=_apply, args=(fault, record, stack, workers, producer, plan), name=f"chaos-{fault.kind}"
+            target=_apply,
+            args=(fault, record, stack, endpoints, workers, producer, plan),
+            name=f"chaos-{fault.kind}",
         )
         thread.start()
         running.append(thread)
@@ -352,6 +274,7 @@ def _apply(
     fault: ScheduledFault,
     record: FaultRecord,
     stack: LocalStack,
+    endpoints: Endpoints,
     workers: _Workers,
     producer: ProducerThread,
     plan: FaultPlan,
@@ -360,33 +283,62 @@ def _apply(
         if fault.kind is FaultKind.worker_kill:
             slot = workers.kill_one(fault.target)
             if slot is None:
-                log.warning("worker kill skipped: every worker is already down")
+                log.warning("worker kill skipped: every worker is already down (not observed)")
                 return
+            process = workers.processes[slot]
+            record.worker_id = process.options.worker_id
+            record.observed = not process.running()
+            record.down_at = time.monotonic()
             time.sleep(fault.restart_after_s)
             workers.start(slot)
         elif fault.kind is FaultKind.broker_restart:
-            _kill_service(stack, KAFKA)
+            address = stack.state().services[KAFKA].address
+            record.observed = _kill_service(stack, KAFKA) and port_refuses(address)
+            record.down_at = time.monotonic()
             stack.up([KAFKA])
         elif fault.kind is FaultKind.mongo_outage:
-            stack.down([MONGODB])
+            # SIGKILL, not a clean stop: whatever the server acknowledged must already be durable.
+            record.observed = _kill_service(stack, MONGODB) and _stops_answering(endpoints.mongodb_uri)
+            record.down_at = time.monotonic()
             time.sleep(plan.mongo_outage_s)
             stack.up([MONGODB])
         else:
+            before = producer.totals.restarts
             producer.request_restart()
+            deadline = time.monotonic() + 60
+            while producer.totals.restarts == before and producer.alive and time.monotonic() < deadline:
+                time.sleep(0.1)
+            record.observed = producer.totals.restarts > before
     except Exception:  # a fault that could not be injected or repaired is reported, not hidden
         log.exception("fault %s failed", fault.kind.value)
         return
     record.repaired = time.monotonic()
-    log.info("fault %s done in %.1f s", fault.kind.value, record.repaired - record.started)
+    log.info(
+        "fault %s done in %.1f s (observed: %s)",
+        fault.kind.value,
+        record.repaired - record.started,
+        record.observed,
+    )
 
 
-def _kill_service(stack: LocalStack, name: str) -> None:
+def _stops_answering(mongodb_uri: str, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while ping(mongodb_uri, 1.0):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _kill_service(stack: LocalStack, name: str) -> bool:
+    """SIGKILL a stack service; True once its process is confirmed gone."""
     service = stack.state().services[name]
     assert service.pid is not None
     os.kill(service.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while is_running(service) and time.monotonic() < deadline:
         time.sleep(0.1)
+    return not is_running(service)
 
 
 def _supervise_until_done(
@@ -454,24 +406,3 @@ def _audit(
         dead_letter_sources=sources,
         injected_bad=((landed.partition, landed.offset) for landed in producer.bad_landed),
     )
-
-
-def _recovery(
-    records: list[FaultRecord], clock: _ResultClock
-) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
-    recovery: dict[str, list[float]] = {}
-    after_repair: dict[str, list[float]] = {}
-    unrecovered = 0
-    for record in records:
-        if record.kind is FaultKind.producer_restart:
-            continue  # the producer's restart does not stop inspection
-        if record.repaired is None:
-            unrecovered += 1
-            continue
-        first = clock.first_after(record.repaired)
-        if first is None:
-            unrecovered += 1
-            continue
-        recovery.setdefault(record.kind.value, []).append(first - record.started)
-        after_repair.setdefault(record.kind.value, []).append(first - record.repaired)
-    return recovery, after_repair, unrecovered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from chaos.audit import audit, percentile
 from chaos.faults import FaultKind, FaultPlan, planned_duration_s, schedule
@@ -56,3 +57,96 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([float(v) for v in range(1, 101)], 0.99) == 99.0
     assert percentile([5.0], 0.99) == 5.0
+
+
+def test_duplicates_are_counted_from_raw_reads_not_sets() -> None:
+    figures = audit(
+        expected=[("c", 0), ("c", 1)],
+        # Two documents for frame 1 under different _ids (another version): counted per frame.
+        documents=[("c", 0, "v1"), ("c", 1, "v1"), ("c", 1, "v2")],
+        results=[("c", 0), ("c", 1)],
+        dead_letter_sources=[(0, 5), (0, 5), (0, 5)],  # one poison record dead-lettered three times
+        injected_bad=[(0, 5)],
+    )
+    assert figures.duplicate_documents == 1
+    assert figures.duplicate_dead_letters == 2
+    assert figures.spurious_dead_letters == 0 and figures.missing_dead_letters == 0
+
+
+class _Progress:
+    """The progress a ProgressClock would have recorded (pure: no Kafka, no MongoDB)."""
+
+    def __init__(self, results: list[tuple[float, str]], documents: list[float]) -> None:
+        self.results, self.documents = results, documents
+
+    def first_result_after(self, moment: float, worker_id: str | None = None) -> float | None:
+        return next((t for t, w in self.results if t > moment and worker_id in (None, w)), None)
+
+    def first_document_after(self, moment: float) -> float | None:
+        return next((t for t in self.documents if t > moment), None)
+
+
+def test_recovery_is_measured_from_the_faulted_side_own_progress() -> None:
+    from chaos.recovery import FaultRecord, measure
+
+    progress = _Progress(
+        results=[(11.0, "w-0"), (12.0, "w-0"), (19.0, "w-1"), (31.0, "w-0")], documents=[33.0]
+    )
+    records = [
+        # w-1 killed at 10, restarted at 12: the survivor w-0's result at 12.0 is not w-1's recovery.
+        FaultRecord(FaultKind.worker_kill, started=10.0, repaired=12.0, observed=True, worker_id="w-1"),
+        # MongoDB back at 30: a result at 31 is not a document; the first new document (33) is.
+        FaultRecord(FaultKind.mongo_outage, started=25.0, repaired=30.0, observed=True),
+        FaultRecord(FaultKind.broker_restart, started=20.0, repaired=40.0, observed=True),  # nothing after
+        FaultRecord(FaultKind.producer_restart, started=5.0, repaired=5.5, observed=False),
+    ]
+    recovery = measure(records, progress)  # type: ignore[arg-type]
+    assert recovery.recovery_s == {"worker_kill": [9.0], "mongo_outage": [8.0]}
+    assert recovery.after_repair_s == {"worker_kill": [7.0], "mongo_outage": [3.0]}
+    assert recovery.unrecovered == 1  # the broker: no result after its repair
+    assert recovery.unobserved == 1  # the producer restart never happened
+
+
+def test_passed_needs_every_fault_observed_and_recovered_in_time_and_no_unplanned_exit() -> None:
+    import dataclasses
+
+    from chaos.report import HarnessReport
+
+    plan = FaultPlan(
+        worker_kills=2, broker_restarts=1, mongo_outages=1, producer_restarts=1, recovery_bound_s=30
+    )
+    clean = audit([("c", 0)], [("c", 0, "v1")], [("c", 0)], [], [])
+    report = HarnessReport(
+        mode="exactly-once",
+        figures=clean,
+        worker_kills=2,
+        broker_restarts=1,
+        mongo_outages=1,
+        mongo_outage_s=30.0,
+        producer_restarts=1,
+        worker_unplanned_exits=0,
+        recovery_s={"worker_kill": [5.0, 6.0]},
+        recovery_after_repair_s={"worker_kill": [4.0, 29.0]},
+        unrecovered_faults=0,
+        unobserved_faults=0,
+        producer={},
+        bad_inputs_injected=0,
+        seconds=1.0,
+        plan=plan,
+    )
+    assert report.passed and report.failures == []
+    duplicate_letter = dataclasses.replace(clean, duplicate_dead_letters=1)
+    broken: dict[str, Any] = {
+        "worker_unplanned_exits": 1,
+        "broker_restarts": 0,  # the broker's death was not confirmed
+        "mongo_outages": 0,
+        "unrecovered_faults": 1,
+        "unobserved_faults": 1,
+        "worker_kills": 1,
+        "recovery_after_repair_s": {"worker_kill": [4.0, 31.0]},  # above the bound
+        "figures": duplicate_letter,
+    }
+    for field, value in broken.items():
+        assert not dataclasses.replace(report, **{field: value}).passed, field
+    at_least_once = dataclasses.replace(report, mode="at-least-once", figures=duplicate_letter)
+    assert at_least_once.passed  # at-least-once may repeat a dead letter
