@@ -128,3 +128,71 @@ def test_a_shadow_worker_refuses_production_outputs(topics: TopicNames, model_di
         shadow_settings(production, model_dir, "lineguard-shadow-x", results_topic=topics.results)
     with pytest.raises(ConfigurationError, match="group must be its own"):
         shadow_settings(production, model_dir, production.group_id)
+
+
+def test_lineguard_shadow_run_live_until_sigterm(
+    kafka_config: dict[str, Any],
+    endpoints: Endpoints,
+    topics: TopicNames,
+    mongo_db: Database[dict[str, Any]],
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.integration.shadow_support import env_for
+    from tests.integration.test_workers_pipeline import _free_port
+    from tests.integration.test_workers_support import REPO_ROOT
+
+    registry = registry_with(model_dir, tmp_path)
+    port = _free_port()
+    env = {**os.environ, **env_for(endpoints, mongo_db.name, topics)}
+    command = [sys.executable, "-m", "lineguard.cli", "shadow", "run", "--model", MODEL, "--version", "t2"]
+    command += ["--registry", str(registry.root), "--line", "line-1", "--metrics-port", str(port)]
+
+    def metrics() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                return str(response.read().decode())
+        except OSError:
+            return ""
+
+    with shadow_topics_cleaned(kafka_config, topics):
+        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+        try:
+            # Live starts at the end: produce only once the group has given it the partitions.
+            wait_for(
+                lambda: _assigned(kafka_config, f"lineguard-shadow-{MODEL}-t2", topics.frames),
+                120,
+                "partitions",
+            )
+            produce_frames(kafka_config, topics.frames, make_frames(30))
+            wait_for(lambda: mongo_db[SHADOW_COLLECTION].count_documents({}) >= 30, 60, "shadow documents")
+            scraped = metrics()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert 'lineguard_worker_results_out_total{role="shadow"} 30.0' in scraped
+    assert mongo_db["inspections"].count_documents({}) == 0  # production's collection untouched
+
+
+def _assigned(kafka_config: dict[str, Any], group: str, topic: str) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:  # while the group forms, the coordinator may not answer in time: ask again
+        admin = _ADMIN.setdefault("admin", AdminClient(kafka_config))
+        described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
+    except Exception:
+        return False
+    owned = {
+        tp.partition for m in described.members for tp in m.assignment.topic_partitions if tp.topic == topic
+    }
+    return len(owned) == 3
+
+
+_ADMIN: dict[str, Any] = {}

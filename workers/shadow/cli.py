@@ -122,6 +122,8 @@ def shadow_run(
         "inference_threads": inference_threads,
     }
     base = base.model_copy(update={k: v for k, v in tuning.items() if v is not None})
+    if request is None:  # live: from now on (a replay commits its own start offsets)
+        base = base.model_copy(update={"auto_offset_reset": "latest"})
     settings = shadow_settings(
         base,
         candidate,
