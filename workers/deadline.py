@@ -97,16 +97,32 @@ class ServiceEstimate:
     """Seconds from a batch's start to its results being acknowledged: model time per batch (scaled by the
     batch's size against the sizes seen) plus the output stage (produce, broker acknowledgement)."""
 
-    def __init__(self, initial_batch_s: float = 0.05, initial_output_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        initial_batch_s: float = 0.05,
+        initial_output_s: float = 0.02,
+        usual_size: int = 1,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._batch = Ewma(initial_batch_s)
-        self._size = Ewma(1.0)
+        self._size = Ewma(float(usual_size))
         self._output = Ewma(initial_output_s)
         self._lock = threading.Lock()
+        self._clock = clock
+        self._last_batch_at = clock()
 
     def observe_batch(self, size: int, seconds: float) -> None:
         with self._lock:
             self._batch.add(seconds)
             self._size.add(float(size))
+            self._last_batch_at = self._clock()
+
+    def stale(self, after_s: float = 1.0) -> bool:
+        """No batch observed for ``after_s``: the estimate may be out of date (one slow batch, a cold start).
+        Frames are then inspected whenever they have any time left, so the estimate learns again instead of
+        sending every frame fail-safe for ever on an estimate nothing corrects."""
+        with self._lock:
+            return self._clock() - self._last_batch_at >= after_s
 
     def observe_output(self, seconds: float) -> None:
         """Inferred -> result acknowledged, per result (called from the producer's delivery callbacks)."""

@@ -96,7 +96,7 @@ class DeadlineStage:
         self._metrics = metrics
         self._worker_id = worker_id
         self._max_batch_size = max_batch_size
-        self.estimate = ServiceEstimate()
+        self.estimate = ServiceEstimate(usual_size=max_batch_size)
         self.window = AdmissionWindow(tightest)
 
     # -- poll thread ---------------------------------------------------------------------------------
@@ -115,13 +115,15 @@ class DeadlineStage:
 
     # -- decode pool ---------------------------------------------------------------------------------
     def late(self, ticket: Ticket, frame: Frame, now: datetime | None = None) -> bool:
-        """Whether the frame can no longer make it even if it were batched at once; records its deadline."""
+        """Whether the frame can no longer make it even if it were batched at once; records its deadline.
+        Checked against the model time of a single frame (it may be batched with few others); the binding
+        check is the batch's, in :meth:`split`."""
         remaining = self.policy.remaining_s(frame.line_id, frame.captured_at, now or datetime.now(UTC))
         if remaining is None:
             self.window.leave(ticket)  # its line has no deadline: it never holds the poll loop
             return False
         self.window.set_deadline(ticket, remaining)
-        return remaining < self.estimate.total_s(1)
+        return remaining < (0.0 if self.estimate.stale() else self.estimate.total_s(1))
 
     def done(self, ticket: Ticket) -> None:
         """The record left the window another way (dead letter, filtered out, revoked)."""
@@ -135,7 +137,8 @@ class DeadlineStage:
         at = now or datetime.now(UTC)
         keep: list[DecodedFrame] = []
         late: list[DecodedFrame] = []
-        needed = self.estimate.total_s(len(frames))
+        # A stale estimate is not trusted: a frame with any time left is inspected (and the estimate learns).
+        needed = 0.0 if self.estimate.stale() else self.estimate.total_s(len(frames))
         for frame in frames:
             self.window.leave(frame.ticket)
             remaining = self.policy.remaining_s(frame.frame.line_id, frame.frame.captured_at, at)

@@ -223,3 +223,20 @@ def test_admit_skips_frames_late_already() -> None:
     assert len(checks.window) == 1
     slack = checks.window.oldest_slack(0.0)
     assert slack is not None and 0.15 < slack <= 0.2
+
+
+def test_a_stale_estimate_is_not_trusted_so_it_can_learn_again() -> None:
+    clock = FakeClock()
+    checks = DeadlineStage(DeadlinePolicy(default_ms=200), WorkerMetrics(), "worker-t", max_batch_size=8)
+    checks.estimate = ServiceEstimate(usual_size=8, clock=clock)
+    checks.estimate.observe_batch(8, 0.500)  # one very slow batch: every frame would look late after it
+    frames = [frame_on("line-a", 50, 1), frame_on("line-a", 250, 2)]
+
+    keep, late = checks.split(frames, now=NOW)
+    assert (keep, [f.ticket.offset for f in late]) == ([], [1, 2])
+
+    clock.now += 1.0  # no batch for a second: the estimate is stale
+    keep, late = checks.split(frames, now=NOW)
+    assert [f.ticket.offset for f in keep] == [1]  # 150 ms left: inspected, and its batch is observed
+    assert [f.ticket.offset for f in late] == [2]  # past its deadline: fail-safe whatever the estimate
+    assert not checks.late(ticket(1), frames[0].frame, now=NOW)
