@@ -21,6 +21,9 @@ Phases and the figures they give (``--json`` prints them as one object):
    batch inference time (``p99_bound_ms``). ``--loads 0.3,0.5,0.7`` measures several loads
    (``latency_by_load``), each split by the result's own timestamps into ``to_worker`` (camera, Kafka,
    prefetch), ``in_worker`` (decode, batching, waiting for the model, the model) and ``to_output``.
+   ``--deadline-ms 200`` runs this phase with a capture -> verdict deadline (``--fail-safe reject|pass``):
+   each load then also gives ``inspected`` (p50/p99 of the frames the model inspected) and
+   ``fail_safe_share`` (results decided fail-safe, ``deadline_missed``).
 5. memory (``peak_rss_mb``): a fresh worker started against a backlog of ``--backlog`` frames (the distinct
    frames re-published); its peak RSS (VmHWM) while it works through the backlog for ``--rss-seconds``.
 
@@ -315,9 +318,16 @@ class BenchWorker:
     """``python -m workers`` on a set of topics, with its log under the bench cache directory."""
 
     def __init__(
-        self, endpoints: Endpoints, topics: TopicNames, database: str, model: Path, log_dir: Path
+        self,
+        endpoints: Endpoints,
+        topics: TopicNames,
+        database: str,
+        model: Path,
+        log_dir: Path,
+        group: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
-        self.group = f"bench-workers-{uuid.uuid4().hex[:8]}"
+        self.group = group or f"bench-workers-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"worker-{self.group}.log"
         env = dict(os.environ)
         env.update(
@@ -334,6 +344,7 @@ class BenchWorker:
                 "LINEGUARD_WORKER_MAX_BATCH_SIZE": str(MAX_BATCH_SIZE),
                 "LINEGUARD_WORKER_MAX_WAIT_MS": str(MAX_WAIT_MS),
                 "LINEGUARD_WORKER_SESSION_TIMEOUT_MS": "10000",
+                **(extra_env or {}),
             }
         )
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -504,8 +515,39 @@ def wait_settled(
 # ------------------------------------------------------------------------------------ pipeline + latency
 
 
+class DeadlineTally(DemoTally):
+    """A tally that also tells inspected results from fail-safe ones (``deadline_missed``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list[tuple[bool, float]] = []  # (deadline missed, capture -> result seconds)
+
+    def add_result(self, result: Any, latency_s: float) -> bool:
+        counted = super().add_result(result, latency_s)
+        if counted:
+            self.outcomes.append((bool(result.deadline_missed), latency_s))
+        return counted
+
+    def deadline_figures(self) -> dict[str, Any]:
+        inspected = sorted(latency for missed, latency in self.outcomes if not missed)
+        missed = sum(1 for flag, _ in self.outcomes if flag)
+
+        def at(q: float) -> float | None:
+            return float(np.percentile(inspected, q) * 1000) if inspected else None
+
+        return {
+            "inspected": {"frames": len(inspected), "p50": at(50), "p99": at(99), "max": at(100)},
+            "fail_safe_share": missed / len(self.outcomes) if self.outcomes else None,
+        }
+
+
 def pipeline_and_latency(
-    endpoints: Endpoints, model_path: Path, factory: FrameFactory, sizes: Sizes, log_dir: Path
+    endpoints: Endpoints,
+    model_path: Path,
+    factory: FrameFactory,
+    sizes: Sizes,
+    log_dir: Path,
+    deadline_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     deployment = Deployment.create(endpoints, "pipeline")
     config, topics = deployment.kafka_config, deployment.topics
@@ -526,11 +568,17 @@ def pipeline_and_latency(
         pipeline_mongo = _count_documents(endpoints, deployment.database)
         watcher.stop()
         say(f"  pipeline: {pipeline_fps:.1f} frames/s; now latency at {_percentages(sizes.loads)} of it")
+        if deadline_env:  # the drained rate is measured without a deadline (the backlog would be all late)
+            worker.stop()
+            worker = BenchWorker(
+                endpoints, topics, deployment.database, model_path, log_dir, worker.group, deadline_env
+            )
+            worker.wait_ready(config, topics.frames)
 
         by_load: dict[str, dict[str, Any]] = {}
         for fraction in sizes.loads:
             rate = fraction * pipeline_fps
-            tally = DemoTally()
+            tally = DeadlineTally()
             watcher = OutputWatcher(config, topics, tally)
             watcher.start()
             shares = CpuShares(endpoints, worker)
@@ -545,6 +593,7 @@ def pipeline_and_latency(
                 **latency,
                 "segments": parts,
                 "cpu_cores": shares.cores(),
+                **(tally.deadline_figures() if deadline_env else {}),
             }
             segments = ", ".join(f"{name} {part['p99']:.0f}" for name, part in parts.items())
             say(
@@ -566,6 +615,9 @@ def pipeline_and_latency(
             "p90_ms": headline["p90"],
             "p99_ms": headline["p99"],
             "latency_by_load": by_load,
+            "deadline_ms": float(deadline_env["LINEGUARD_WORKER_DEADLINE_MS"]) if deadline_env else None,
+            "inspected_p99_ms": headline.get("inspected", {}).get("p99"),
+            "fail_safe_share": headline.get("fail_safe_share"),
             "worker_exit_code": exit_code,
             "worker_stop_s": stop_s,
         }
@@ -800,6 +852,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=str(LATENCY_LOAD),
         help="fractions of pipeline_fps to measure latency at, e.g. 0.3,0.5,0.7 (p50_ms/p99_ms: at 0.7)",
     )
+    parser.add_argument(
+        "--deadline-ms", type=float, default=0.0, help="latency phase with this capture->verdict deadline"
+    )
+    parser.add_argument("--fail-safe", choices=("reject", "pass"), default="reject")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser.parse_args(argv)
 
@@ -843,7 +899,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     del model  # the worker subprocesses need the cores and memory now
     if "pipeline" in phases:
         say(f"pipeline: {sizes.pipeline_frames} frames through Kafka, the worker and MongoDB")
-        figures.update(pipeline_and_latency(endpoints, model_path, factory, sizes, log_dir))
+        deadline_env = None
+        if args.deadline_ms > 0:
+            deadline_env = {
+                "LINEGUARD_WORKER_DEADLINE_MS": str(args.deadline_ms),
+                "LINEGUARD_WORKER_DEADLINE_FAIL_SAFE": args.fail_safe,
+            }
+        figures.update(pipeline_and_latency(endpoints, model_path, factory, sizes, log_dir, deadline_env))
     if "memory" in phases:
         say(f"memory: a worker against a backlog of {sizes.backlog} frames")
         figures.update(memory(endpoints, model_path, factory, sizes, log_dir))
@@ -901,6 +963,12 @@ def report(figures: dict[str, Any]) -> Iterator[str]:
                 )
                 cores = row["cpu_cores"].items()
                 yield "    cores used: " + ", ".join(f"{name} {used:.2f}" for name, used in cores)
+                if row.get("inspected"):
+                    seen = row["inspected"]
+                    yield (
+                        f"    deadline: inspected {seen['frames']} frames, p50 {seen['p50'] or 0:,.0f} ms, "
+                        f"p99 {seen['p99'] or 0:,.0f} ms; fail-safe share {row['fail_safe_share'] or 0:.1%}"
+                    )
         elif isinstance(value, float):
             yield f"{key:28s} {value:,.2f}"
         else:

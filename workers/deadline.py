@@ -136,6 +136,11 @@ class ServiceEstimate:
             usual = max(1.0, self._size.mean)
             return self._batch.upper() * max(0.5, size / usual)
 
+    def usual_size(self) -> int:
+        """The batch size seen lately (the admission window's yardstick: not every batch is full)."""
+        with self._lock:
+            return max(1, round(self._size.mean))
+
     def total_s(self, size: int) -> float:
         """Model plus outputs for a batch of ``size``."""
         model = self.model_s(size)
@@ -184,13 +189,18 @@ class AdmissionWindow:
 
     def oldest_slack(self, service_s: float) -> float | None:
         """Time the most urgent waiting frame has to spare beyond ``service_s``; None when none waits."""
+        now = self._clock()
         with self._lock:
+            # A frame a whole budget past its deadline is no longer waiting for anything the window controls
+            # (it is being decided fail-safe, or its record was lost to a revoke): never let it hold for ever.
+            while self._waiting and next(iter(self._waiting.values())) < now - self._tightest_s:
+                self._waiting.popitem(last=False)
             if not self._waiting:
                 return None
             # Insertion order is admission order; deadlines set later may reorder a little: take the minimum
             # of the first few rather than scanning everything on every poll.
             head = min(deadline for _, deadline in zip(range(8), self._waiting.values(), strict=False))
-        return head - self._clock() - service_s
+        return head - now - service_s
 
     def hold(self, service_s: float) -> bool:
         slack = self.oldest_slack(service_s)

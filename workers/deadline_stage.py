@@ -111,7 +111,9 @@ class DeadlineStage:
 
     def hold(self) -> bool:
         """True while the poll loop must not take more records (the partitions stay paused)."""
-        return self.window.hold(self.estimate.total_s(self._max_batch_size))
+        if self.estimate.stale():
+            return self.window.hold(0.0)
+        return self.window.hold(self.estimate.total_s(self.estimate.usual_size()))
 
     # -- decode pool ---------------------------------------------------------------------------------
     def late(self, ticket: Ticket, frame: Frame, now: datetime | None = None) -> bool:
@@ -157,6 +159,7 @@ class DeadlineStage:
     def fail_safe(self, frames: list[DecodedFrame], served: ResultBuilder) -> InferredBatch:
         """The output-stage item that gives each late frame its fail-safe result."""
         for frame in frames:
+            self.window.leave(frame.ticket)
             self._metrics.deadline_decided.labels(
                 self._metrics.line_label(frame.frame.line_id), self.policy.fail_safe
             ).inc()

@@ -240,3 +240,20 @@ def test_a_stale_estimate_is_not_trusted_so_it_can_learn_again() -> None:
     assert [f.ticket.offset for f in keep] == [1]  # 150 ms left: inspected, and its batch is observed
     assert [f.ticket.offset for f in late] == [2]  # past its deadline: fail-safe whatever the estimate
     assert not checks.late(ticket(1), frames[0].frame, now=NOW)
+
+
+def test_fail_safe_frames_leave_the_window_and_stale_entries_never_hold_for_ever() -> None:
+    checks = stage(DeadlinePolicy(default_ms=200))
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    checks.admit(ticket(1), now_ms)
+    checks.fail_safe([frame_on("line-a", 250, 1)], _Served())
+    assert len(checks.window) == 0
+
+    clock = FakeClock()
+    window = AdmissionWindow(tightest_s=0.200, clock=clock)
+    window.enter(ticket(2))
+    clock.now += 0.190
+    assert window.hold(0.050)
+    clock.now += 0.250  # a budget past its deadline and still there (lost): dropped, the hold ends
+    assert not window.hold(0.050)
+    assert len(window) == 0
