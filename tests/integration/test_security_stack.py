@@ -237,10 +237,12 @@ def test_mongodb_enforces_authentication(secure_stack: SecureStack) -> None:
         finally:
             client.close()
     client = MongoClient(uri, serverSelectionTimeoutMS=5000)
+    database = f"lineguard_test_{uuid.uuid4().hex[:8]}"  # its own: the count holds whatever ran before
     try:
-        client["lineguard_test"]["security"].insert_one({"x": 1})
-        assert client["lineguard_test"]["security"].count_documents({}) == 1
+        client[database]["security"].insert_one({"x": 1})
+        assert client[database]["security"].count_documents({}) == 1
     finally:
+        client.drop_database(database)
         client.close()
 
 
@@ -311,7 +313,9 @@ def _scrape_when_ready(worker: subprocess.Popen[bytes], port: int, log_path: Pat
 
 
 def test_the_stack_logs_and_configs_hold_no_secret(secure_stack: SecureStack) -> None:
-    """Last in this module, so the logs hold everything the tests above made the servers do."""
+    """The servers' logs after this test itself made them log authentication: a good and a refused login
+    on each server (it used to rely on running last, after the other tests had done so)."""
+    _exercise_authentication(secure_stack)
     state_dir = Path(secure_stack.base_env["LINEGUARD_STACK_STATE_DIR"])
     configs = [state_dir / "kafka" / "server.properties", state_dir / "state.json"]
     files = [*(state_dir / "logs").glob("*"), *configs]
@@ -321,3 +325,21 @@ def test_the_stack_logs_and_configs_hold_no_secret(secure_stack: SecureStack) ->
         text = path.read_text(errors="replace")
         assert secure_stack.password not in text, path
         assert secure_stack.mongodb_password not in text, path
+
+
+def _exercise_authentication(secure_stack: SecureStack) -> None:
+    """A good and a refused login on Kafka and on MongoDB: what a server might log a secret for."""
+    verify_kafka_access(secure_stack.client_config())
+    with pytest.raises(ConfigurationError):
+        verify_kafka_access(secure_stack.client_config(sasl_password=SecretStr("wrong-password-logs")))
+    uri = secure_stack.exports[MONGODB_ENV]
+    for candidate, works in ((uri, True), (uri.replace(secure_stack.mongodb_password, "wrong-logs"), False)):
+        client: MongoClient[dict[str, object]] = MongoClient(candidate, serverSelectionTimeoutMS=5000)
+        try:
+            if works:
+                client.admin.command("ping")
+            else:
+                with pytest.raises(OperationFailure):
+                    client["lineguard_test"]["security"].insert_one({"x": 1})
+        finally:
+            client.close()
