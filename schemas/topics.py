@@ -13,6 +13,7 @@ DEAD_LETTER_TOPIC = "lineguard.dead-letters"
 HEADER_CONTENT_TYPE = "content-type"  # e.g. "image/jpeg": the encoding of the image inside the record
 HEADER_SCHEMA = "lineguard-schema"  # full name of the Avro record, e.g. "dev.lineguard.v1.Frame"
 HEADER_TRACE_ID = "trace-id"  # W3C-style trace id carried from the camera to every output
+HEADER_TRACEPARENT = "traceparent"  # W3C Trace Context; a child span per output (schemas/tracecontext.py)
 HEADER_DEAD_LETTER_REASON = "lineguard-dlq-reason"
 
 # The largest record lineguard publishes inline. Broker `message.max.bytes`, topic `max.message.bytes`,

@@ -7,7 +7,8 @@ Around it:
 
 * idempotent producer (``enable.idempotence``, ``acks=all``), size limits derived from the same constant as
   the topics' (``schemas.topics.DEFAULT_MAX_MESSAGE_BYTES``), no compression (JPEG and PNG are compressed);
-* key = camera id; headers: content type, schema name, a fresh trace id per frame;
+* key = camera id; headers: content type, schema name, a fresh trace per frame (``trace-id`` and a W3C
+  ``traceparent`` of the camera's publish span, the same trace id in both);
 * delivery callbacks counted: delivered, failed, bytes;
 * images above the inline limit go to the claim-check store (GridFS) and travel by reference, or are refused
   with :class:`FrameTooLargeError` when claim-check is off: never a silent drop, never a stuck producer;
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,7 +35,14 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from lineguard.kafka_topics import topic_max_message_bytes
 from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, ImageReference
-from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
+from schemas.topics import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    HEADER_CONTENT_TYPE,
+    HEADER_SCHEMA,
+    HEADER_TRACE_ID,
+    HEADER_TRACEPARENT,
+)
+from schemas.tracecontext import new_trace
 from streams.spool import DiskSpool, SpooledMessage, SpoolFullError, SpoolPolicy, SpoolWriteError
 
 logger = logging.getLogger(__name__)
@@ -231,10 +238,12 @@ class FramePublisher:
                 f"frame {frame.camera_id}#{frame.frame_number} serializes to {len(value)} bytes, above the "
                 f"Kafka record limit of {self.options.max_message_bytes} bytes"
             )
+        trace = new_trace()
         headers = (
             (HEADER_CONTENT_TYPE, _CONTENT_TYPES.get(frame.encoding, b"application/octet-stream")),
             (HEADER_SCHEMA, _SCHEMA_HEADER),
-            (HEADER_TRACE_ID, os.urandom(16).hex().encode()),
+            (HEADER_TRACE_ID, trace.trace_id.encode()),
+            (HEADER_TRACEPARENT, trace.header()),
         )
         return value, headers
 

@@ -41,7 +41,7 @@ from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetterReason, ImageReference
-from schemas.topics import HEADER_TRACE_ID
+from schemas.tracecontext import carried_context
 from workers.backends import LoadedModel
 from workers.batcher import Batch, DynamicBatcher
 from workers.consumer import FrameConsumer
@@ -582,14 +582,8 @@ def _deadline_stage(settings: WorkerSettings, metrics: WorkerMetrics) -> Deadlin
     return stage
 
 
-_MAX_TRACE_ID_BYTES = 128  # W3C trace ids are 32 hex digits; anything much longer is not one
-
-
 def _trace_id(message: Message) -> bytes | None:
-    """The frame's trace id, copied onto every output; a hostile or broken value (e.g. 200 KB) is not
-    carried, since it would make each result and event that large (possibly too large to produce)."""
-    headers: Any = message.headers() or ()  # consumed messages carry a list of (name, bytes) pairs
-    for name, value in headers:
-        if name == HEADER_TRACE_ID:
-            return value if isinstance(value, bytes) and len(value) <= _MAX_TRACE_ID_BYTES else None
-    return None
+    """The frame's trace context (its ``traceparent``, else its bare ``trace-id``), from which every output
+    gets a child span (schemas/tracecontext.py); a hostile or broken value (e.g. 200 KB) is not carried,
+    since it would make each result and event that large (possibly too large to produce)."""
+    return carried_context(message.headers() or ())

@@ -23,7 +23,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 from schemas.errors import LineguardError
 from schemas.records import DeadLetter, DefectEvent, Frame, InspectionResult
 from schemas.serde import AvroRecordDeserializer
-from schemas.topics import HEADER_SCHEMA
+from schemas.topics import HEADER_SCHEMA, HEADER_TRACEPARENT
+from schemas.tracecontext import parse as parse_traceparent
 
 RECORD_TYPES: dict[str, type[Any]] = {
     cls.avro_name: cls for cls in (Frame, InspectionResult, DefectEvent, DeadLetter)
@@ -109,6 +110,9 @@ class TopicReader:
             "key": (message.key() or b"").decode("utf-8", "replace") or None,
             "headers": {k: v.decode("utf-8", "replace") for k, v in headers.items()},
         }
+        trace = parse_traceparent(headers.get(HEADER_TRACEPARENT))
+        if trace is not None:  # the W3C trace context, split, for `jq .trace.trace_id` across topics
+            line["trace"] = {"trace_id": trace.trace_id, "span_id": trace.span_id, "sampled": trace.sampled}
         cls = record_type(topic, headers)
         value = message.value()
         if cls is None or value is None:

@@ -294,7 +294,7 @@ def test_close_moves_undelivered_frames_into_the_spool(tmp_path: Path) -> None:
 
 
 def test_drop_oldest_counts_dropped_frames(tmp_path: Path) -> None:
-    record = len(AvroRecordSerializer(Frame)(_frame(0))) + 200  # value plus spool file framing
+    record = len(AvroRecordSerializer(Frame)(_frame(0))) + 400  # value plus headers and spool file framing
     publisher, producer = _publisher(tmp_path, spool_bytes=3 * record, drain_window=1)
     producer.broker_up = False
     publisher._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
@@ -305,8 +305,8 @@ def test_drop_oldest_counts_dropped_frames(tmp_path: Path) -> None:
 
 
 def test_block_policy_gives_up_when_stop_is_requested(tmp_path: Path) -> None:
-    # Room for one spooled frame (value plus ~150 bytes of spool file framing), not two.
-    room = len(AvroRecordSerializer(Frame)(_frame(0))) + 300
+    # Room for one spooled frame (value plus ~340 bytes of headers and spool file framing), not two.
+    room = len(AvroRecordSerializer(Frame)(_frame(0))) + 450
     publisher, producer = _publisher(tmp_path, spool_bytes=room, policy=SpoolPolicy.block, drain_window=1)
     producer.broker_up = False
     publisher._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
@@ -317,7 +317,7 @@ def test_block_policy_gives_up_when_stop_is_requested(tmp_path: Path) -> None:
 
 
 def test_block_policy_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
-    room = len(AvroRecordSerializer(Frame)(_frame(0))) + 300  # one spooled frame fits, two do not
+    room = len(AvroRecordSerializer(Frame)(_frame(0))) + 450  # one spooled frame fits, two do not
     publisher, producer = _publisher(tmp_path, spool_bytes=room, policy=SpoolPolicy.block, drain_window=1)
     producer.broker_up = False
     publisher._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))

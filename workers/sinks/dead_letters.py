@@ -15,6 +15,7 @@ from typing import Any
 from schemas.records import DeadLetter, DeadLetterReason, DeadLetterSource, Header
 from schemas.serde import AvroRecordSerializer
 from schemas.topics import HEADER_DEAD_LETTER_REASON, HEADER_SCHEMA
+from schemas.tracecontext import carried_context, output_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +160,14 @@ def _letter(
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, str | bytes | None]]:
-    """Headers of the dead-letter record: the reason, so consumers can filter without decoding."""
-    return [
+    """Headers of the dead-letter record: the reason, so consumers can filter without decoding, and the
+    frame's trace (a child span of its traceparent), so the trace shows where the frame ended."""
+    headers: list[tuple[str, str | bytes | None]] = [
         (HEADER_SCHEMA, DeadLetter.avro_name.encode()),
         (HEADER_DEAD_LETTER_REASON, letter.reason.value.encode()),
     ]
+    headers.extend(output_headers(carried_context((h.key, h.value) for h in letter.original_headers)))
+    return headers
 
 
 def summarize(letters: Sequence[DeadLetter]) -> Counter[DeadLetterReason]:

@@ -19,7 +19,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 from schemas.errors import LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetter, DefectEvent, InspectionResult
 from schemas.serde import AvroRecordSerializer
-from schemas.topics import HEADER_SCHEMA, HEADER_TRACE_ID, TopicNames
+from schemas.topics import HEADER_SCHEMA, TopicNames
+from schemas.tracecontext import output_headers
 from workers.sinks.dead_letters import dead_letter_headers, record_bytes
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,5 @@ class KafkaOutputs:
 
 def _headers(schema_name: str, trace_id: bytes | None) -> list[tuple[str, str | bytes | None]]:
     headers: list[tuple[str, str | bytes | None]] = [(HEADER_SCHEMA, schema_name.encode())]
-    if trace_id:
-        headers.append((HEADER_TRACE_ID, trace_id))
+    headers.extend(output_headers(trace_id))  # trace-id and a child traceparent (the worker's span)
     return headers
