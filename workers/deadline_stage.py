@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
@@ -98,6 +99,8 @@ class DeadlineStage:
         self._max_batch_size = max_batch_size
         self.estimate = ServiceEstimate(usual_size=max_batch_size)
         self.window = AdmissionWindow(tightest)
+        self._marked: set[Ticket] = set()  # found late in the decode pool, decided with the next batch
+        self._marked_lock = threading.Lock()
 
     # -- poll thread ---------------------------------------------------------------------------------
     def admit(self, ticket: Ticket, timestamp_ms: int | None) -> None:
@@ -127,9 +130,17 @@ class DeadlineStage:
         self.window.set_deadline(ticket, remaining)
         return remaining < (0.0 if self.estimate.stale() else self.estimate.total_s(1))
 
+    def mark_late(self, ticket: Ticket) -> None:
+        """Found late before the batch: :meth:`split` decides it fail-safe whatever the estimate says."""
+        self.window.leave(ticket)
+        with self._marked_lock:
+            self._marked.add(ticket)
+
     def done(self, ticket: Ticket) -> None:
         """The record left the window another way (dead letter, filtered out, revoked)."""
         self.window.leave(ticket)
+        with self._marked_lock:
+            self._marked.discard(ticket)
 
     # -- inference thread ----------------------------------------------------------------------------
     def split(
@@ -143,8 +154,12 @@ class DeadlineStage:
         needed = 0.0 if self.estimate.stale() else self.estimate.total_s(len(frames))
         for frame in frames:
             self.window.leave(frame.ticket)
+            with self._marked_lock:
+                marked = frame.ticket in self._marked
+                self._marked.discard(frame.ticket)
             remaining = self.policy.remaining_s(frame.frame.line_id, frame.frame.captured_at, at)
-            (late if remaining is not None and remaining < needed else keep).append(frame)
+            missed = marked or (remaining is not None and remaining < needed)
+            (late if missed else keep).append(frame)
         return keep, late
 
     def observe_batch(self, size: int, seconds: float) -> None:

@@ -336,18 +336,18 @@ class Worker:
             return
         self.metrics.stage_seconds.labels("decode").observe(decoded.decode_seconds)
         if self._deadline is not None and self._deadline.late(ticket, decoded.frame):
-            self._to_sinks(self._deadline.fail_safe([decoded], self._serving.builder))
-            return
+            self._deadline.mark_late(ticket)  # decided fail-safe with the next batch, not on its own
         self._decoded.put(decoded)
 
     def _decided_late(self, message: Message, ticket: Ticket, received_at: datetime) -> bool:
-        """Deadline check on the record alone (no pixels decoded): a late frame gets its fail-safe result."""
+        """Deadline check on the record alone (no pixels decoded): a late frame joins the next batch, which
+        gives it its fail-safe result (late frames decided in groups, not one output item each)."""
         assert self._deadline is not None
         frame = self._serving.decoder.read_frame(message.value())  # raises FrameRejected for poison
         if not self._deadline.late(ticket, frame):
             return False
-        late = undecoded(ticket, frame, received_at, _trace_id(message))
-        self._to_sinks(self._deadline.fail_safe([late], self._serving.builder))
+        self._deadline.mark_late(ticket)
+        self._decoded.put(undecoded(ticket, frame, received_at, _trace_id(message)))
         return True
 
     def _deadline_done(self, ticket: Ticket) -> None:
@@ -422,7 +422,8 @@ class Worker:
         serving = self._serving
         if self._deadline is not None:
             for frame in batch.items:
-                self._deadline.done(frame.ticket)
+                if not self._tracker.is_live(frame.ticket):
+                    self._deadline.done(frame.ticket)
             frames, late = self._deadline.split(frames)
             if late:
                 self._sink_queue.put(self._deadline.fail_safe(late, serving.builder))

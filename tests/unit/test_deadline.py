@@ -257,3 +257,15 @@ def test_fail_safe_frames_leave_the_window_and_stale_entries_never_hold_for_ever
     clock.now += 0.250  # a budget past its deadline and still there (lost): dropped, the hold ends
     assert not window.hold(0.050)
     assert len(window) == 0
+
+
+def test_frames_marked_late_in_the_decode_pool_are_decided_with_the_next_batch() -> None:
+    checks = stage(DeadlinePolicy(default_ms=200))
+    frames = [frame_on("line-a", 10, 1), frame_on("line-a", 10, 2)]
+    checks.mark_late(ticket(2))  # e.g. its decode took the rest of its budget
+
+    keep, late = checks.split(frames, now=NOW)
+
+    assert [f.ticket.offset for f in keep] == [1]
+    assert [f.ticket.offset for f in late] == [2]
+    assert checks.split([frame_on("line-a", 10, 2)], now=NOW)[1] == []  # the mark is used once
