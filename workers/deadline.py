@@ -117,12 +117,14 @@ class ServiceEstimate:
             self._size.add(float(size))
             self._last_batch_at = self._clock()
 
-    def stale(self, after_s: float = 1.0) -> bool:
-        """No batch observed for ``after_s``: the estimate may be out of date (one slow batch, a cold start).
-        Frames are then inspected whenever they have any time left, so the estimate learns again instead of
-        sending every frame fail-safe for ever on an estimate nothing corrects."""
+    def trust(self, after_s: float = 1.0) -> float:
+        """How much of the estimate to believe: 1 while batches are observed; halved for every ``after_s``
+        without one (a slow batch, a cold start, a line sent fail-safe), so the estimate is probed and learns
+        again instead of sending every frame fail-safe for ever on a figure nothing corrects, while under
+        overload (batches still run now and then) it stays close to what they take."""
         with self._lock:
-            return self._clock() - self._last_batch_at >= after_s
+            idle = self._clock() - self._last_batch_at
+        return 0.5 ** int(idle // after_s)
 
     def observe_output(self, seconds: float) -> None:
         """Inferred -> result acknowledged, per result (called from the producer's delivery callbacks)."""

@@ -114,9 +114,7 @@ class DeadlineStage:
 
     def hold(self) -> bool:
         """True while the poll loop must not take more records (the partitions stay paused)."""
-        if self.estimate.stale():
-            return self.window.hold(0.0)
-        return self.window.hold(self.estimate.total_s(self.estimate.usual_size()))
+        return self.window.hold(self.estimate.trust() * self.estimate.total_s(self.estimate.usual_size()))
 
     # -- decode pool ---------------------------------------------------------------------------------
     def late(self, ticket: Ticket, frame: Frame, now: datetime | None = None) -> bool:
@@ -128,7 +126,7 @@ class DeadlineStage:
             self.window.leave(ticket)  # its line has no deadline: it never holds the poll loop
             return False
         self.window.set_deadline(ticket, remaining)
-        return remaining < (0.0 if self.estimate.stale() else self.estimate.total_s(1))
+        return remaining < self.estimate.trust() * self.estimate.total_s(1)
 
     def mark_late(self, ticket: Ticket) -> None:
         """Found late before the batch: :meth:`split` decides it fail-safe whatever the estimate says."""
@@ -150,8 +148,8 @@ class DeadlineStage:
         at = now or datetime.now(UTC)
         keep: list[DecodedFrame] = []
         late: list[DecodedFrame] = []
-        # A stale estimate is not trusted: a frame with any time left is inspected (and the estimate learns).
-        needed = 0.0 if self.estimate.stale() else self.estimate.total_s(len(frames))
+        # An estimate no batch confirmed lately is trusted less and less (and learns from the next batch).
+        needed = self.estimate.trust() * self.estimate.total_s(len(frames))
         for frame in frames:
             self.window.leave(frame.ticket)
             with self._marked_lock:

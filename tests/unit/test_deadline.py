@@ -225,7 +225,7 @@ def test_admit_skips_frames_late_already() -> None:
     assert slack is not None and 0.15 < slack <= 0.2
 
 
-def test_a_stale_estimate_is_not_trusted_so_it_can_learn_again() -> None:
+def test_an_unconfirmed_estimate_is_trusted_less_and_less_so_it_can_learn_again() -> None:
     clock = FakeClock()
     checks = DeadlineStage(DeadlinePolicy(default_ms=200), WorkerMetrics(), "worker-t", max_batch_size=8)
     checks.estimate = ServiceEstimate(usual_size=8, clock=clock)
@@ -235,11 +235,16 @@ def test_a_stale_estimate_is_not_trusted_so_it_can_learn_again() -> None:
     keep, late = checks.split(frames, now=NOW)
     assert (keep, [f.ticket.offset for f in late]) == ([], [1, 2])
 
-    clock.now += 1.0  # no batch for a second: the estimate is stale
+    clock.now += 1.0  # no batch for a second: half the estimate (~0.5 s) is believed, still too slow
+    assert checks.split(frames, now=NOW)[0] == []
+    clock.now += 2.0  # three seconds: an eighth (~0.125 s)
+    assert checks.estimate.trust() == 0.125
     keep, late = checks.split(frames, now=NOW)
     assert [f.ticket.offset for f in keep] == [1]  # 150 ms left: inspected, and its batch is observed
     assert [f.ticket.offset for f in late] == [2]  # past its deadline: fail-safe whatever the estimate
     assert not checks.late(ticket(1), frames[0].frame, now=NOW)
+    checks.estimate.observe_batch(8, 0.040)
+    assert checks.estimate.trust() == 1.0
 
 
 def test_fail_safe_frames_leave_the_window_and_stale_entries_never_hold_for_ever() -> None:
