@@ -3,6 +3,7 @@ them together, configures logging once and turns user mistakes into one clear li
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -136,6 +137,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     log_level: Annotated[
         str, typer.Option("--log-level", envvar="LINEGUARD_LOG_LEVEL", help="DEBUG, INFO, WARNING")
     ] = "INFO",
@@ -152,6 +154,9 @@ def _root(
             f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level"
         )
     configure_logging(log_level.upper(), log_format)
+    from lineguard.env_check import warn_unknown_environment  # a static table: no heavy imports
+
+    warn_unknown_environment(ctx, os.environ)
 
 
 def main() -> None:

@@ -84,6 +84,12 @@ class LazyTyperGroup(TyperGroup):
         for name, command in loaded.commands.items():
             self.add_command(command, name)
 
+    def invoke(self, ctx: Any) -> Any:
+        # The root's callback runs before the subcommand parses its arguments and sees none of them; it needs
+        # them to tell `lineguard worker --help` from a run (lineguard/env_check.py warns only on a run).
+        ctx.meta["lineguard.subcommand_args"] = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        return super().invoke(ctx)
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
         try:
