@@ -179,6 +179,20 @@ class ModelSource:
         return Serving(model=model, spec=spec, decoder=decoder, builder=builder)
 
     def _thresholds(self, model: LoadedModel) -> ThresholdLookup:
+        lookup = self._base_thresholds(model)
+        if self._settings.recipes is None:
+            return lookup
+        # Recipe changeover (workers.recipes): the line's recipe thresholds first, switched by a signal.
+        from lineguard.settings import KafkaSettings
+        from lineguard.stack.endpoints import resolve_endpoints
+        from workers.recipes import RecipeThresholds, follow_recipes
+
+        config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
+        return RecipeThresholds(
+            lookup, follow_recipes(self._settings.recipes, self._settings.recipe_topic, config)
+        )
+
+    def _base_thresholds(self, model: LoadedModel) -> ThresholdLookup:
         default = model_thresholds(model.metadata)
         if self._settings.thresholds is not None or self._registry is None:
             return ThresholdSource(default, self._settings.thresholds)

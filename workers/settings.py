@@ -76,6 +76,10 @@ class WorkerSettings(BaseSettings):
     thresholds: Path | None = Field(
         default=None, description="YAML/JSON per-line/per-camera thresholds, re-read when it changes"
     )
+    recipes: Path | None = Field(
+        default=None, description="recipe book: thresholds per (line, recipe), switched on the recipe topic"
+    )
+    recipe_topic: str = Field(default="lineguard.recipes", description="recipe changeover signals")
     uncertain_events: bool = Field(
         default=True, description="publish defect events for UNCERTAIN verdicts too"
     )
