@@ -75,3 +75,16 @@ def test_shadow_settings_are_apart_from_production(tmp_path: Path) -> None:
         shadow_settings(production, tmp_path, "lineguard-shadow-x", results_topic="plant.results")
     with pytest.raises(ValueError, match="defect events topic"):  # pydantic's ValidationError
         WorkerSettings(role="shadow", group_id="lineguard-shadow-x", results_topic="x.shadow.results")
+
+
+def test_shadow_metrics_carry_the_role_label_and_production_metrics_do_not() -> None:
+    from workers.metrics import WorkerMetrics
+
+    shadow, production = WorkerMetrics(role="shadow"), WorkerMetrics()
+    for metrics in (shadow, production):
+        metrics.frames_in.inc(3)
+        metrics.verdicts.labels("OK").inc()
+    shadow_text, production_text = shadow.render().decode(), production.render().decode()
+    assert 'lineguard_worker_frames_in_total{role="shadow"} 3.0' in shadow_text
+    assert 'lineguard_worker_verdicts_total{role="shadow",verdict="OK"} 1.0' in shadow_text
+    assert "lineguard_worker_frames_in_total 3.0" in production_text and "role=" not in production_text
