@@ -7,10 +7,11 @@ Pure logic (no Kafka, no threads of its own; clocks injected so tests drive time
   whose verdict cannot be given in time.
 * :class:`ServiceEstimate`: how long the model and the outputs take from the moment a batch starts,
   a running mean plus three mean deviations (EWMA) so an inspected frame stays inside its budget.
-* :class:`AdmissionWindow`: the frames admitted but not yet handed to the model, with their deadlines; it
-  says when the poll loop must *hold* (pause the partitions) because the oldest waiting frame is about to miss
-  its deadline. The backlog then stays in Kafka, where consumer lag (and an autoscaler) sees it, instead of
-  inside the worker; frames read after a hold that can no longer make it are decided fail-safe at once.
+* :class:`AdmissionWindow`: the frames admitted but not yet handed to the model; it says when the poll loop
+  must *hold* (pause the partitions) because the oldest has waited inside the worker half of what the
+  tightest budget leaves after the model and the outputs. The backlog then stays in Kafka, where consumer lag
+  (and an autoscaler) sees it, instead of inside the worker; frames read after a hold that can no longer make
+  it are decided fail-safe at once.
 
 Time bases: a frame's deadline is ``captured_at + budget`` on the camera's wall clock (UTC); the worker
 compares it with its own wall clock, so camera and worker clocks must agree (NTP/PTP) to within a small part
@@ -153,16 +154,18 @@ class ServiceEstimate:
 class AdmissionWindow:
     """Frames admitted by the poll loop and not yet given to the model (or decided), oldest first.
 
-    ``hold(service_s)``: True while the oldest waiting frame has less than ``service_s`` left (it, and every
-    frame behind it, would miss its deadline if more were taken in); released once the oldest has a quarter
-    of the tightest budget to spare again, or nothing waits. Thread-safe: the poll thread enters frames, the
-    decode pool and the inference thread let them leave.
+    Bounds by *time* what waits inside the worker before the model: ``hold(service_s)`` is True once the
+    oldest waiting frame has waited half of what the tightest budget leaves after ``service_s`` (the model
+    and the outputs), and stays True until the oldest has waited less than half of that again, or nothing
+    waits. Only the wait inside the worker counts: a frame that arrives late from upstream is decided
+    fail-safe, and pausing would not have helped it. Thread-safe: the poll thread enters frames, the decode
+    pool and the inference thread let them leave.
     """
 
     def __init__(self, tightest_s: float, clock: Clock = time.monotonic) -> None:
         self._tightest_s = tightest_s
         self._clock = clock
-        self._waiting: OrderedDict[Hashable, float] = OrderedDict()  # key -> deadline (clock time)
+        self._waiting: OrderedDict[Hashable, float] = OrderedDict()  # key -> admitted at (clock time)
         self._lock = threading.Lock()
         self.held = False
 
@@ -173,43 +176,36 @@ class AdmissionWindow:
     def tightest_s(self) -> float:
         return self._tightest_s
 
-    def enter(self, key: Hashable, age_s: float = 0.0) -> None:
-        """Admit a frame whose capture was ``age_s`` ago (from the record's timestamp; the tightest budget
-        applies until its line is known)."""
+    def enter(self, key: Hashable) -> None:
         with self._lock:
-            self._waiting[key] = self._clock() - max(0.0, age_s) + self._tightest_s
-
-    def set_deadline(self, key: Hashable, remaining_s: float) -> None:
-        """The frame's own deadline, once its record (line, capture time) is read."""
-        with self._lock:
-            if key in self._waiting:
-                self._waiting[key] = self._clock() + remaining_s
+            self._waiting[key] = self._clock()
 
     def leave(self, key: Hashable) -> None:
         with self._lock:
             self._waiting.pop(key, None)
 
-    def oldest_slack(self, service_s: float) -> float | None:
-        """Time the most urgent waiting frame has to spare beyond ``service_s``; None when none waits."""
+    def oldest_wait(self) -> float | None:
+        """How long the oldest waiting frame has waited; None when none waits."""
         now = self._clock()
         with self._lock:
-            # A frame a whole budget past its deadline is no longer waiting for anything the window controls
-            # (it is being decided fail-safe, or its record was lost to a revoke): never let it hold for ever.
-            while self._waiting and next(iter(self._waiting.values())) < now - self._tightest_s:
+            # A frame waiting two budgets is no longer one the window controls (decided fail-safe meanwhile,
+            # or its record lost to a revoke): never let it hold the partitions for ever.
+            while self._waiting and next(iter(self._waiting.values())) < now - 2 * self._tightest_s:
                 self._waiting.popitem(last=False)
             if not self._waiting:
                 return None
-            # Insertion order is admission order; deadlines set later may reorder a little: take the minimum
-            # of the first few rather than scanning everything on every poll.
-            head = min(deadline for _, deadline in zip(range(8), self._waiting.values(), strict=False))
-        return head - now - service_s
+            return now - next(iter(self._waiting.values()))
+
+    def wait_limit(self, service_s: float) -> float:
+        return max(0.0, self._tightest_s - service_s) / 2
 
     def hold(self, service_s: float) -> bool:
-        slack = self.oldest_slack(service_s)
-        if slack is None:
+        waited = self.oldest_wait()
+        limit = self.wait_limit(service_s)
+        if waited is None:
             self.held = False
-        elif not self.held and slack < 0:
+        elif not self.held and waited >= limit:
             self.held = True
-        elif self.held and slack >= self._tightest_s / 4:
+        elif self.held and waited < limit / 2:
             self.held = False
         return self.held

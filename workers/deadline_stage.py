@@ -110,7 +110,7 @@ class DeadlineStage:
             age = datetime.now(UTC).timestamp() - timestamp_ms / 1000.0
         if age >= self.window.tightest_s:
             return  # late already (read from a backlog): decided fail-safe at once, it never waits
-        self.window.enter(ticket, age)
+        self.window.enter(ticket)
 
     def hold(self) -> bool:
         """True while the poll loop must not take more records (the partitions stay paused)."""
@@ -125,7 +125,6 @@ class DeadlineStage:
         if remaining is None:
             self.window.leave(ticket)  # its line has no deadline: it never holds the poll loop
             return False
-        self.window.set_deadline(ticket, remaining)
         return remaining < self.estimate.trust() * self.estimate.total_s(1)
 
     def mark_late(self, ticket: Ticket) -> None:

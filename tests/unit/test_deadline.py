@@ -102,31 +102,32 @@ def test_service_estimate_scales_with_batch_size_above_half_a_batch() -> None:
 # -- admission window ----------------------------------------------------------------------------------
 
 
-def test_window_holds_when_the_oldest_frame_would_miss_and_releases_when_drained() -> None:
+def test_window_bounds_the_wait_before_the_model_by_time() -> None:
     clock = FakeClock()
     window = AdmissionWindow(tightest_s=0.200, clock=clock)
-    window.enter(ticket(1), age_s=0.010)
-    window.enter(ticket(2), age_s=0.0)
+    window.enter(ticket(1))
+    clock.now += 0.020
+    window.enter(ticket(2))
 
-    assert not window.hold(service_s=0.050)  # oldest has 190 ms left, needs 50
-    clock.now += 0.150
-    assert window.hold(service_s=0.050)  # 40 ms left: it and everything behind it would miss
+    assert window.wait_limit(service_s=0.050) == pytest.approx(0.075)  # half of what the budget leaves
+    assert not window.hold(service_s=0.050)  # the oldest waited 20 ms
+    clock.now += 0.060
+    assert window.hold(service_s=0.050)  # 80 ms: more frames now would wait too long
     window.leave(ticket(1))
-    assert window.hold(service_s=0.050)  # the next one has 50 ms: not yet a quarter budget to spare
+    assert window.hold(service_s=0.050)  # the next waited 60 ms: not yet below half the limit
+    clock.now -= 0.030  # (as if it had come later)
+    assert not window.hold(service_s=0.050)  # 30 ms < 37.5 ms: released
     window.leave(ticket(2))
-    assert not window.hold(service_s=0.050)  # nothing waits
-    assert len(window) == 0
+    assert window.oldest_wait() is None and not window.hold(0.050)
 
 
-def test_window_uses_the_frames_own_deadline_once_known() -> None:
+def test_a_service_time_above_the_budget_holds_at_once() -> None:
     clock = FakeClock()
     window = AdmissionWindow(tightest_s=0.100, clock=clock)
     window.enter(ticket(1))
-    window.set_deadline(ticket(1), remaining_s=0.400)  # a slower line than the tightest
-    clock.now += 0.200
 
-    assert window.oldest_slack(0.050) == pytest.approx(0.150)
-    assert not window.hold(0.050)
+    assert window.wait_limit(service_s=0.150) == 0.0
+    assert window.hold(service_s=0.150)
 
 
 def test_backpressure_hold_pauses_whatever_the_count_and_resumes_when_it_ends() -> None:
@@ -221,8 +222,8 @@ def test_admit_skips_frames_late_already() -> None:
     checks.admit(ticket(2), now_ms)
 
     assert len(checks.window) == 1
-    slack = checks.window.oldest_slack(0.0)
-    assert slack is not None and 0.15 < slack <= 0.2
+    waited = checks.window.oldest_wait()
+    assert waited is not None and waited < 0.2
 
 
 def test_an_unconfirmed_estimate_is_trusted_less_and_less_so_it_can_learn_again() -> None:
@@ -259,7 +260,7 @@ def test_fail_safe_frames_leave_the_window_and_stale_entries_never_hold_for_ever
     window.enter(ticket(2))
     clock.now += 0.190
     assert window.hold(0.050)
-    clock.now += 0.250  # a budget past its deadline and still there (lost): dropped, the hold ends
+    clock.now += 0.250  # two budgets and still there (lost): dropped, the hold ends
     assert not window.hold(0.050)
     assert len(window) == 0
 
