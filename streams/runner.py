@@ -136,7 +136,7 @@ class RunSummary:
         c = self.close
         p = self.publisher
         text = (
-            f"{p.published} frames published, lost {self.lost}: {c.delivered} delivered, "
+            f"{p.published} frames published: {c.delivered} delivered, "
             f"{c.in_spool} in the spool, {c.failed} failed, {c.undelivered} undelivered at shutdown, "
             f"{p.too_large} too large"
         )
@@ -150,7 +150,7 @@ class RunSummary:
             text += f", {p.spool_write_errors} refused by the disk (counted in failed)"
         if self.source.skipped:
             text += f"; {self.source.skipped} unreadable inputs skipped"
-        return text
+        return f"{text}; lost {self.lost}"
 
 
 class CameraRunner:

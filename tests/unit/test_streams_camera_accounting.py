@@ -16,9 +16,6 @@ import pytest
 from confluent_kafka import KafkaError
 
 from schemas.errors import LineguardError
-from schemas.records import Frame
-from schemas.serde import AvroRecordSerializer
-from schemas.topics import HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID
 from streams.encoder import FrameEncoder
 from streams.runner import CameraRunner
 from streams.sequence import FrameSequence
@@ -137,16 +134,17 @@ def test_full_disk_inside_a_delivery_callback_is_counted_not_raised(tmp_path: Pa
 
 def test_frames_dropped_by_drop_oldest_are_lost_in_the_summary_and_the_exit_code(tmp_path: Path) -> None:
     encoder = FrameEncoder("cam-1", "l", "s", next_frame_number=0)
-    sample = encoder.encode(next(iter(ListSource(1))))
+    # One spooled frame's size, measured by spooling one (whatever headers the publisher adds).
+    probe, probe_producer = _publisher(tmp_path / "probe")
+    probe_producer.broker_up = False
+    probe._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    probe.publish(encoder.encode(next(iter(ListSource(1)))))
+    assert probe._spool is not None and len(probe._spool) == 1
+    record = probe._spool.size_bytes
     encoder.next_frame_number = 0
-    headers = (
-        (HEADER_CONTENT_TYPE, b"image/jpeg"),
-        (HEADER_SCHEMA, Frame.avro_name.encode()),
-        (HEADER_TRACE_ID, b"0" * 32),
+    publisher, producer = _publisher(
+        tmp_path / "spool", spool_bytes=10 * record + record // 2, drain_window=1
     )
-    value = AvroRecordSerializer(Frame)(sample)
-    record = SpooledMessage(0, "frames", b"cam-1", value, headers).file_size  # one spooled frame
-    publisher, producer = _publisher(tmp_path, spool_bytes=10 * record + record // 2, drain_window=1)
     producer.broker_up = False
     publisher._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     runner = CameraRunner(ListSource(50), encoder, publisher, close_timeout_s=0.0)
