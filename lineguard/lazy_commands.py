@@ -83,6 +83,9 @@ class LazyTyperGroup(TyperGroup):
         loaded = typer.main.get_group(holder)
         for name, command in loaded.commands.items():
             self.add_command(command, name)
+        from lineguard.option_aliases import install
+
+        install(self)  # renamed options keep their old spelling, hidden (lineguard/option_aliases.py)
 
     def invoke(self, ctx: Any) -> Any:
         # The root's callback runs before the subcommand parses its arguments and sees none of them; it needs

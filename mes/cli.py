@@ -42,20 +42,47 @@ def postgres_uri(explicit: str | None) -> str:
 
 @app.command("postgres")
 def postgres_command(
-    postgres: Annotated[str | None, typer.Option("--postgres-uri", help="default: POSTGRES_URI")] = None,
-    topic: Annotated[str | None, typer.Option(help="results topic (default: the deployment's)")] = None,
-    topic_prefix: Annotated[
-        str | None, typer.Option(help="topics of `lineguard demo --topic-prefix`")
+    postgres: Annotated[
+        str | None, typer.Option("--postgres-uri", envvar="POSTGRES_URI", help="PostgreSQL URI")
     ] = None,
-    group_id: Annotated[str, typer.Option(help="consumer group")] = "lineguard-postgres-sink",
+    topic: Annotated[
+        str | None,
+        typer.Option(envvar="LINEGUARD_SINK_TOPIC", help="results topic (default: the deployment's)"),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None,
+        typer.Option(envvar="LINEGUARD_SINK_TOPIC_PREFIX", help="topics of `lineguard demo --topic-prefix`"),
+    ] = None,
+    group_id: Annotated[
+        str, typer.Option("--group", envvar="LINEGUARD_SINK_GROUP", help="consumer group")
+    ] = "lineguard-postgres-sink",
     instance_id: Annotated[
         str | None,
-        typer.Option(help="static group member id: a restarted sink takes its partitions back at once"),
+        typer.Option(
+            envvar="LINEGUARD_SINK_INSTANCE_ID",
+            help="static group member id: a restarted sink takes its partitions back at once",
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="records per transaction")] = 2_000,
-    window_seconds: Annotated[int, typer.Option(min=1, help="window of the per-line counts")] = 60,
-    startup_timeout_s: Annotated[float, typer.Option(help="wait this long for PostgreSQL at start")] = 30.0,
-    outage_timeout_s: Annotated[float, typer.Option(help="give up after an outage this long")] = 3_600.0,
+    batch_size: Annotated[
+        int,
+        typer.Option(min=1, max=100_000, envvar="LINEGUARD_SINK_BATCH_SIZE", help="records per transaction"),
+    ] = 2_000,
+    window_seconds: Annotated[
+        int,
+        typer.Option(
+            "--window-s", min=1, envvar="LINEGUARD_SINK_WINDOW_S", help="window of the per-line counts"
+        ),
+    ] = 60,
+    startup_timeout_s: Annotated[
+        float,
+        typer.Option(
+            envvar="LINEGUARD_SINK_STARTUP_TIMEOUT_S", help="wait this long for PostgreSQL at start"
+        ),
+    ] = 30.0,
+    outage_timeout_s: Annotated[
+        float,
+        typer.Option(envvar="LINEGUARD_SINK_OUTAGE_TIMEOUT_S", help="give up after an outage this long"),
+    ] = 3_600.0,
 ) -> None:
     """Write every inspection result (and per-window counts) to PostgreSQL; offsets after COMMIT."""
     from lineguard.settings import KafkaSettings, RegistrySettings

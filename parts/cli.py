@@ -13,12 +13,26 @@ import typer
 
 
 def parts_command(
-    rules: Annotated[Path, typer.Option("--rules", help="per-line part rules (YAML/JSON)")],
+    rules: Annotated[
+        Path, typer.Option("--rules", envvar="LINEGUARD_PARTS_RULES", help="per-line part rules (YAML/JSON)")
+    ],
     topic_prefix: Annotated[
-        str | None, typer.Option("--topic-prefix", help="use <prefix>.results, <prefix>.part-decisions, ...")
+        str | None,
+        typer.Option(
+            "--topic-prefix",
+            envvar="LINEGUARD_PARTS_TOPIC_PREFIX",
+            help="use <prefix>.results, <prefix>.part-decisions, ...",
+        ),
     ] = None,
-    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "lineguard-parts",
-    partitions: Annotated[int, typer.Option("--partitions", min=1, help="for topics it creates")] = 3,
+    group: Annotated[
+        str, typer.Option("--group", envvar="LINEGUARD_PARTS_GROUP", help="consumer group id")
+    ] = "lineguard-parts",
+    partitions: Annotated[
+        int,
+        typer.Option(
+            "--partitions", min=1, envvar="LINEGUARD_PARTS_PARTITIONS", help="for topics it creates"
+        ),
+    ] = 3,
 ) -> None:
     """Join the verdicts of every view of a part into one decision (part-decisions topic, MongoDB `parts`)."""
     from pymongo import MongoClient
@@ -50,9 +64,18 @@ def parts_command(
 
 
 def plc_command(
-    config: Annotated[Path, typer.Option("--config", help="PLC bridge config (YAML/JSON): endpoint, nodes")],
-    topic: Annotated[str, typer.Option("--topic", help="part-decisions topic")] = "lineguard.part-decisions",
-    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "lineguard-plc",
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config", envvar="LINEGUARD_PLC_CONFIG", help="PLC bridge config (YAML/JSON): endpoint, nodes"
+        ),
+    ],
+    topic: Annotated[
+        str, typer.Option("--topic", envvar="LINEGUARD_PLC_TOPIC", help="part-decisions topic")
+    ] = "lineguard.part-decisions",
+    group: Annotated[
+        str, typer.Option("--group", envvar="LINEGUARD_PLC_GROUP", help="consumer group id")
+    ] = "lineguard-plc",
 ) -> None:
     """Hand part decisions to the line's PLC over OPC UA (request/acknowledge handshake, once per part)."""
     import asyncio

@@ -27,7 +27,7 @@ _ENV = "LINEGUARD_CAMERA_"
 def camera(
     source: Annotated[str, typer.Option(envvar=f"{_ENV}SOURCE", help=SOURCE_SPEC_HELP)] = "synthetic",
     camera_id: Annotated[
-        str, typer.Option(envvar=f"{_ENV}CAMERA_ID", help="camera id; the Kafka key")
+        str, typer.Option("--camera", envvar=f"{_ENV}CAMERA_ID", help="camera id; the Kafka key")
     ] = "camera-1",
     line: Annotated[str, typer.Option(envvar=f"{_ENV}LINE_ID", help="production line id")] = "line-1",
     station: Annotated[str, typer.Option(envvar=f"{_ENV}STATION_ID", help="station id")] = "station-1",
@@ -81,7 +81,10 @@ def camera(
         ),
     ] = FsyncPolicy.always,
     close_timeout: Annotated[
-        float, typer.Option(envvar=f"{_ENV}CLOSE_TIMEOUT_S", help="seconds to flush at shutdown")
+        float,
+        typer.Option(
+            "--close-timeout-s", envvar=f"{_ENV}CLOSE_TIMEOUT_S", help="seconds to flush at shutdown"
+        ),
     ] = 10.0,
     first_frame_number: Annotated[
         int | None,

@@ -33,7 +33,10 @@ def worker(
         None, "--topic", help="frames topic to consume", envvar=f"{_ENV}FRAMES_TOPIC"
     ),
     topic_prefix: str | None = typer.Option(
-        None, "--topic-prefix", help="use <prefix>.frames, <prefix>.results, ... for all four topics"
+        None,
+        "--topic-prefix",
+        help="use <prefix>.frames, <prefix>.results, ... for all four topics",
+        envvar=f"{_ENV}TOPIC_PREFIX",
     ),
     group: str | None = typer.Option(None, "--group", help="consumer group id", envvar=f"{_ENV}GROUP_ID"),
     model: Annotated[
