@@ -7,6 +7,11 @@ partitions while too many records are in flight (resuming below half of the boun
 buffers. librdkafka's own prefetch is bounded by ``queued.max.messages.kbytes`` and the fetch sizes
 (see :meth:`workers.settings.WorkerSettings.consumer_config`).
 
+With a decision deadline, ``hold`` (workers.deadline_stage) bounds the in-flight window by time as well: while
+it says the oldest frame has waited long enough inside the worker, the loop takes no record (it does not
+pause: a pause/resume cycle costs librdkafka a re-fetch of ~0.5 s, longer than a deadline) and the records
+wait in the client's bounded prefetch and in Kafka, where the position, hence the lag, has not moved.
+
 Rebalance callbacks run on this thread, inside ``consume()``: on revoke the loop waits (bounded) for the
 in-flight records of the revoked partitions, commits what is done, and lets the pipeline drop the rest; on
 assign librdkafka starts from the committed offsets.
@@ -50,8 +55,7 @@ class PauseChange:
 class Backpressure:
     """When to pause and resume partitions: engage at ``max_in_flight`` records in flight, release at half
     of it (the gap keeps the consumer from flapping). While engaged, partitions assigned meanwhile are paused
-    too. ``hold`` (the deadline stage: the oldest waiting frame is about to miss its deadline) engages it as
-    well, whatever the count, and keeps it engaged while it lasts. Pure: the caller applies the change."""
+    too. Pure: the caller applies the change to the consumer."""
 
     def __init__(self, max_in_flight: int) -> None:
         if max_in_flight < 1:
@@ -59,17 +63,12 @@ class Backpressure:
         self._high = max_in_flight
         self._low = max_in_flight // 2
         self.engaged = False
-        self._by_count = False
         self._paused: set[PartitionKey] = set()
 
-    def update(self, in_flight: int, assignment: set[PartitionKey], hold: bool = False) -> PauseChange:
-        if not self._by_count and in_flight >= self._high:
-            self._by_count = True
-        elif self._by_count and in_flight <= self._low:
-            self._by_count = False
-        if not self.engaged and (self._by_count or hold):
+    def update(self, in_flight: int, assignment: set[PartitionKey]) -> PauseChange:
+        if not self.engaged and in_flight >= self._high:
             self.engaged = True
-        elif self.engaged and not self._by_count and not hold:
+        elif self.engaged and in_flight <= self._low:
             self.engaged = False
             resumed = frozenset(self._paused & assignment)
             self._paused.clear()
@@ -115,7 +114,7 @@ class FrameConsumer:
         self._commit_interval_s = commit_interval_s
         self._revoke_timeout_s = revoke_timeout_s
         self._poll_batch = poll_batch
-        self._hold = hold  # time-bounded admission (workers.deadline_stage): pause while it says so
+        self._hold = hold
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assignment: set[PartitionKey] = set()
@@ -197,17 +196,10 @@ class FrameConsumer:
         try:
             while not self._stop.is_set():
                 room = self._apply_backpressure()
-                # Never take more than the in-flight bound allows (paused partitions may still hand over
-                # what librdkafka had already fetched; consume(1) keeps the loop serving the group).
-                limit = max(1, min(self._poll_batch, room))
-                # consume(n, timeout) waits the whole timeout unless n records arrive, which held every
-                # frame of a slow stream ~50 ms: wait for the first record only, then take what is queued.
-                messages = self._consumer.consume(num_messages=1, timeout=0.1)
-                if messages and limit > 1:
-                    messages += self._consumer.consume(num_messages=limit - 1, timeout=0)
-                self._group_metadata = self._consumer.consumer_group_metadata()
-                for message in messages:
-                    self._receive(message)
+                if self._hold is not None and self._hold():
+                    self._stop.wait(0.005)  # take nothing for now (see the module doc); commits go on
+                else:
+                    self._take(room)
                 now = time.monotonic()
                 if self._commit_offsets and now - last_commit >= self._commit_interval_s:
                     self.commit_done()
@@ -218,6 +210,19 @@ class FrameConsumer:
         except BaseException as exc:  # the pipeline decides what a dead poll loop means
             log.exception("poll loop failed")
             self.error = exc
+
+    def _take(self, room: int) -> None:
+        # Never take more than the in-flight bound allows (paused partitions may still hand over what
+        # librdkafka had already fetched; consume(1) keeps the loop serving the group).
+        limit = max(1, min(self._poll_batch, room))
+        # consume(n, timeout) waits the whole timeout unless n records arrive, which held every frame of a
+        # slow stream ~50 ms: wait for the first record only, then take what is queued.
+        messages = self._consumer.consume(num_messages=1, timeout=0.1)
+        if messages and limit > 1:
+            messages += self._consumer.consume(num_messages=limit - 1, timeout=0)
+        self._group_metadata = self._consumer.consumer_group_metadata()
+        for message in messages:
+            self._receive(message)
 
     def _receive(self, message: Message) -> None:
         error = message.error()
@@ -245,8 +250,7 @@ class FrameConsumer:
         """Pause or resume the partitions; returns how many more records may be taken now."""
         in_flight = self._tracker.in_flight()
         self._metrics.in_flight.set(in_flight)
-        hold = self._hold is not None and self._hold()
-        change = self._backpressure.update(in_flight, self._assignment, hold)
+        change = self._backpressure.update(in_flight, self._assignment)
         if change.resume:
             self._consumer.resume([TopicPartition(t, p) for t, p in change.resume])
             log.info("backpressure released: resuming %d partitions", len(change.resume))
@@ -256,7 +260,7 @@ class FrameConsumer:
                 "backpressure: %d records in flight, pausing %d partitions", in_flight, len(change.pause)
             )
         self._metrics.paused.set(1 if self._backpressure.engaged else 0)
-        return 0 if hold else self._max_in_flight - in_flight
+        return self._max_in_flight - in_flight
 
     def _update_lag(self) -> None:
         if not self._assignment:

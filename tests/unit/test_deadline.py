@@ -9,7 +9,6 @@ import pytest
 
 from schemas.records import InspectionResult, Verdict
 from tests.unit.golden.records import MODEL, golden_frame
-from workers.consumer import Backpressure
 from workers.deadline import AdmissionWindow, DeadlinePolicy, Ewma, ServiceEstimate
 from workers.deadline_stage import DeadlineStage, FailSafeBuilder, undecoded
 from workers.decode import DecodedFrame
@@ -128,18 +127,6 @@ def test_a_service_time_above_the_budget_holds_at_once() -> None:
 
     assert window.wait_limit(service_s=0.150) == 0.0
     assert window.hold(service_s=0.150)
-
-
-def test_backpressure_hold_pauses_whatever_the_count_and_resumes_when_it_ends() -> None:
-    backpressure = Backpressure(max_in_flight=100)
-    assigned = {("frames", 0), ("frames", 1)}
-
-    assert backpressure.update(3, assigned, hold=True).pause == frozenset(assigned)
-    assert backpressure.update(3, assigned, hold=True).pause == frozenset()
-    assert backpressure.update(3, assigned, hold=False).resume == frozenset(assigned)
-    backpressure.update(100, assigned)  # the count bound still works and outlasts a hold
-    assert backpressure.update(60, assigned, hold=False).resume == frozenset()
-    assert backpressure.update(50, assigned, hold=False).resume == frozenset(assigned)
 
 
 # -- the stage -----------------------------------------------------------------------------------------
