@@ -93,6 +93,10 @@ def run(
     broker_restarts: Annotated[int, typer.Option("--broker-restarts", min=0)] = 1,
     mongo_outages: Annotated[int, typer.Option("--mongo-outages", min=0)] = 1,
     mongo_outage_s: Annotated[float, typer.Option("--mongo-outage-s", min=0)] = 30.0,
+    mongo_sigkill: Annotated[
+        bool,
+        typer.Option("--mongo-sigkill/--mongo-sigterm", help="crash MongoDB (default) or stop it cleanly"),
+    ] = True,
     producer_restarts: Annotated[int, typer.Option("--producer-restarts", min=0)] = 2,
     fps: Annotated[float, typer.Option("--fps", min=1, help="producer rate")] = 15.0,
     bad_inputs: Annotated[int, typer.Option("--bad-inputs", min=0, help="poison records mixed in")] = 30,
@@ -121,6 +125,7 @@ def run(
             broker_restarts=broker_restarts,
             mongo_outages=mongo_outages,
             mongo_outage_s=mongo_outage_s,
+            mongo_sigkill=mongo_sigkill,
             producer_restarts=producer_restarts,
         ),
     )

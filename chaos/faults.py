@@ -27,6 +27,8 @@ class FaultPlan:
     producer_restarts: int = 2
     recovery_window_s: float = 45.0  # time given to each long fault (plus the outage) before the next one
     recovery_bound_s: float = 60.0  # a fault must be recovered this soon after its repair to pass
+    # SIGKILL MongoDB (a crash: what it acknowledged must already be durable); False = a clean stop.
+    mongo_sigkill: bool = True
     # Production time kept after the last worker kill, so the restarted worker has frames of its own to
     # show its recovery with (its start, a rebalance, its first batch).
     worker_start_allowance_s: float = 20.0

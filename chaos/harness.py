@@ -298,7 +298,12 @@ def _apply(
             stack.up([KAFKA])
         elif fault.kind is FaultKind.mongo_outage:
             # SIGKILL, not a clean stop: whatever the server acknowledged must already be durable.
-            record.observed = _kill_service(stack, MONGODB) and _stops_answering(endpoints.mongodb_uri)
+            if plan.mongo_sigkill:
+                gone = _kill_service(stack, MONGODB)
+            else:
+                stack.down([MONGODB])
+                gone = True
+            record.observed = gone and _stops_answering(endpoints.mongodb_uri)
             record.down_at = time.monotonic()
             time.sleep(plan.mongo_outage_s)
             stack.up([MONGODB])
