@@ -144,11 +144,19 @@ class ServiceEstimate:
         with self._lock:
             return max(1, round(self._size.mean))
 
+    def output_s(self) -> float:
+        with self._lock:
+            return self._output.upper()
+
     def total_s(self, size: int) -> float:
         """Model plus outputs for a batch of ``size``."""
-        model = self.model_s(size)
-        with self._lock:
-            return model + self._output.upper()
+        return self.model_s(size) + self.output_s()
+
+    def needed_s(self, size: int) -> float:
+        """What a batch of ``size`` needs from now, as far as the estimate is trusted: the model part only
+        inspected batches confirm (see :meth:`trust`); the output part every result does, fail-safe ones
+        included, so it stays current."""
+        return self.trust() * self.model_s(size) + self.output_s()
 
 
 class AdmissionWindow:

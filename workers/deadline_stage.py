@@ -114,7 +114,7 @@ class DeadlineStage:
 
     def hold(self) -> bool:
         """True while the poll loop must not take more records (the partitions stay paused)."""
-        return self.window.hold(self.estimate.trust() * self.estimate.total_s(self.estimate.usual_size()))
+        return self.window.hold(self.estimate.needed_s(self.estimate.usual_size()))
 
     # -- decode pool ---------------------------------------------------------------------------------
     def late(self, ticket: Ticket, frame: Frame, now: datetime | None = None) -> bool:
@@ -125,7 +125,7 @@ class DeadlineStage:
         if remaining is None:
             self.window.leave(ticket)  # its line has no deadline: it never holds the poll loop
             return False
-        return remaining < self.estimate.trust() * self.estimate.total_s(1)
+        return remaining < self.estimate.needed_s(1)
 
     def mark_late(self, ticket: Ticket) -> None:
         """Found late before the batch: :meth:`split` decides it fail-safe whatever the estimate says."""
@@ -148,7 +148,7 @@ class DeadlineStage:
         keep: list[DecodedFrame] = []
         late: list[DecodedFrame] = []
         # An estimate no batch confirmed lately is trusted less and less (and learns from the next batch).
-        needed = self.estimate.trust() * self.estimate.total_s(len(frames))
+        needed = self.estimate.needed_s(len(frames))
         for frame in frames:
             self.window.leave(frame.ticket)
             with self._marked_lock:
@@ -163,9 +163,9 @@ class DeadlineStage:
         self.estimate.observe_batch(size, seconds)
 
     def observe_result(self, result: InspectionResult, acknowledged_at: datetime) -> None:
-        """Every acknowledged result: its output time feeds the estimate, its latency the line's series."""
-        if not result.deadline_missed:
-            self.estimate.observe_output((acknowledged_at - result.inferred_at).total_seconds())
+        """Every acknowledged result, fail-safe ones too (same output path): its output time feeds the
+        estimate."""
+        self.estimate.observe_output((acknowledged_at - result.inferred_at).total_seconds())
 
     # -- fail-safe results ---------------------------------------------------------------------------
     def fail_safe(self, frames: list[DecodedFrame], served: ResultBuilder) -> InferredBatch:
