@@ -73,31 +73,35 @@ def parse(value: bytes | str | None) -> TraceParent | None:
 
 
 def carried_context(headers: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> bytes | None:
-    """What a worker carries from a frame's headers to its outputs: the frame's ``traceparent`` when it has a
-    valid one, else its bare ``trace-id`` (frames from cameras older than traceparent), else None. Values
-    that are neither (e.g. a hostile 200 KB header) are not carried."""
+    """The trace context a worker gives every output of one frame: its own span for the frame, a child of
+    the frame's ``traceparent`` (same trace id and flags, a new span id; one span per frame, so the result
+    and the defect event of a frame carry the same one). A frame with only a bare ``trace-id`` (a camera
+    older than traceparent) carries that id; None when the frame has neither. Values that are neither
+    (e.g. a hostile 200 KB header) are not carried."""
     bare: bytes | None = None
     pairs = headers.items() if isinstance(headers, Mapping) else headers  # produced records may use a dict
     for name, value in pairs:
-        if name == HEADER_TRACEPARENT and isinstance(value, bytes) and parse(value) is not None:
-            return value
+        if name == HEADER_TRACEPARENT and isinstance(value, bytes):
+            parent = parse(value)
+            if parent is not None:
+                return parent.child().header()
         if name == HEADER_TRACE_ID and isinstance(value, bytes) and len(value) <= 128:
             bare = value
     return bare
 
 
-def output_headers(carried: bytes | None) -> list[tuple[str, bytes]]:
-    """The trace headers of one output of a frame whose carried context is ``carried``: ``trace-id`` and a
-    child ``traceparent``. A bare trace id that is a valid W3C one gets a traceparent too (a child of no
-    known span, in the same trace); anything else keeps only its ``trace-id``, as before."""
-    if not carried:
+def output_headers(context: bytes | None) -> list[tuple[str, bytes]]:
+    """The trace headers of an output carrying ``context`` (from :func:`carried_context`): ``trace-id`` and
+    the ``traceparent`` itself; for a bare trace id, that id and, when it is a W3C one, a traceparent in
+    that trace; else only the ``trace-id``, as before traceparent."""
+    if not context:
         return []
-    parent = parse(carried)
-    if parent is not None:
-        return [(HEADER_TRACE_ID, parent.trace_id.encode()), (HEADER_TRACEPARENT, parent.child().header())]
-    headers: list[tuple[str, bytes]] = [(HEADER_TRACE_ID, carried)]
-    bare = carried.decode("ascii", "replace").lower()
-    if _TRACE_ID.match(bare) and set(bare) != {"0"}:
+    span = parse(context)
+    if span is not None:
+        return [(HEADER_TRACE_ID, span.trace_id.encode()), (HEADER_TRACEPARENT, context)]
+    headers: list[tuple[str, bytes]] = [(HEADER_TRACE_ID, context)]
+    bare = context.decode("ascii", "replace").lower()
+    if _TRACE_ID.match(bare) and set(bare) != {"0"}:  # a W3C trace id: join that trace (no parent span known)
         headers.append((HEADER_TRACEPARENT, new_trace(bare).header()))
     return headers
 

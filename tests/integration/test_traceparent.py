@@ -1,6 +1,6 @@
 """W3C traceparent end to end on the real broker: the camera's publisher starts a trace per frame, a worker
-writes every result, defect event and dead letter as a child span of its frame (same trace id, new span
-id), and `lineguard tail` shows the trace of what it reads."""
+writes the result and defect event of a frame with its own span for that frame (a child: same trace id, new
+span id) and a dead letter likewise, and `lineguard tail` shows the trace of what it reads."""
 
 from __future__ import annotations
 
@@ -103,11 +103,13 @@ def test_results_events_and_dead_letters_are_child_spans_of_their_frame(
 
     read_result = decoder(InspectionResult)
     assert len(results) == len(frames)
+    worker_spans = {}
     for message in results:
         result = read_result(_value(message))
         parent = sent[(result.camera_id.encode(), result.frame_number)]
         child = _trace(message)
         assert child.trace_id == parent.trace_id and child.span_id != parent.span_id and child.sampled
+        worker_spans[(result.camera_id, result.frame_number)] = child.span_id
 
     flagged = len([m for m in results if read_result(_value(m)).verdict.value != "OK"])
     events = _read_all(kafka_config, topics.defect_events, flagged)
@@ -116,7 +118,10 @@ def test_results_events_and_dead_letters_are_child_spans_of_their_frame(
     for message in events:
         event = read_event(_value(message))
         parent = sent[(event.camera_id.encode(), event.frame_number)]
-        assert _trace(message).trace_id == parent.trace_id
+        span = _trace(message)
+        # the worker's one span for the frame: the same on its result and its defect event
+        assert span.trace_id == parent.trace_id
+        assert span.span_id == worker_spans[(event.camera_id, event.frame_number)]
 
     assert len(letters) == 1
     letter_trace = _trace(letters[0])

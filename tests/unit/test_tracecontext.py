@@ -61,7 +61,9 @@ def test_the_worker_carries_the_traceparent_else_the_bare_trace_id() -> None:
         return SimpleNamespace(headers=lambda: headers)
 
     both = [(HEADER_TRACE_ID, b"4bf92f3577b34da6a3ce929d0e0e4736"), (HEADER_TRACEPARENT, SPEC_EXAMPLE)]
-    assert _trace_id(message(both)) == SPEC_EXAMPLE
+    worker_span = parse(_trace_id(message(both)))  # the worker's span of this frame: a child of the camera's
+    assert worker_span is not None and worker_span.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert worker_span.span_id != "00f067aa0ba902b7" and worker_span.sampled
     assert _trace_id(message([(HEADER_TRACE_ID, b"abc")])) == b"abc"  # a camera older than traceparent
     broken = [(HEADER_TRACEPARENT, b"00-junk"), (HEADER_TRACE_ID, b"abc")]
     assert _trace_id(message(broken)) == b"abc"
@@ -69,11 +71,12 @@ def test_the_worker_carries_the_traceparent_else_the_bare_trace_id() -> None:
     assert carried_context([]) is None
 
 
-def test_outputs_get_the_trace_id_and_a_child_traceparent() -> None:
-    headers = dict(output_headers(SPEC_EXAMPLE))
-    child = parse(headers[HEADER_TRACEPARENT])
-    assert child is not None and headers[HEADER_TRACE_ID] == b"4bf92f3577b34da6a3ce929d0e0e4736"
-    assert child.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736" and child.span_id != "00f067aa0ba902b7"
+def test_every_output_of_a_frame_carries_the_worker_span_and_its_trace_id() -> None:
+    worker_span = carried_context([(HEADER_TRACEPARENT, SPEC_EXAMPLE)])
+    result, event = dict(output_headers(worker_span)), dict(output_headers(worker_span))
+    assert result == event  # one span per frame: the result and the defect event share it
+    assert result[HEADER_TRACEPARENT] == worker_span
+    assert result[HEADER_TRACE_ID] == b"4bf92f3577b34da6a3ce929d0e0e4736"
     # a bare W3C trace id joins the same trace; a bare id that is not one keeps only its trace-id
     bare = dict(output_headers(b"4bf92f3577b34da6a3ce929d0e0e4736"))
     joined = parse(bare[HEADER_TRACEPARENT])
