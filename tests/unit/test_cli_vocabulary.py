@@ -19,9 +19,23 @@ from lineguard.cli import COMMANDS, app
 from lineguard.option_aliases import DEPRECATED, rewrite
 
 # Processes that run for hours under a supervisor (systemd, compose, Kubernetes), configured by environment.
-LONG_RUNNING = (("camera",), ("worker",), ("lag",), ("console",), ("parts",), ("plc",), ("sink", "postgres"))
+LONG_RUNNING = (
+    ("camera",),
+    ("worker",),
+    ("lag",),
+    ("console",),
+    ("parts",),
+    ("plc",),
+    ("sink", "postgres"),
+    ("shadow", "run"),
+)
 # Options of those that are for a person at a terminal, not for a deployment.
-NOT_FOR_DEPLOYMENTS: dict[tuple[str, ...], set[str]] = {("camera",): {"--progress"}, ("lag",): {"--once"}}
+NOT_FOR_DEPLOYMENTS: dict[tuple[str, ...], set[str]] = {
+    ("camera",): {"--progress"},
+    ("lag",): {"--once"},
+    # a replay is one run over a range, not a deployment
+    ("shadow", "run"): {"--from", "--to", "--from-offset", "--to-offset", "--partition", "--timeout-s"},
+}
 # Connection strings every tool of the ecosystem reads under these names.
 STANDARD_VARIABLES = {"KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "POSTGRES_URI"}
 # Same spelling, two kinds of value: (option, command path) -> why that is not a second vocabulary.

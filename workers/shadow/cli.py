@@ -29,8 +29,8 @@ RegistryOption = Annotated[
     str | None,
     typer.Option(
         "--registry",
-        help="model registry: directory, mongodb:// URI, or 'mongodb' for the local stack "
-        "[default: LINEGUARD_MODEL_REGISTRY_LOCATION]",
+        envvar="LINEGUARD_MODEL_REGISTRY_LOCATION",
+        help="model registry: directory, mongodb:// URI, or 'mongodb' for the local stack",
     ),
 ]
 
@@ -62,12 +62,27 @@ def open_shadow_registry(location: str | None) -> Any:
 
 @shadow_app.command("run")
 def shadow_run(
-    model: Annotated[str, typer.Option("--model", help="candidate model name (in the registry)")],
-    version: Annotated[str, typer.Option("--version", help="candidate version")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", envvar="LINEGUARD_SHADOW_MODEL", help="candidate model name (in the registry)"
+        ),
+    ],
+    version: Annotated[
+        str, typer.Option("--version", envvar="LINEGUARD_SHADOW_VERSION", help="candidate version")
+    ],
     registry: RegistryOption = None,
-    line: Annotated[str | None, typer.Option("--line", help="only frames of this line")] = None,
-    camera: Annotated[str | None, typer.Option("--camera", help="only frames of this camera")] = None,
-    topic: Annotated[str | None, typer.Option("--topic", help="frames topic (default: the worker's)")] = None,
+    line: Annotated[
+        str | None, typer.Option("--line", envvar="LINEGUARD_SHADOW_LINE", help="only frames of this line")
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option("--camera", envvar="LINEGUARD_SHADOW_CAMERA", help="only frames of this camera"),
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option("--topic", envvar="LINEGUARD_SHADOW_TOPIC", help="frames topic (default: the worker's)"),
+    ] = None,
     since: Annotated[str | None, typer.Option("--from", help="replay from this record time (ISO)")] = None,
     until: Annotated[str | None, typer.Option("--to", help="replay up to this record time (ISO)")] = None,
     from_offset: Annotated[
@@ -79,23 +94,45 @@ def shadow_run(
     partition: Annotated[
         list[int] | None, typer.Option("--partition", help="only these (repeatable)")
     ] = None,
-    collection: Annotated[str, typer.Option("--collection", help="shadow MongoDB collection")] = (
-        "shadow_inspections"
-    ),
+    collection: Annotated[
+        str,
+        typer.Option("--collection", envvar="LINEGUARD_SHADOW_COLLECTION", help="shadow MongoDB collection"),
+    ] = "shadow_inspections",
     metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", help="Prometheus, role=shadow")
+        int | None,
+        typer.Option(
+            "--metrics-port", envvar="LINEGUARD_SHADOW_METRICS_PORT", help="Prometheus, role=shadow"
+        ),
     ] = None,
     timeout_s: Annotated[
         float, typer.Option("--timeout-s", min=1, help="longest a replay may take")
     ] = 3600.0,
     sample_every: Annotated[
-        int, typer.Option("--sample-every", min=1, help="inspect one record in N (bounds the shadow's CPU)")
+        int,
+        typer.Option(
+            "--sample-every",
+            min=1,
+            envvar="LINEGUARD_SHADOW_SAMPLE_EVERY",
+            help="inspect one record in N (bounds the shadow's CPU)",
+        ),
     ] = 1,
     decode_threads: Annotated[
-        int | None, typer.Option("--decode-threads", min=1, help="default: the worker's setting")
+        int | None,
+        typer.Option(
+            "--decode-threads",
+            min=1,
+            envvar="LINEGUARD_SHADOW_DECODE_THREADS",
+            help="default: the worker's setting",
+        ),
     ] = None,
     inference_threads: Annotated[
-        int | None, typer.Option("--inference-threads", min=1, help="default: the worker's setting")
+        int | None,
+        typer.Option(
+            "--inference-threads",
+            min=1,
+            envvar="LINEGUARD_SHADOW_INFERENCE_THREADS",
+            help="default: the worker's setting",
+        ),
     ] = None,
 ) -> None:
     """Run the candidate as a shadow worker: live, or over a recorded range (--from/--to, offsets)."""
