@@ -291,7 +291,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-pages", action="store_true", help="only the live delay and RSS")
     args = parser.parse_args()
+    # SIGTERM (a `timeout`) unwinds like Ctrl-C, so the topics, the database and the console are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     endpoints = resolve_endpoints()
     kafka_config = endpoints.kafka_config()
@@ -313,6 +316,11 @@ def main() -> None:
         driver = browser(url + "/")
         report["live"] = live_delay(kafka_config, topics.defect_events, driver, args.rate, args.seconds)
         report["rss_mb_after_live"] = round(rss_mb(console.pid), 1)
+        print(
+            json.dumps({"live": report["live"], "rss_mb_after_live": report["rss_mb_after_live"]}), flush=True
+        )
+        if args.no_pages:
+            return
         report["insert_s"] = round(fill(collection, args.docs, args.days, args.seed), 1)
         report["indexes"] = sorted(collection.index_information())
         report["console_indexes"] = [name for name, _ in CONSOLE_INDEXES]
@@ -321,6 +329,7 @@ def main() -> None:
         report["rss_mb_after_pages"] = round(rss_mb(console.pid), 1)
         report["plans"] = plans(collection)
     finally:
+        print(json.dumps(report, indent=2, default=str), flush=True)
         if driver is not None:
             driver.quit()
         if console is not None:
@@ -329,7 +338,6 @@ def main() -> None:
         client.drop_database(database)
         client.close()
         delete_topics(kafka_config, names)
-    print(json.dumps(report, indent=2, default=str))
 
 
 if __name__ == "__main__":
