@@ -293,7 +293,9 @@ class Worker:
     def _claim_check_reader(self) -> Any:
         from lineguard.claimcheck import GridFSClaimCheckStore
 
-        store = GridFSClaimCheckStore(self._mongo_client, self._mongo_settings.database)
+        store = GridFSClaimCheckStore(
+            self._mongo_client, self._mongo_settings.database, self.settings.claim_check_bucket
+        )
 
         def read(reference: ImageReference) -> bytes:
             return store.get(reference)

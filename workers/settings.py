@@ -114,6 +114,11 @@ class WorkerSettings(BaseSettings):
     exactly_once: bool = False
     transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
     mongo_collection: str = "inspections"
+    claim_check_bucket: str = Field(
+        default="frames",
+        description="GridFS bucket of claim-checked images (the cameras' claim_check_bucket); references "
+        "naming another bucket are dead-lettered",
+    )
     drain_timeout_s: float = Field(default=20.0, gt=0)
     startup_timeout_s: float = Field(
         default=60.0,
