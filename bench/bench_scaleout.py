@@ -10,7 +10,8 @@ Every phase has its own topics (8 partitions), group and database, deleted after
 
 1. throughput (``workers_N``, N = 1, 2, 4): a backlog of ``--backlog`` frames published, then N workers
    started; the rate of results (their Kafka timestamps) from the moment the last of the N workers gave its
-   first result to the 90th percentile (start-up and the tail left out).
+   first result to the 90th percentile (start-up and the tail left out). ``cores``: CPU the workers got in that
+   window (/proc, sampled every 0.25 s); ``cpu_ms_per_frame``: their CPU per result.
 2. scale-up (``scale_A_to_B``, 1 -> 2 and 2 -> 4): A workers drain a backlog twice as large; at a quarter of
    it, B - A more workers start (``fps_before`` / ``fps_after``: steady rates as above). ``pause_s``: per
    partition that moved (``moved_partitions``), from the last result of its old owner to the first of its
@@ -46,7 +47,7 @@ for entry in (str(REPO_ROOT), str(REPO_ROOT / "bench")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from bench_workers import cached_frames, producer, say  # noqa: E402
+from bench_workers import cached_frames, process_cpu_s, producer, say  # noqa: E402
 
 from lineguard.kafka_topics import delete_topics, ensure_topics  # noqa: E402
 from lineguard.stack.endpoints import resolve_endpoints  # noqa: E402
@@ -141,6 +142,14 @@ class Workers:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
+        self.cpu: list[tuple[float, float]] = []  # (time, CPU seconds of every worker so far), every 0.25 s
+        self._sampling = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._sampling.wait(0.25):
+            used = [process_cpu_s(p.pid) for p in list(self.processes)]
+            self.cpu.append((time.time(), sum(u for u in used if u is not None)))
 
     def start(self, count: int) -> list[str]:
         """Start ``count`` more workers; their worker ids."""
@@ -159,6 +168,7 @@ class Workers:
         return ids
 
     def stop(self) -> None:
+        self._sampling.set()
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -234,16 +244,26 @@ def throughput(
         load_before = load_1m()
         phase.workers.start(n)
         phase.results.wait(args.backlog, 900)
-        figures = {**steady_rate(phase.results.seen, n), "load_1m": [load_before, load_1m()]}
+        figures = {
+            **steady_rate(phase.results.seen, n, phase.workers.cpu),
+            "load_1m": [load_before, load_1m()],
+        }
         say(f"{n} worker(s): {figures}")
         return figures
     finally:
         phase.close()
 
 
-def steady_rate(seen: list[tuple[float, int, str]], n: int, until: float | None = None) -> dict[str, Any]:
+def steady_rate(
+    seen: list[tuple[float, int, str]],
+    n: int,
+    cpu: list[tuple[float, float]],
+    until: float | None = None,
+) -> dict[str, Any]:
     """Results/s once every one of the ``n`` workers has produced a result, up to the 90th percentile (or
-    ``until``): start-up and the tail left out."""
+    ``until``): start-up and the tail left out. Also the CPU the workers got in that window (``cores``) and
+    CPU per frame (``cpu_ms_per_frame``): on a shared machine the rate follows the cores the workers were
+    given, the CPU per frame says whether more workers cost more per frame."""
     ordered = sorted(seen)
     firsts: dict[str, float] = {}
     for stamp, _p, worker in ordered:
@@ -251,8 +271,16 @@ def steady_rate(seen: list[tuple[float, int, str]], n: int, until: float | None 
     start = max(firsts.values())
     end = until if until is not None else ordered[(len(ordered) * 9) // 10][0]
     inside = [s for s, _p, _w in ordered if start <= s <= end]
+    samples = list(cpu)
+
+    def cpu_at(moment: float) -> float:
+        return min(samples, key=lambda sample: abs(sample[0] - moment))[1] if samples else 0.0
+
+    used = cpu_at(end) - cpu_at(start)
     return {
         "fps": round(len(inside) / max(1e-9, end - start), 1),
+        "cores": round(used / max(1e-9, end - start), 2),
+        "cpu_ms_per_frame": round(1000 * used / max(1, len(inside)), 2),
         "workers_with_results": len(firsts),
         "window_results": len(inside),
         "all_workers_in_window": len(firsts) == n and len(inside) >= len(ordered) // 4,
@@ -271,7 +299,8 @@ def scale_up(
         phase.workers.start(before)
         phase.results.wait(total // 4, 900)
         at = time.time()
-        rate_before = steady_rate(list(phase.results.seen), before, until=at)["fps"]
+        steady_before = steady_rate(list(phase.results.seen), before, phase.workers.cpu, until=at)
+        rate_before = steady_before["fps"]
         done_before = len(phase.results.seen)
         new_ids = set(phase.workers.start(after - before))
         phase.results.wait(total, 900)
@@ -289,7 +318,12 @@ def scale_up(
         projected = (total - done_before) / max(1e-9, rate_before)
         figures = {
             "fps_before": round(rate_before, 1),
-            "fps_after": steady_rate(seen, after)["fps"],
+            "cores_before": steady_before["cores"],
+            **{
+                f"{k}_after": v
+                for k, v in steady_rate(seen, after, phase.workers.cpu).items()
+                if k in ("fps", "cores")
+            },
             "moved_partitions": len(pauses),
             "pause_s": {"max": round(max(pauses), 2), "median": round(statistics.median(pauses), 2)}
             if pauses
