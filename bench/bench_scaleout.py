@@ -10,8 +10,8 @@ Every phase has its own topics (8 partitions), group and database, deleted after
 
 1. throughput (``workers_N``, N = 1, 2, 4): a backlog of ``--backlog`` frames published, then N workers
    started; the rate of results (their Kafka timestamps) from the moment the last of the N workers gave its
-   first result to the 90th percentile (start-up and the tail left out). ``cores``: CPU the workers got in that
-   window (/proc, sampled every 0.25 s); ``cpu_ms_per_frame``: their CPU per result.
+   first result to the 90th percentile (start-up and the tail left out). ``cores``: CPU the workers got
+   in that window (/proc, sampled every 0.25 s); ``cpu_ms_per_frame``: their CPU per result.
 2. scale-up (``scale_A_to_B``, 1 -> 2 and 2 -> 4): A workers drain a backlog twice as large; at a quarter of
    it, B - A more workers start (``fps_before`` / ``fps_after``: steady rates as above). ``pause_s``: per
    partition that moved (``moved_partitions``), from the last result of its old owner to the first of its
