@@ -73,6 +73,8 @@ class PlcBridge:
     async def connect(self) -> None:
         """Connect and check every configured node: an unreachable endpoint or an unknown node id is a
         ConfigurationError (one line, exit 2), not a retry loop."""
+        if self._config.security is not None:  # certificate and key were checked with the config
+            await self._config.security.apply(self._client)
         try:
             await asyncio.wait_for(self._client.connect(), self._config.connect_timeout_s)
         except (OSError, TimeoutError, ua.UaError) as exc:

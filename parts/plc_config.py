@@ -15,7 +15,9 @@ nodes:                       # OPC UA node ids of the handshake signals
 class_codes: {scratch: 1, dent: 2}
 ack_timeout_s: 2.0      # an ack slower than this raises the alarm (the bridge keeps waiting: never drops)
 heartbeat_s: 1.0
+security: {policy: Basic256Sha256, mode: SignAndEncrypt, certificate: c.der, private_key: k.pem}  # optional
 ```
+(``security``: see :mod:`parts.plc_security`; without it the session is unencrypted.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parts.plc_security import PlcSecurity, plc_security_from_dict
 from schemas.errors import ConfigurationError
 from schemas.parts import PartDecisionReason
 
@@ -59,6 +62,7 @@ class PlcConfig:
     ack_timeout_s: float = 2.0
     heartbeat_s: float = 1.0
     connect_timeout_s: float = 5.0
+    security: PlcSecurity | None = None
 
 
 def plc_config_from_dict(data: Any) -> PlcConfig:
@@ -92,6 +96,7 @@ def plc_config_from_dict(data: Any) -> PlcConfig:
         ack_timeout_s=ack_timeout_s,
         heartbeat_s=heartbeat_s,
         connect_timeout_s=connect_timeout_s,
+        security=plc_security_from_dict(data.get("security")),
     )
 
 
