@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -70,6 +71,27 @@ def _bridge(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+class _Output:
+    """The bridge's output lines, read as they come (a thread), so a test can wait for a log line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def text(self, timeout_s: float = 20) -> str:
+        self._reader.join(timeout_s)
+        return "".join(self.lines)
+
+    def has(self, fragment: str) -> bool:
+        return any(fragment in line for line in list(self.lines))
 
 
 def _decision(n: int) -> PartDecision:
@@ -137,17 +159,22 @@ def test_every_decision_reaches_the_plc_once_across_kills_and_a_silent_plc(
         bridge.wait(10)
         plc.acknowledging.clear()  # the PLC goes silent: decisions must wait in Kafka, not vanish
         bridge = _bridge(config, topic, group, endpoints, mongo_db.name)
+        output = _Output(bridge)
         publish(range(parts // 2, parts))
-        _wait(lambda: plc.ignored_scans > 0, 30, "the restarted bridge to raise a request")
-        time.sleep(2.5)  # longer than ack_timeout_s: the bridge raises the alarm and keeps waiting
+        # The restarted bridge raises a request the silent PLC ignores; after ack_timeout_s it raises the
+        # alarm and keeps waiting. Waited for in its log, not by a fixed sleep: a loaded machine may take
+        # seconds just to start the bridge (the killed one may have left `request` set, so the PLC's
+        # ignored scans alone do not show that the new bridge is there).
+        _wait(lambda: output.has("ALARM: PLC has not acknowledged"), 60, "the restarted bridge's alarm")
         silent_count = len(plc.received)
         plc.acknowledging.set()
         _wait(lambda: len({r.part_id for r in plc.received}) >= parts, 40, "every part at the PLC")
         time.sleep(1.0)  # a duplicate write would land now
     finally:
         bridge.send_signal(signal.SIGTERM)
-        out, _ = bridge.communicate(timeout=20)
+        bridge.wait(20)
         delete_topics(kafka_config, [topic])
+    out = output.text()
 
     part_ids = [r.part_id for r in plc.received]
     assert sorted(part_ids) == [f"P-{n:03d}" for n in range(parts)]  # none lost, none twice
