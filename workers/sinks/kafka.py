@@ -4,6 +4,12 @@ At least once (default): an idempotent producer (``acks=all``) whose delivery re
 outputs in the :class:`~workers.offsets.OffsetTracker`. Exactly once (``--exactly-once``): the same producer
 is transactional; the pipeline wraps outputs and the consumer offsets in one transaction, so consumers reading
 with ``isolation.level=read_committed`` see every output exactly once.
+
+``send_offsets_to_transaction`` runs under a watchdog: librdkafka (2.16 and earlier) does not enforce that
+call's timeout while the group coordinator it has cached is down (confluentinc/librdkafka#5456, #5511); after
+a broker restart it blocked the sink thread, and with it every revoke, forever. Past the watchdog the stuck
+producer is replaced by a new one with the same ``transactional.id``, whose ``init_transactions`` fences the
+old one and aborts its open transaction, so the transaction's records can be written again, once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 Ack = Callable[[], None]
 
 _TRANSACTION_CALL_ATTEMPTS = 5
+_WATCHDOG_GRACE_S = 2.0  # beyond the call's own timeout, before the call counts as stuck
+_DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000  # librdkafka's transaction.timeout.ms
 
 
 class DeliveryFailed(ServiceUnavailableError):
@@ -88,8 +96,22 @@ _GROUP_CHANGED = frozenset(
 class KafkaOutputs:
     """Produces the three output records; thread-safe (the producer is), transactional on request."""
 
-    def __init__(self, config: dict[str, Any], topics: TopicNames, transactional: bool = False) -> None:
-        self._producer = Producer(config)
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: TopicNames,
+        transactional: bool = False,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+    ) -> None:
+        self._config = dict(config)
+        self._producer_factory = producer_factory
+        self._producer = producer_factory(config)
+        # Past this the broker aborts the transaction anyway: waiting longer on a step of it is pointless.
+        self._transaction_timeout_s = (
+            int(config.get("transaction.timeout.ms", _DEFAULT_TRANSACTION_TIMEOUT_MS)) / 1000.0
+        )
+        self._open_transaction = False  # False once a replaced producer left nothing to abort
+        self.producer_replacements = 0
         # librdkafka refuses (MSG_SIZE_TOO_LARGE, raised from produce()) any record above this.
         self.max_record_bytes = int(config.get("message.max.bytes", _LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES))
         self._topics = topics
@@ -154,18 +176,60 @@ class KafkaOutputs:
     # -- transactions ----------------------------------------------------------------------------------
     def begin(self) -> None:
         self._call(self._producer.begin_transaction)
+        self._open_transaction = True
 
     def commit(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float = 30.0) -> None:
         """Add the consumer positions to the transaction and commit it."""
         if offsets:
-            self._call(self._producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s)
+            self._send_offsets(offsets, group_metadata, min(timeout_s, self._transaction_timeout_s))
         self._call(self._producer.commit_transaction, timeout_s)
+        self._open_transaction = False
 
     def abort(self, timeout_s: float = 30.0) -> None:
+        if not self._open_transaction:
+            return  # the producer was replaced: its init_transactions aborted the transaction already
+        self._open_transaction = False
         try:
             self._producer.abort_transaction(timeout_s)
         except KafkaException as exc:
             log.warning("abort_transaction failed: %s", exc.args[0].str())
+
+    def _send_offsets(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float) -> None:
+        """``send_offsets_to_transaction`` on a thread of its own, waited for at most its timeout (plus a
+        grace): see the module doc for why librdkafka's own timeout cannot be relied on here."""
+        producer = self._producer
+        outcome: list[BaseException | None] = []
+        finished = threading.Event()
+
+        def call() -> None:
+            try:
+                self._call(producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the sink thread below
+                outcome.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=call, name="worker-txn-offsets", daemon=True).start()
+        if finished.wait(timeout_s + _WATCHDOG_GRACE_S):
+            if outcome[0] is not None:
+                raise outcome[0]
+            return
+        self._replace_producer(f"send_offsets_to_transaction still blocked after {timeout_s:.0f} s")
+        raise TransactionAborted(
+            f"Kafka transaction step send_offsets_to_transaction did not return within {timeout_s:.0f} s; "
+            "the producer was replaced and its transaction aborted"
+        )
+
+    def _replace_producer(self, why: str) -> None:
+        """A new transactional producer in place of a stuck one. Its ``init_transactions`` bumps the
+        producer epoch, so the old one is fenced (nothing it still sends can commit) and its open transaction
+        is aborted; the old client is left to its blocked thread (librdkafka cannot interrupt the call)."""
+        log.warning("%s: replacing the transactional producer (the old one is fenced)", why)
+        self._open_transaction = False
+        self._producer = self._producer_factory(self._config)
+        self.producer_replacements += 1
+        self._call(self._producer.init_transactions, 30.0)
 
     # -- internals -------------------------------------------------------------------------------------
     def _produce(
