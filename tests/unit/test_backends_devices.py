@@ -14,12 +14,14 @@ from workers.backends.devices import (
     CPU_PROVIDER,
     CUDA_PROVIDER,
     TENSORRT_PROVIDER,
+    BatchDefaults,
     batch_defaults,
     check_device,
     choose_providers,
     keras_backend_name,
     keras_device_scope,
     prefer_keras,
+    resolve_device,
 )
 from workers.serving import default_model_path
 from workers.settings import WorkerSettings
@@ -88,9 +90,11 @@ def test_keras_backend_name_comes_from_the_environment_without_importing_keras(
 
 
 def test_batch_defaults_follow_the_device_this_host_resolves_to() -> None:
-    # This host has no GPU: every target resolves to the CPU and keeps the CPU's batch sizes.
-    assert batch_defaults("cpu").max_batch_size == 32
-    assert batch_defaults("cuda") == batch_defaults("cpu")
+    cpu = batch_defaults("cpu")
+    assert (cpu.max_batch_size, cpu.in_flight_batches) == (32, 16)
+    # Without a GPU (CI) every target resolves to the CPU and keeps the CPU's sizes; with one, 256 x 8.
+    expected = cpu if resolve_device("cuda") == "cpu" else BatchDefaults(256, 8)
+    assert batch_defaults("cuda") == expected
 
 
 def test_settings_read_either_device_variable_and_keep_an_explicit_batch_size(
@@ -101,7 +105,8 @@ def test_settings_read_either_device_variable_and_keep_an_explicit_batch_size(
     monkeypatch.setenv("LINEGUARD_WORKER_DEVICE", "tensorrt")
     settings = WorkerSettings(max_batch_size=8)
     assert settings.device == "tensorrt" and settings.max_batch_size == 8
-    assert WorkerSettings().max_batch_size == 32 and WorkerSettings().max_in_flight == 16 * 32
+    on_cpu = WorkerSettings(device="cpu")
+    assert (on_cpu.max_batch_size, on_cpu.max_in_flight) == (32, 16 * 32)
 
 
 def test_the_shipped_model_runs_on_the_cpu_when_cuda_is_requested(caplog: pytest.LogCaptureFixture) -> None:

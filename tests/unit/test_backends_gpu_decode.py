@@ -37,7 +37,8 @@ def test_unknown_paths_are_refused() -> None:
         choose_decode_path("gpu", GPU, SPEC, "cuda")
 
 
-def test_this_host_reports_why_it_has_no_gpu_decode() -> None:
-    support = gpu_decode_support()
-    assert not support.cuda and support.reason
-    assert choose_decode_path("auto", support, SPEC, "cuda")[0] == "cpu"
+def test_the_probe_of_this_host_agrees_with_the_choice() -> None:
+    support = gpu_decode_support()  # CI: no torch, so no GPU decode, and the reason says why
+    usable = support.cuda and support.batched_decode
+    assert bool(support.reason) != usable
+    assert (choose_decode_path("auto", support, SPEC, "cuda")[0] == "nvjpeg") == usable
