@@ -27,7 +27,7 @@ def _sink(
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_config["bootstrap.servers"]}
     return subprocess.Popen(
         [sys.executable, "-m", "lineguard.cli", "sink", "postgres", "--postgres-uri", uri, "--topic", topic,
-         "--group-id", group, "--batch-size", "500", *extra],
+         "--group", group, "--batch-size", "500", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
