@@ -195,7 +195,7 @@ def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started
             daemon=True,
         )
         injector.start()
-        _supervise_until_done(config, workers, producer, injector, collection)
+        _supervise_until_done(config, workers, producer, injector, collection, clock)
         exit_codes = workers.stop_all()
         log.info("workers stopped with exit codes %s", exit_codes)
     finally:
@@ -352,10 +352,17 @@ def _supervise_until_done(
     producer: ProducerThread,
     injector: threading.Thread,
     collection: Any,
+    clock: ProgressClock,
 ) -> None:
     """Restart workers that exit on their own until production and faults are over and every frame has a
-    document, or nothing moved for ``idle_timeout_s``."""
-    last_count, last_progress = -1, time.monotonic()
+    document and a committed result, or nothing moved for ``idle_timeout_s``.
+
+    Both, because either can come first: exactly once writes a batch's documents *before* the transaction
+    of its results (a transaction still being rewritten after a broker restart has every document already),
+    at least once writes them after the results. Stopping on the documents alone stopped the workers in the
+    middle of such a rewrite and counted its frames lost.
+    """
+    last_progress_seen, last_progress = (-1, -1), time.monotonic()
     while True:
         workers.supervise()
         time.sleep(0.5)
@@ -366,13 +373,18 @@ def _supervise_until_done(
             count = collection.estimated_document_count()
         except Exception:  # MongoDB may still be coming back
             continue
-        if count >= config.frames:
+        results = len(clock.results)  # committed (read_committed) results, duplicates included
+        if count >= config.frames and results >= config.frames:
             return
-        if count != last_count:
-            last_count, last_progress = count, time.monotonic()
+        if (count, results) != last_progress_seen:
+            last_progress_seen, last_progress = (count, results), time.monotonic()
         elif time.monotonic() - last_progress > config.idle_timeout_s:
             log.error(
-                "no progress for %.0f s with %d of %d documents", config.idle_timeout_s, count, config.frames
+                "no progress for %.0f s with %d of %d documents, %d committed results",
+                config.idle_timeout_s,
+                count,
+                config.frames,
+                results,
             )
             return
 
