@@ -32,7 +32,7 @@ from workers.decode import DecodedFrame
 from workers.metrics import WorkerMetrics
 from workers.offsets import Ticket
 from workers.sinks.writer import InferredBatch
-from workers.verdicts import ResultBuilder
+from workers.verdicts import ResultBuilder, frame_result
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +59,13 @@ class FailSafeBuilder(ResultBuilder):
         budget = self._policy.budget_s(frame.line_id) or 0.0
         late_ms = ((inferred_at - frame.captured_at).total_seconds() - budget) * 1000
         reject = self._policy.fail_safe == "reject"
-        result = InspectionResult(
-            camera_id=frame.camera_id,
-            line_id=frame.line_id,
-            station_id=frame.station_id,
-            frame_number=frame.frame_number,
-            part_id=frame.part_id,
-            source=decoded.source,
-            model=self.model_info,
-            verdict=Verdict.DEFECT if reject else Verdict.OK,
-            captured_at=frame.captured_at,
-            received_at=decoded.received_at,
-            inferred_at=inferred_at,
-            batch_size=batch_size,
-            worker_id=self._worker_id,
+        result = frame_result(
+            decoded,
+            self.model_info,
+            Verdict.DEFECT if reject else Verdict.OK,
+            inferred_at,
+            batch_size,
+            self._worker_id,
             metadata={
                 "fail_safe": self._policy.fail_safe,
                 "deadline_ms": f"{budget * 1000:.0f}",

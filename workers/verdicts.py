@@ -241,15 +241,13 @@ class ResultBuilder:
         mask_png = (
             _mask_png(prediction.mask) if self._task in (VisionTask.segment, VisionTask.anomaly) else None
         )
-        result = InspectionResult(
-            camera_id=frame.camera_id,
-            line_id=frame.line_id,
-            station_id=frame.station_id,
-            frame_number=frame.frame_number,
-            part_id=frame.part_id,
-            source=decoded.source,
-            model=self.model_info,
-            verdict=verdict,
+        result = frame_result(
+            decoded,
+            self.model_info,
+            verdict,
+            inferred_at,
+            batch_size,
+            self._worker_id,
             class_scores=tuple(
                 ClassScore(label=label, score=_unit(score))
                 for label, score in prediction.class_scores.items()
@@ -257,11 +255,6 @@ class ResultBuilder:
             detections=detections,
             anomaly_score=prediction.anomaly_score,
             anomaly_mask_png=mask_png,
-            captured_at=frame.captured_at,
-            received_at=decoded.received_at,
-            inferred_at=inferred_at,
-            batch_size=batch_size,
-            worker_id=self._worker_id,
             metadata={"defect_score": f"{prediction.defect_score:.4f}"},
         )
         if verdict not in self._event_verdicts:
@@ -316,6 +309,36 @@ class ResultBuilder:
             anomaly_score=result.anomaly_score,
             source=result.source,
         )
+
+
+def frame_result(
+    decoded: DecodedFrame,
+    model: ModelInfo,
+    verdict: Verdict,
+    inferred_at: datetime,
+    batch_size: int,
+    worker_id: str,
+    **fields: Any,
+) -> InspectionResult:
+    """The result of one frame: its identity and timings from the frame, the verdict and ``fields`` (scores,
+    detections, metadata, ...) from whoever decided it (the model, or the deadline's fail-safe)."""
+    frame = decoded.frame
+    return InspectionResult(
+        camera_id=frame.camera_id,
+        line_id=frame.line_id,
+        station_id=frame.station_id,
+        frame_number=frame.frame_number,
+        part_id=frame.part_id,
+        source=decoded.source,
+        model=model,
+        verdict=verdict,
+        captured_at=frame.captured_at,
+        received_at=decoded.received_at,
+        inferred_at=inferred_at,
+        batch_size=batch_size,
+        worker_id=worker_id,
+        **fields,
+    )
 
 
 def crop_jpeg(image: np.ndarray, box: Box, max_side: int, quality: int = 80) -> bytes:
