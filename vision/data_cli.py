@@ -414,7 +414,8 @@ RegistryOption = Annotated[
 ]
 
 
-def _registry(location: str | None) -> ModelRegistry:
+def open_cli_registry(location: str | None) -> ModelRegistry:
+    """The registry a command's ``--registry`` names; 'mongodb' = the configured or local stack's MongoDB."""
     from lineguard.settings import MongoSettings
     from vision.registry import open_registry
 
@@ -435,7 +436,7 @@ def models_publish(
     registry: RegistryOption = None,
 ) -> None:
     """Add an artifact to the registry under the name and version in its model.json."""
-    store = _registry(registry)
+    store = open_cli_registry(registry)
     version = store.publish(artifact)
     console.print(f"published {version.name} {version.version} ({version.task}) to {store.location}")
 
@@ -453,7 +454,7 @@ def models_fetch(
 
     from schemas.errors import ConfigurationError
 
-    store = _registry(registry)
+    store = open_cli_registry(registry)
     if version is None:
         alias = store.current_production(line)
         if alias is None or alias.model != model:
@@ -476,7 +477,7 @@ def models_list(
     """Published versions and which lines run them in production."""
     from rich.table import Table
 
-    store = _registry(registry)
+    store = open_cli_registry(registry)
     production: dict[tuple[str, str], list[str]] = {}
     for alias in store.aliases():
         production.setdefault((alias.model, alias.version), []).append(alias.line)
@@ -524,7 +525,7 @@ def models_promote(
     from schemas.errors import ConfigurationError
     from vision.shadow_gate import GatePolicy, ShadowReportStore, check_gate
 
-    store = _registry(registry)
+    store = open_cli_registry(registry)
     current = store.current_production(line)
     if force:
         if not reason or not reason.strip():
@@ -558,7 +559,7 @@ def models_rollback(
     registry: RegistryOption = None,
 ) -> None:
     """Return a line to its previous production version."""
-    alias = _registry(registry).rollback(line)
+    alias = open_cli_registry(registry).rollback(line)
     console.print(f"line {line}: rolled back to {alias.model} {alias.version}, revision {alias.revision}")
 
 
@@ -582,7 +583,7 @@ def thresholds_set(
     chosen = (
         Thresholds.with_band(defect) if uncertain is None else Thresholds(defect=defect, uncertain=uncertain)
     )
-    entry = set_thresholds(_registry(registry), model, line, chosen, camera)
+    entry = set_thresholds(open_cli_registry(registry), model, line, chosen, camera)
     where = f"line {entry.line}" + (f" camera {entry.camera}" if entry.camera else "")
     console.print(f"{model} on {where}: defect >= {chosen.defect:g}, uncertain >= {chosen.uncertain:g}")
 
@@ -600,7 +601,7 @@ def thresholds_show(
     table = Table(title=f"threshold overrides of {model}")
     for column in ("line", "camera", "defect", "uncertain", "updated"):
         table.add_column(column)
-    for entry in list_thresholds(_registry(registry), model):
+    for entry in list_thresholds(open_cli_registry(registry), model):
         t = entry.thresholds
         table.add_row(
             entry.line, entry.camera or "*", f"{t.defect:g}", f"{t.uncertain:g}", entry.updated_at[:19]

@@ -45,19 +45,10 @@ def _time(text: str | None, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def open_shadow_registry(location: str | None) -> Any:
-    from lineguard.settings import MongoSettings
-    from vision.registry import open_registry
+def _registry(location: str | None) -> Any:
+    from vision.data_cli import open_cli_registry  # the models commands' own --registry resolution
 
-    if location == "mongodb":
-        uri = MongoSettings().uri
-        if uri is not None:
-            location = uri.get_secret_value()
-        else:
-            from lineguard.stack.endpoints import resolve_endpoints
-
-            location = resolve_endpoints().mongodb_uri
-    return open_registry(location)
+    return open_cli_registry(location)
 
 
 @shadow_app.command("run")
@@ -148,7 +139,7 @@ def shadow_run(
         if replaying
         else None
     )
-    store = open_shadow_registry(registry)
+    store = _registry(registry)
     candidate = resolve_candidate(store, model, version, line)
     base = WorkerSettings()
     if topic is not None:
@@ -234,7 +225,7 @@ def shadow_report(
         decision = check_gate(summary, model, version, summary["line"], policy)
         gate[summary["line"]] = ("would pass: " if decision.allowed else "would refuse: ") + decision.reason
     if record:
-        store = ShadowReportStore(open_shadow_registry(registry))
+        store = ShadowReportStore(_registry(registry))
         for summary in summaries:
             store.put(summary)
     paths = write_report(report, out, gate)
@@ -270,7 +261,7 @@ def shadow_golden(
     if artifact is None:
         if model is None or version is None:
             raise ConfigurationError("pass --model and --version (from the registry) or --artifact DIR")
-        store = open_shadow_registry(registry)
+        store = _registry(registry)
         from workers.shadow.config import resolve_candidate
 
         artifact = resolve_candidate(store, model, version, None)
@@ -327,7 +318,7 @@ def shadow_drift(
         from workers.shadow.config import resolve_candidate
 
         loaded = load_model(
-            resolve_candidate(open_shadow_registry(registry), model, version, None), "auto", 1
+            resolve_candidate(_registry(registry), model, version, None), "auto", 1
         )
     frames_topic = topic or WorkerSettings().frames_topic
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
