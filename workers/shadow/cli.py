@@ -317,9 +317,7 @@ def shadow_drift(
         from workers.backends import load_model
         from workers.shadow.config import resolve_candidate
 
-        loaded = load_model(
-            resolve_candidate(_registry(registry), model, version, None), "auto", 1
-        )
+        loaded = load_model(resolve_candidate(_registry(registry), model, version, None), "auto", 1)
     frames_topic = topic or WorkerSettings().frames_topic
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
     ranges = resolve_range(config, frames_topic, RangeRequest(_time(since, "--from"), _time(until, "--to")))
