@@ -20,6 +20,9 @@ log = logging.getLogger("lineguard.cli")
 DEPRECATED: dict[tuple[str, ...], dict[str, str]] = {
     ("camera",): {"--camera-id": "--camera", "--close-timeout": "--close-timeout-s"},
     ("sink", "postgres"): {"--group-id": "--group", "--window-seconds": "--window-s"},
+    ("dlq", "inspect"): {"--timeout": "--timeout-s"},
+    ("dlq", "replay"): {"--timeout": "--timeout-s"},
+    ("dataset", "check"): {"--json": "--json-out"},  # --json is a flag everywhere else
 }
 
 

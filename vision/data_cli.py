@@ -216,7 +216,7 @@ def dataset_check(
     path: Annotated[Path, typer.Argument(help="dataset folder (or COCO JSON file)")],
     fmt: FormatOption = "auto",
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="also write the report as JSON here")
+        Path | None, typer.Option("--json-out", help="also write the report as JSON here")
     ] = None,
     near_distance: NearOption = 4,
     blur_relative: BlurOption = 0.2,

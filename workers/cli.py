@@ -154,11 +154,11 @@ def dlq_inspect(
     show: int = typer.Option(10, "--show", min=0, help="list the latest N dead letters"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
     timeout: float = typer.Option(
-        30.0, "--timeout", min=0.1, help="seconds to reach the end of the topic; exit 1 when it does not"
+        30.0, "--timeout-s", min=0.1, help="seconds to reach the end of the topic; exit 1 when it does not"
     ),
 ) -> None:
     """Summarise the dead-letter topic: counts by reason and the latest records. Ends at the topic's end
-    (exactly-once transaction markers included); a list cut short by --limit or --timeout says so."""
+    (exactly-once transaction markers included); a list cut short by --limit or --timeout-s says so."""
     from workers.dlq import scan_dead_letters
 
     scan = scan_dead_letters(_kafka_config(), topic, limit=limit, timeout_s=timeout)
@@ -191,7 +191,7 @@ def _partial_note(scan: Any, limit: int | None, timeout: float) -> str:
         unfinished = ", ".join(str(p) for p in scan.unfinished)
         return (
             f"partial: partitions {unfinished} not read to their end within {timeout:g} s "
-            "(raise --timeout, or check the brokers)"
+            "(raise --timeout-s, or check the brokers)"
         )
     return ""
 
@@ -237,7 +237,7 @@ def dlq_replay(
     source_partition: int | None = typer.Option(None, "--source-partition", help="only from this partition"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="replay at most this many"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed"),
-    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to read the dead-letter topic"),
+    timeout: float = typer.Option(30.0, "--timeout-s", min=0.1, help="seconds to read the dead-letter topic"),
 ) -> None:
     """Re-publish selected dead letters' original records to the frames topic. Dead letters without their
     original value (too large to carry) are never replayed as null records: they are listed with the reason,

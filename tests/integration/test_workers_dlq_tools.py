@@ -74,7 +74,7 @@ def test_inspect_ends_at_the_real_end_of_a_transactional_topic(
     _env(monkeypatch, endpoints)
     runner = CliRunner()
     inspected = runner.invoke(
-        app, ["dlq", "inspect", "--topic", topics.dead_letters, "--json", "--timeout", "120"]
+        app, ["dlq", "inspect", "--topic", topics.dead_letters, "--json", "--timeout-s", "120"]
     )
     assert inspected.exit_code == 0, inspected.output
     summary = json.loads(inspected.stdout)
@@ -95,7 +95,7 @@ def test_replay_never_publishes_a_null_record_and_names_what_it_skipped(
     produce(kafka_config, topics.dead_letters, [(b"cam-1", serialize(letter)) for letter in letters])
     _env(monkeypatch, endpoints)
     runner = CliRunner()
-    base = ["dlq", "replay", "--topic", topics.dead_letters, "--to", topics.frames, "--timeout", "120"]
+    base = ["dlq", "replay", "--topic", topics.dead_letters, "--to", topics.frames, "--timeout-s", "120"]
 
     dry = runner.invoke(app, [*base, "--dry-run"])
     assert dry.exit_code == 0, dry.output

@@ -153,7 +153,7 @@ def test_voc_label_problems_and_companion_annotations(tmp_path: Path) -> None:
 def test_check_and_clean_commands(planted: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     json_path = tmp_path / "out" / "check.json"
-    result = runner.invoke(app, ["dataset", "check", str(planted), "--json", str(json_path)])
+    result = runner.invoke(app, ["dataset", "check", str(planted), "--json-out", str(json_path)])
     assert result.exit_code == 1, result.output  # error-level problems gate a pipeline
     assert json.loads(json_path.read_text())["summary"]["corrupt"] == 1
 
