@@ -47,6 +47,45 @@ def _kill_when(process: subprocess.Popen[bytes], collection: Any, documents: int
     process.wait(30)
 
 
+def _kill_inside_a_transaction(
+    process: subprocess.Popen[bytes], kafka_config: dict[str, Any], topic: str, log: Path
+) -> None:
+    """SIGKILL ``process`` while one of its transactions holds results on ``topic``: some partition's high
+    watermark (read_uncommitted) is past its last stable offset (what read_committed watermarks return)."""
+    ends = {
+        level: Consumer({**kafka_config, "group.id": f"lso-{uuid.uuid4().hex[:8]}", "isolation.level": level})
+        for level in ("read_uncommitted", "read_committed")
+    }
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for p in ends["read_uncommitted"].list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no transaction holding results within 90 s"
+            for where in partitions:
+                _, stable = ends["read_committed"].get_watermark_offsets(where, timeout=5, cached=False)
+                _, high = ends["read_uncommitted"].get_watermark_offsets(where, timeout=5, cached=False)
+                if high <= stable:
+                    continue
+                # Freeze the worker, then look again: a commit already sent completes without it (the
+                # stable offset catches up: let it go on and wait for the next one); a transaction still
+                # open after that is one the worker never committed, so the kill lands inside it.
+                process.send_signal(signal.SIGSTOP)
+                time.sleep(0.5)
+                _, stable = ends["read_committed"].get_watermark_offsets(where, timeout=5, cached=False)
+                if stable < high:
+                    process.send_signal(signal.SIGKILL)
+                    process.wait(30)
+                    return
+                process.send_signal(signal.SIGCONT)
+    finally:
+        for consumer in ends.values():
+            consumer.close()
+
+
 def _results_to_end(kafka_config: dict[str, Any], topic: str, read_committed: bool) -> list[InspectionResult]:
     """Every result on ``topic`` up to the end the consumer reports (``PARTITION_EOF``: the high watermark,
     or under read_committed the last stable offset), so a count taken now is exact, not "after a while"."""
@@ -133,18 +172,17 @@ def test_exactly_once_gives_exactly_n_results_under_read_committed_after_sigkill
     collection = mongo_db["inspections"]
     log = tmp_path / "worker.log"
 
-    # Kill until a kill lands inside an open transaction that already wrote results (almost always the
-    # first: a transaction is open for most of a batch), so the test proves read_committed hid them.
-    aborted = 0
-    for _attempt in range(3):
-        killed = start_worker(env, log_path=log)
-        _kill_when(killed, collection, collection.count_documents({}) + 30, log)
-        written = _results_to_end(kafka_config, topics.results, read_committed=False)
-        visible = _results_to_end(kafka_config, topics.results, read_committed=True)
-        aborted = len(written) - len(visible)
-        if aborted > 0:
-            break
-    assert aborted > 0, "no SIGKILL landed inside a transaction holding results"
+    # Killed while a transaction holds results (seen on the broker: high watermark past the last stable
+    # offset, and still so with the worker frozen), so the test proves read_committed hides what the dead
+    # worker wrote. Killing at a document count was a guess that mostly missed: in exactly-once the
+    # documents are written before their transaction's results, which are on the broker only briefly
+    # before the commit.
+    killed = start_worker(env, log_path=log)
+    _kill_inside_a_transaction(killed, kafka_config, topics.results, log)
+    written = _results_to_end(kafka_config, topics.results, read_committed=False)
+    visible = _results_to_end(kafka_config, topics.results, read_committed=True)
+    aborted = len(written) - len(visible)
+    assert aborted > 0, "the SIGKILL landed inside an open transaction, yet read_committed hid nothing"
     assert collection.count_documents({}) < len(frames), "the worker finished before it could be killed"
 
     second = start_worker(env, log_path=log)
