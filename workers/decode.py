@@ -107,8 +107,20 @@ class FrameDecoder:
     ) -> DecodedFrame:
         """Decode and preprocess one record; raises :class:`FrameRejected` for poison input."""
         started = time.perf_counter()
+        return self.decode_frame(self.read_frame(value), ticket, received_at, trace_id, started)
+
+    def decode_frame(
+        self,
+        frame: Frame,
+        ticket: Ticket,
+        received_at: datetime | None = None,
+        trace_id: bytes | None = None,
+        started: float | None = None,
+    ) -> DecodedFrame:
+        """:meth:`decode` for a record already read with :meth:`read_frame` (the deadline check reads it
+        first: the Avro record is not deserialized twice)."""
+        started = started if started is not None else time.perf_counter()
         received = received_at if received_at is not None else datetime.now(UTC)
-        frame = self.read_frame(value)
         data = self._image_bytes(frame)
         image = self.decode_image(frame, data)
         try:

@@ -40,7 +40,7 @@ from lineguard.mongo_access import access_refused
 from lineguard.settings import KafkaSettings, MongoSettings
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
-from schemas.records import DeadLetterReason, ImageReference
+from schemas.records import DeadLetterReason, Frame, ImageReference
 from schemas.tracecontext import carried_context
 from workers.backends import LoadedModel
 from workers.batcher import Batch, DynamicBatcher
@@ -315,9 +315,12 @@ class Worker:
             self._tracker.settle(ticket, 0)
             return
         try:
-            if self._deadline is not None and self._decided_late(message, ticket, received_at):
-                return
-            decoded = self._decode_retrying(self._serving.decoder, message, ticket, received_at)
+            frame: Frame | None = None
+            if self._deadline is not None:
+                frame = self._serving.decoder.read_frame(message.value())  # raises FrameRejected for poison
+                if self._decided_late(frame, message, ticket, received_at):
+                    return
+            decoded = self._decode_retrying(self._serving.decoder, message, ticket, received_at, frame)
         except FrameRejected as exc:
             self._deadline_done(ticket)
             self._to_sinks(Rejected(ticket, RawRecord.from_message(message), exc))
@@ -341,11 +344,10 @@ class Worker:
             self._deadline.mark_late(ticket)  # decided fail-safe with the next batch, not on its own
         self._decoded.put(decoded)
 
-    def _decided_late(self, message: Message, ticket: Ticket, received_at: datetime) -> bool:
+    def _decided_late(self, frame: Frame, message: Message, ticket: Ticket, received_at: datetime) -> bool:
         """Deadline check on the record alone (no pixels decoded): a late frame joins the next batch, which
         gives it its fail-safe result (late frames decided in groups, not one output item each)."""
         assert self._deadline is not None
-        frame = self._serving.decoder.read_frame(message.value())  # raises FrameRejected for poison
         if not self._deadline.late(ticket, frame):
             return False
         self._deadline.mark_late(ticket)
@@ -357,14 +359,22 @@ class Worker:
             self._deadline.done(ticket)
 
     def _decode_retrying(
-        self, decoder: FrameDecoder, message: Message, ticket: Ticket, received_at: datetime
+        self,
+        decoder: FrameDecoder,
+        message: Message,
+        ticket: Ticket,
+        received_at: datetime,
+        frame: Frame | None = None,
     ) -> DecodedFrame:
         """Decode; while the claim-check store is unreachable, wait and try again, a bounded number of times
         (each read already waits for MongoDB's server selection): a store outage must not turn good frames
         into dead letters."""
         for attempt in range(1, _STORE_ATTEMPTS + 1):
             try:
-                return decoder.decode(message.value(), ticket, received_at, _trace_id(message))
+                trace_id = _trace_id(message)
+                if frame is not None:  # read already (the deadline check)
+                    return decoder.decode_frame(frame, ticket, received_at, trace_id)
+                return decoder.decode(message.value(), ticket, received_at, trace_id)
             except ServiceUnavailableError as exc:
                 if attempt == _STORE_ATTEMPTS or self._stop.is_set():
                     raise
