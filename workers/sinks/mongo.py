@@ -37,9 +37,9 @@ def resolve_write_concern(
 ) -> WriteConcern:
     """Explicit settings, else the URI's write concern (the database inherits it), else majority + journal."""
     inherited = database.write_concern
-    if w is None and journal is None:
-        return DEFAULT_WRITE_CONCERN if inherited.is_server_default else inherited
     base = DEFAULT_WRITE_CONCERN if inherited.is_server_default else inherited
+    if w is None and journal is None:
+        return base
     document = base.document
     return WriteConcern(
         w=w if w is not None else document.get("w"),
@@ -161,10 +161,8 @@ class MongoInspectionSink:
             try:
                 write()
                 return
-            except (
-                ConnectionFailure,
-                WriteConcernFailed,
-            ) as exc:  # transient: retry with backoff, then give up
+            # transient: retry with backoff, then give up
+            except (ConnectionFailure, WriteConcernFailed) as exc:
                 if attempt == self._retries:
                     raise ServiceUnavailableError(
                         f"MongoDB write failed after {attempt} attempts: {exc}"
