@@ -12,6 +12,7 @@ WORKDIR /app
 # Metadata first, then the packages: the expensive dependency install is redone only when they change.
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
+COPY infra ./infra
 COPY streams ./streams
 COPY workers ./workers
 COPY vision ./vision

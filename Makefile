@@ -46,7 +46,7 @@ format:  ## apply ruff formatting and safe fixes
 	$(BIN)/ruff format .
 
 typecheck:  ## mypy over the packages
-	$(BIN)/mypy lineguard schemas streams workers vision parts quality mes chaos bench
+	$(BIN)/mypy lineguard infra schemas streams workers vision parts quality mes chaos bench
 
 bad-input:  ## 10,000 poison records through a live worker (bench/bad_input_campaign.py)
 	$(PY) bench/bad_input_campaign.py --cases 10000

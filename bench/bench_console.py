@@ -36,9 +36,9 @@ import httpx
 from confluent_kafka import Producer
 from pymongo import MongoClient
 
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.console.auth import AccessStore, Role
 from lineguard.console.queries import CONSOLE_INDEXES, ListFilter
-from lineguard.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import resolve_endpoints
 from schemas.records import Box, DefectEvent, DefectRegion, KafkaCoordinates, ModelInfo, Task, Verdict
 from schemas.serde import AvroRecordSerializer

@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import resolve_endpoints
 from lineguard.stack.postgres import local_server
 from mes.consumer import PostgresSink, SinkConfig

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, Producer
 from pymongo import MongoClient
 
 from chaos.plc_kill import kill_loop
-from lineguard.kafka_topics import delete_topics
+from infra.kafka_topics import delete_topics
 from lineguard.stack.endpoints import resolve_endpoints
 from parts.plc import PlcBridge
 from parts.plc_config import plc_config_from_dict

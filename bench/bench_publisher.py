@@ -32,7 +32,7 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import resolve_endpoints
 from schemas.records import Frame
 from schemas.serde import AvroRecordSerializer

@@ -49,7 +49,7 @@ for entry in (str(REPO_ROOT), str(REPO_ROOT / "bench")):
 
 from bench_workers import cached_frames, process_cpu_s, producer, say  # noqa: E402
 
-from lineguard.kafka_topics import delete_topics, ensure_topics  # noqa: E402
+from infra.kafka_topics import delete_topics, ensure_topics  # noqa: E402
 from lineguard.stack.endpoints import resolve_endpoints  # noqa: E402
 from schemas.records import Frame, ImageEncoding, InspectionResult  # noqa: E402
 from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer  # noqa: E402

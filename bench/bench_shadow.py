@@ -37,8 +37,8 @@ for entry in (str(REPO_ROOT), str(REPO_ROOT / "bench")):
 
 from bench_workers import FrameFactory, cached_frames, producer, publish_backlog, say  # noqa: E402
 
-from lineguard.kafka_topics import delete_topics, ensure_topics  # noqa: E402
-from lineguard.settings import MongoSettings  # noqa: E402
+from infra.kafka_topics import delete_topics, ensure_topics  # noqa: E402
+from infra.settings import MongoSettings  # noqa: E402
 from lineguard.stack.endpoints import resolve_endpoints  # noqa: E402
 from schemas.topics import TopicNames  # noqa: E402
 from vision.shadow_stats import percentiles  # noqa: E402

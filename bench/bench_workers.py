@@ -60,10 +60,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+from infra.kafka_topics import delete_topics, ensure_topics  # noqa: E402
+from infra.settings import default_cache_dir  # noqa: E402
 from lineguard.demo.tally import DemoTally  # noqa: E402
 from lineguard.demo.watch import OutputWatcher, wait_for_assignment  # noqa: E402
-from lineguard.kafka_topics import delete_topics, ensure_topics  # noqa: E402
-from lineguard.settings import default_cache_dir  # noqa: E402
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints  # noqa: E402
 from schemas.records import Frame, GroundTruth, ImageEncoding  # noqa: E402
 from schemas.serde import AvroRecordSerializer  # noqa: E402

@@ -30,7 +30,7 @@ from chaos.corpus import BadInputCorpus, ClaimCheckTarget, CorpusLimits, hostile
 from chaos.frames import good_frames
 from chaos.kafka_io import Consumed, Landed, TopicReader, produce_all
 from chaos.worker_process import WorkerOptions, WorkerProcess
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import Endpoints
 from schemas.errors import LineguardError, SerializationError
 from schemas.records import DeadLetter, Frame, InspectionResult
@@ -118,7 +118,7 @@ class CampaignReport:
 def run_campaign(config: CampaignConfig, endpoints: Endpoints) -> CampaignReport:
     from pymongo import MongoClient
 
-    from lineguard.claimcheck import GridFSClaimCheckStore
+    from infra.claimcheck import GridFSClaimCheckStore
 
     started = time.monotonic()
     suffix = uuid.uuid4().hex[:10]

@@ -153,7 +153,7 @@ def plc_kills(
 
 
 def _entry(command: Any) -> None:
-    from lineguard.logs import LogFormat, configure_logging
+    from infra.logs import LogFormat, configure_logging
 
     configure_logging("INFO", LogFormat.text)
     logging.getLogger("chaos").setLevel(logging.INFO)

@@ -43,11 +43,12 @@ from chaos.producer import ProducerThread
 from chaos.recovery import FaultRecord, ProgressClock, measure, port_refuses
 from chaos.report import HarnessReport
 from chaos.worker_process import WorkerOptions, WorkerProcess
-from lineguard.kafka_topics import ensure_topics
-from lineguard.settings import StackSettings, default_cache_dir
+from infra.kafka_topics import ensure_topics
+from infra.settings import default_cache_dir
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from lineguard.stack.launcher import LocalStack
 from lineguard.stack.mongodb import ping
+from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import KAFKA, MONGODB, is_running
 from schemas.records import DeadLetter, InspectionResult
 from schemas.serde import AvroRecordDeserializer
@@ -131,7 +132,7 @@ def run_harness(config: HarnessConfig) -> HarnessReport:
 def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started: float) -> HarnessReport:
     from pymongo import MongoClient
 
-    from lineguard.claimcheck import GridFSClaimCheckStore
+    from infra.claimcheck import GridFSClaimCheckStore
 
     mode = "exactly-once" if config.exactly_once else "at-least-once"
     topics = TopicNames.with_prefix("chaos")

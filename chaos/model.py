@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lineguard.settings import default_cache_dir
+from infra.settings import default_cache_dir
 from schemas.errors import ConfigurationError
 
 SMALL_MODEL_NAME = "test-classifier"

@@ -24,7 +24,7 @@ import yaml
 from confluent_kafka import Producer
 from pymongo import MongoClient
 
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import resolve_endpoints
 from parts.plc_sim import SimulatedPlc, node_ids
 from schemas.parts import PartDecision, PartDecisionReason, PartOutcome

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from infra.logs import LogFormat, configure_logging
 from lineguard.lazy_commands import LazyModule, lazy_group
-from lineguard.logs import LogFormat, configure_logging
 
 # Every subcommand, by the module that registers it. `lineguard --help` lists these names and help lines
 # without importing the modules (see lineguard/lazy_commands.py); tests/unit/test_cli_lazy.py keeps the help
@@ -154,6 +154,11 @@ def _root(
             f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level"
         )
     configure_logging(log_level.upper(), log_format)
+    # The floor resolves endpoints from the environment; on a developer's machine the `lineguard` commands
+    # also find the local stack. Installed here, by the roof, so no production process depends on it.
+    from lineguard.stack.endpoints import install_local_stack_fallback
+
+    install_local_stack_fallback()
     from lineguard.env_check import warn_unknown_environment  # a static table: no heavy imports
 
     warn_unknown_environment(ctx, os.environ)

@@ -166,7 +166,7 @@ SETTINGS_AND_OPTIONS: frozenset[str] = frozenset(
 # Read directly (os.environ) or by the deploy tooling and tests, not through an option or settings class.
 READ_DIRECTLY: frozenset[str] = frozenset(
     (
-        "LINEGUARD_CACHE_DIR",  # lineguard/settings.py and deploy/tools/install-*.sh: the cache directory
+        "LINEGUARD_CACHE_DIR",  # infra/settings.py and deploy/tools/install-*.sh: the cache directory
         "LINEGUARD_CONSOLE_PASSWORD",  # lineguard console user add: the password when not on stdin
         "LINEGUARD_DEMO_PARENT_PID",  # lineguard demo: set for its worker child
         "LINEGUARD_COMPOSE_VERSION",  # deploy/tools/install-compose.sh

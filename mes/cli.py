@@ -15,29 +15,15 @@ from typing import Annotated
 
 import typer
 
-from schemas.errors import ConfigurationError
+from infra.endpoints import POSTGRES, POSTGRES_ENV, resolve_service
 
 log = logging.getLogger(__name__)
 app = typer.Typer(help="Sinks that consume the results topic.", no_args_is_help=True)
 
 
 def postgres_uri(explicit: str | None) -> str:
-    import os
-
-    from lineguard.settings import StackSettings
-    from lineguard.stack.postgres import POSTGRES_ENV
-
-    uri = explicit or os.environ.get(POSTGRES_ENV)
-    if uri:
-        return uri
-    settings = StackSettings()
-    state_dir = settings.state_dir or settings.cache_dir / "stack"
-    record = state_dir / "postgres.json"
-    if not record.exists():
-        raise ConfigurationError(
-            f"no PostgreSQL: set {POSTGRES_ENV} or run `lineguard stack up --with postgres`"
-        )
-    return str(json.loads(record.read_text())["uri"])
+    """The option's URI, else ``POSTGRES_URI``, else the local stack's (`stack up --with postgres`)."""
+    return explicit or resolve_service(POSTGRES, POSTGRES_ENV)
 
 
 @app.command("postgres")
@@ -85,8 +71,8 @@ def postgres_command(
     ] = 3_600.0,
 ) -> None:
     """Write every inspection result (and per-window counts) to PostgreSQL; offsets after COMMIT."""
-    from lineguard.settings import KafkaSettings, RegistrySettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import KafkaSettings, RegistrySettings
     from mes.consumer import PostgresSink, SinkConfig
     from schemas.serde import schema_registry_client
     from schemas.topics import TopicNames

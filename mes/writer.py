@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from quality.cube import defect_class
+from schemas.inspections import defect_class, result_id
 from schemas.records import InspectionResult
-from workers.sinks.mongo import result_id
 
 COLUMNS = (
     "id", "captured_at", "camera_id", "line_id", "station_id", "frame_number", "part_id", "model_name",

@@ -37,8 +37,8 @@ def parts_command(
     """Join the verdicts of every view of a part into one decision (part-decisions topic, MongoDB `parts`)."""
     from pymongo import MongoClient
 
-    from lineguard.settings import KafkaSettings, MongoSettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import KafkaSettings, MongoSettings
     from parts.rules import load_part_rules
     from parts.service import PartService, PartTopics
 
@@ -83,8 +83,8 @@ def plc_command(
     from confluent_kafka import Consumer
     from pymongo import MongoClient
 
-    from lineguard.settings import KafkaSettings, MongoSettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import KafkaSettings, MongoSettings
     from parts.plc import PlcBridge
     from parts.plc_config import load_plc_config
 

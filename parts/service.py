@@ -26,7 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 from pymongo import ReplaceOne
 from pymongo.database import Database
 
-from lineguard.kafka_topics import ensure_topics
+from infra.kafka_topics import ensure_topics
 from parts.joiner import PartJoiner
 from parts.rules import PartRules
 from schemas.errors import SerializationError, ServiceUnavailableError

@@ -42,8 +42,8 @@ def _rates(items: list[str]) -> dict[str, float]:
 
 
 def _mongo_uri() -> str:
-    from lineguard.settings import MongoSettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import MongoSettings
 
     settings = MongoSettings()
     if settings.uri is not None:
@@ -78,7 +78,7 @@ def report_command(
     """Yield, first-pass yield, defect Pareto, shifts, lots, trends, SPC p-chart and model health."""
     from pymongo import MongoClient
 
-    from lineguard.settings import MongoSettings
+    from infra.settings import MongoSettings
     from quality.output import write_tables
     from quality.query import ReportQuery
     from quality.render import write_html

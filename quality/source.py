@@ -19,10 +19,11 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from lineguard.mongo_access import access_refused
-from quality.cube import Cube, CubeBuilder, defect_class
+from infra.mongo_access import access_refused
+from quality.cube import Cube, CubeBuilder
 from quality.query import ReportQuery
 from schemas.errors import ServiceUnavailableError
+from schemas.inspections import defect_class
 
 log = logging.getLogger(__name__)
 

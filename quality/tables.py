@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from quality.cube import NO_CLASS, SCORE_BINS, Cube
+from quality.cube import SCORE_BINS, Cube
 from quality.shifts import ShiftCalendar
 from quality.spc import binomial_z, p_chart
+from schemas.inspections import NO_CLASS
 
 Period = Literal["hour", "shift", "day"]
 GOOD_HUMAN_LABELS = frozenset({"good", "ok"})

@@ -8,5 +8,5 @@
 - ``cli``: ``lineguard camera``.
 
 ``streams`` never imports ``workers`` (and the other way round); what both need lives in ``schemas`` and
-``lineguard`` (e.g. ``lineguard.claimcheck``).
+``lineguard`` (e.g. ``infra.claimcheck``).
 """

@@ -110,7 +110,7 @@ def build_camera(
 def _gridfs_store(uri: str, database: str, bucket: str) -> Any:
     from pymongo import MongoClient
 
-    from lineguard.claimcheck import GridFSClaimCheckStore
+    from infra.claimcheck import GridFSClaimCheckStore
 
     # MongoClient connects lazily: a camera that never sees a large frame never needs MongoDB to be up.
     client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5_000)
@@ -118,7 +118,7 @@ def _gridfs_store(uri: str, database: str, bucket: str) -> Any:
 
 
 def _ensure_topic(kafka_config: Mapping[str, Any], settings: CameraSettings, spool_enabled: bool) -> None:
-    from lineguard.kafka_topics import ensure_topics
+    from infra.kafka_topics import ensure_topics
 
     try:
         ensure_topics(kafka_config, [settings.topic], partitions=settings.partitions, timeout_s=10.0)

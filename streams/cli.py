@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings, default_cache_dir
+from infra.settings import KafkaSettings, MongoSettings, RegistrySettings, default_cache_dir
 from schemas.topics import FRAMES_TOPIC
 from streams.sources.base import ImageFormat
 from streams.sources.spec import SOURCE_SPEC_HELP
@@ -112,8 +112,8 @@ def camera(
     """
     from pydantic import ValidationError
 
-    from lineguard.kafka_access import verify_kafka_access
-    from lineguard.mongo_access import verify_mongodb_access
+    from infra.kafka_access import verify_kafka_access
+    from infra.mongo_access import verify_mongodb_access
     from schemas.errors import ConfigurationError
     from schemas.serde import schema_registry_client
     from streams.camera import build_camera
@@ -190,7 +190,7 @@ def camera(
 
 def _endpoints(kafka: KafkaSettings, mongo: MongoSettings, need_mongodb: bool) -> tuple[str, str | None]:
     """Kafka (always) and MongoDB (for claim-check): the settings' variables, else the local stack."""
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
 
     bootstrap = kafka.bootstrap_servers
     mongodb_uri = mongo.uri.get_secret_value() if mongo.uri is not None else None

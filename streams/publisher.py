@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from lineguard.kafka_topics import topic_max_message_bytes
+from infra.kafka_topics import topic_max_message_bytes
 from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.topics import (
@@ -79,7 +79,7 @@ def is_unreachable_error(error: KafkaError) -> bool:
 
 
 class ClaimCheckStore(Protocol):
-    """Where images above the inline limit go (``lineguard.claimcheck.GridFSClaimCheckStore``)."""
+    """Where images above the inline limit go (``infra.claimcheck.GridFSClaimCheckStore``)."""
 
     def put(
         self, data: bytes, filename: str = "", metadata: Mapping[str, Any] | None = None

@@ -1,6 +1,6 @@
 """Settings of one camera producer process (env prefix ``LINEGUARD_CAMERA_``), parsed once by the CLI.
 
-Kafka and MongoDB addresses are not here: they come from ``lineguard.settings`` (``KAFKA_BOOTSTRAP_SERVERS``,
+Kafka and MongoDB addresses are not here: they come from ``infra.settings`` (``KAFKA_BOOTSTRAP_SERVERS``,
 ``MONGODB_URI``, or the local stack), like every other process kind's.
 """
 

@@ -337,8 +337,8 @@ def dataset_export(
     """Pull production frames with their results (and corrected labels) into a training folder."""
     import json
 
-    from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import KafkaSettings, MongoSettings, RegistrySettings
     from schemas.errors import ConfigurationError
     from schemas.serde import schema_registry_client
     from schemas.topics import TopicNames
@@ -416,7 +416,7 @@ RegistryOption = Annotated[
 
 def open_cli_registry(location: str | None) -> ModelRegistry:
     """The registry a command's ``--registry`` names; 'mongodb' = the configured or local stack's MongoDB."""
-    from lineguard.settings import MongoSettings
+    from infra.settings import MongoSettings
     from vision.registry import open_registry
 
     if location == "mongodb":
@@ -424,7 +424,7 @@ def open_cli_registry(location: str | None) -> ModelRegistry:
         if uri is not None:
             location = uri.get_secret_value()
         else:
-            from lineguard.stack.endpoints import resolve_endpoints
+            from infra.endpoints import resolve_endpoints
 
             location = resolve_endpoints().mongodb_uri
     return open_registry(location)

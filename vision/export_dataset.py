@@ -336,7 +336,7 @@ def frame_file_name(frame: Frame, encoding: ImageEncoding) -> str:
 
 
 def _image_bytes(frame: Frame, claim_store: Any | None) -> tuple[bytes, ImageEncoding]:
-    from lineguard.claimcheck import resolve_image
+    from infra.claimcheck import resolve_image
 
     data = resolve_image(frame, claim_store)
     if frame.encoding in (ImageEncoding.JPEG, ImageEncoding.PNG):
@@ -549,7 +549,7 @@ def run_export(
         corrections: dict[Identity, Correction] = {}
         claim_store = None
         if database is not None:
-            from lineguard.claimcheck import GridFSClaimCheckStore
+            from infra.claimcheck import GridFSClaimCheckStore
 
             if sources.labels_collection in database.list_collection_names():
                 corrections = corrections_from_mongodb(database[sources.labels_collection])

@@ -286,9 +286,9 @@ def _describe(stored: Any) -> dict[str, str]:
 
 
 def _kafka_config() -> dict[str, Any]:
-    from lineguard.kafka_access import verify_kafka_access
-    from lineguard.settings import KafkaSettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.kafka_access import verify_kafka_access
+    from infra.settings import KafkaSettings
 
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
     verify_kafka_access(config)  # refused credentials: one clear error instead of an empty scan
@@ -306,7 +306,7 @@ def register(app: typer.Typer) -> None:
 
 def main() -> None:
     """``python -m workers``: the worker command alone, with the CLI's logging and error conventions."""
-    from lineguard.logs import LogFormat, configure_logging
+    from infra.logs import LogFormat, configure_logging
 
     configure_logging("INFO", LogFormat.text)
     standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Message
 
-from lineguard.kafka_access import verify_kafka_access
-from lineguard.mongo_access import access_refused
-from lineguard.settings import KafkaSettings, MongoSettings
-from lineguard.stack.endpoints import Endpoints, resolve_endpoints
+from infra.endpoints import Endpoints, resolve_endpoints
+from infra.kafka_access import verify_kafka_access
+from infra.mongo_access import access_refused
+from infra.settings import KafkaSettings, MongoSettings
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetterReason, Frame, ImageReference
 from schemas.tracecontext import carried_context
@@ -262,7 +262,7 @@ class Worker:
     def _ensure_topics(self, client_config: dict[str, Any]) -> None:
         """The worker may start before any camera: its topics must exist, or it would wait for the next
         metadata refresh (minutes) to see the frames topic and fail to write its outputs."""
-        from lineguard.kafka_topics import ensure_topics
+        from infra.kafka_topics import ensure_topics
 
         s = self.settings
         names = [s.frames_topic, s.results_topic, s.defect_events_topic, s.dead_letter_topic]
@@ -291,7 +291,7 @@ class Worker:
         )
 
     def _claim_check_reader(self) -> Any:
-        from lineguard.claimcheck import GridFSClaimCheckStore
+        from infra.claimcheck import GridFSClaimCheckStore
 
         store = GridFSClaimCheckStore(
             self._mongo_client, self._mongo_settings.database, self.settings.claim_check_bucket

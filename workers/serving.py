@@ -183,8 +183,8 @@ class ModelSource:
         if self._settings.recipes is None:
             return lookup
         # Recipe changeover (workers.recipes): the line's recipe thresholds first, switched by a signal.
-        from lineguard.settings import KafkaSettings
-        from lineguard.stack.endpoints import resolve_endpoints
+        from infra.endpoints import resolve_endpoints
+        from infra.settings import KafkaSettings
         from workers.recipes import RecipeThresholds, follow_recipes
 
         config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
@@ -219,7 +219,7 @@ def open_worker_registry(settings: WorkerSettings) -> Any | None:
 
 def frame_deserializer() -> AvroRecordDeserializer[Frame]:
     """Reads frames in either wire format; Confluent-framed ones need LINEGUARD_SCHEMA_REGISTRY_URL."""
-    from lineguard.settings import RegistrySettings
+    from infra.settings import RegistrySettings
     from schemas.serde import schema_registry_client
 
     settings = RegistrySettings()

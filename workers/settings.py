@@ -1,6 +1,6 @@
 """Settings of one inference worker process (env prefix ``LINEGUARD_WORKER_``), parsed once by the CLI.
 
-Kafka and MongoDB connection details live in :mod:`lineguard.settings` (``KafkaSettings``, ``MongoSettings``);
+Kafka and MongoDB connection details live in :mod:`infra.settings` (``KafkaSettings``, ``MongoSettings``);
 this object holds what the worker itself decides: topics, group, model, batching, bounds and delivery mode.
 """
 

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.inspections import result_id
 from schemas.records import (
     Box,
     ClassScore,
@@ -47,7 +48,6 @@ from vision.outputs import GOOD_LABEL, Prediction
 from vision.outputs import Detection as PredictedDetection
 from vision.samples import Task as VisionTask
 from workers.decode import DecodedFrame
-from workers.sinks.mongo import result_id
 
 log = logging.getLogger(__name__)
 

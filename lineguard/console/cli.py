@@ -45,8 +45,8 @@ def _database(name: str | None) -> Any:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    from lineguard.mongo_access import verify_mongodb_access
-    from lineguard.settings import MongoSettings
+    from infra.mongo_access import verify_mongodb_access
+    from infra.settings import MongoSettings
     from lineguard.stack.endpoints import resolve_endpoints
 
     settings = MongoSettings()
@@ -114,10 +114,10 @@ def console(
     _check_port_free(host, port)
     import uvicorn
 
-    from lineguard.claimcheck import GridFSClaimCheckStore
+    from infra.claimcheck import GridFSClaimCheckStore
+    from infra.settings import RegistrySettings
     from lineguard.console.app import ConsoleConfig, create_app
     from lineguard.lag.cli import kafka_client_config
-    from lineguard.settings import RegistrySettings
     from schemas.serde import schema_registry_client
     from schemas.topics import TopicNames
 

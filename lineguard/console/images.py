@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from lineguard.claimcheck import ClaimCheckError, GridFSClaimCheckStore, resolve_image
+from infra.claimcheck import ClaimCheckError, GridFSClaimCheckStore, resolve_image
 from schemas.errors import SerializationError
 from schemas.records import Frame, ImageEncoding, KafkaCoordinates
 from schemas.serde import AvroRecordDeserializer

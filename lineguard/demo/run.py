@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.settings import KafkaSettings, default_cache_dir
 from lineguard.demo.tally import DemoTally, Snapshot
 from lineguard.demo.watch import LagProbe, OutputWatcher, wait_for_assignment
-from lineguard.settings import KafkaSettings, default_cache_dir
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame
@@ -188,7 +188,7 @@ class DemoRun:
         from pymongo import MongoClient
         from pymongo.errors import PyMongoError
 
-        from lineguard.kafka_topics import ensure_topics
+        from infra.kafka_topics import ensure_topics
 
         topics = self.options.topics
         self._phase = "creating topics"

@@ -21,8 +21,8 @@ DEFAULT_PORT = 9101
 
 def kafka_client_config() -> dict[str, Any]:
     """The process's Kafka settings (KAFKA_BOOTSTRAP_SERVERS, LINEGUARD_KAFKA_*), access verified once."""
-    from lineguard.kafka_access import verify_kafka_access
-    from lineguard.settings import KafkaSettings
+    from infra.kafka_access import verify_kafka_access
+    from infra.settings import KafkaSettings
     from lineguard.stack.endpoints import resolve_endpoints
 
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
@@ -32,7 +32,7 @@ def kafka_client_config() -> dict[str, Any]:
 
 def frame_deserializer() -> Any:
     """Reads both wire formats; a registry (LINEGUARD_SCHEMA_REGISTRY_URL) for Confluent-framed frames."""
-    from lineguard.settings import RegistrySettings
+    from infra.settings import RegistrySettings
     from schemas.records import Frame
     from schemas.serde import AvroRecordDeserializer, schema_registry_client
 

@@ -46,7 +46,7 @@ WithOption = typer.Option(
 
 def _postgres(extras: list[Extra] | None) -> bool:
     """Whether PostgreSQL is asked for and not given by POSTGRES_URI (then lineguard uses that one)."""
-    from lineguard.stack.postgres import POSTGRES_ENV
+    from infra.endpoints import POSTGRES_ENV
 
     if not extras or Extra.postgres not in extras:
         return False
@@ -57,8 +57,8 @@ def _postgres(extras: list[Extra] | None) -> bool:
 
 
 def _postgres_server() -> PostgresServer:
-    from lineguard.settings import StackSettings
     from lineguard.stack.postgres import local_server
+    from lineguard.stack.settings import StackSettings
 
     settings = StackSettings()
     return local_server(settings.state_dir or settings.cache_dir / "stack")
@@ -70,8 +70,8 @@ def _names(services: list[Service] | None) -> list[str]:
 
 def _stack(secure: bool = False) -> LocalStack:
     # Imported here so `lineguard --help` does not load the Kafka and MongoDB clients.
-    from lineguard.settings import StackSettings
     from lineguard.stack.launcher import LocalStack
+    from lineguard.stack.settings import StackSettings
 
     started = time.monotonic()
 

@@ -1,43 +1,47 @@
-"""Where Kafka and MongoDB are: the two environment variables win, else the running local stack.
+"""The local stack as the endpoint fallback: the addresses `lineguard stack up` recorded in its state file.
 
-Every process kind (camera, worker, tests, benchmarks) asks this one function, so "which servers am I
-talking to?" has one answer everywhere.
+`infra.endpoints` owns the resolution (environment first); this module only answers "where is the local
+stack's Kafka / MongoDB?" for the CLI, the demo, the tests and the benchmarks, which install or pass it.
 """
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from infra.endpoints import (
+    KAFKA_ENV,
+    MONGODB_ENV,
+    POSTGRES,
+    POSTGRES_ENV,
+    EndpointFallback,
+    Endpoints,
+    install_fallback,
+)
+from infra.endpoints import resolve_endpoints as resolve_with
+from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import KAFKA, MONGODB, ServiceState, is_running, read_state
 from schemas.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from lineguard.settings import StackSettings
+__all__ = [
+    "KAFKA_ENV",
+    "MONGODB_ENV",
+    "Endpoints",
+    "default_state_dir",
+    "install_local_stack_fallback",
+    "local_stack_fallback",
+    "mongodb_uri_for",
+    "resolve_endpoints",
+    "state_dir_of",
+]
 
-KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
-MONGODB_ENV = "MONGODB_URI"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Addresses of the two services lineguard needs."""
-
-    kafka_bootstrap: str  # host:port[,host:port...]
-    mongodb_uri: str  # mongodb://... (may carry credentials: never log it)
-
-    def kafka_config(self) -> dict[str, str]:
-        """The minimal confluent-kafka client configuration for these endpoints."""
-        return {"bootstrap.servers": self.kafka_bootstrap}
+# The variable that overrides each service, for the messages that say what to do.
+_ENV_OF = {KAFKA: KAFKA_ENV, MONGODB: MONGODB_ENV, POSTGRES: POSTGRES_ENV}
 
 
 def default_state_dir() -> Path:
     """The local stack's state directory: ``LINEGUARD_STACK_STATE_DIR``, else ``<cache dir>/stack``."""
-    from lineguard.settings import StackSettings
-
     return state_dir_of(StackSettings())
 
 
@@ -49,29 +53,40 @@ def mongodb_uri_for(service: ServiceState) -> str:
     return f"mongodb://{service.host}:{service.port}/"
 
 
+def local_stack_fallback(state_dir: Path | None = None) -> EndpointFallback:
+    """A fallback reading the running local stack's state (in `state_dir`, else the default directory)."""
+
+    def address(service: str) -> str:
+        directory = state_dir if state_dir is not None else default_state_dir()
+        if service not in (KAFKA, MONGODB):
+            return _optional_service_uri(service, directory)
+        found = _running_service(read_state(directory).services.get(service), service, directory)
+        return mongodb_uri_for(found) if service == MONGODB else found.address
+
+    return address
+
+
+def install_local_stack_fallback() -> None:
+    """Make every `resolve_endpoints()` of this process fall back to the local stack (the CLI calls it)."""
+    install_fallback(local_stack_fallback())
+
+
 def resolve_endpoints(env: Mapping[str, str] | None = None, state_dir: Path | None = None) -> Endpoints:
-    """Kafka and MongoDB addresses: ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when set (each on its own),
-    else the local stack recorded in its state file, which must be running.
-
-    Raises ConfigurationError, telling the user what to do, when neither source gives an address.
-    """
-    environ = os.environ if env is None else env
-    kafka = (environ.get(KAFKA_ENV) or "").strip()
-    mongo = (environ.get(MONGODB_ENV) or "").strip()
-    if kafka and mongo:
-        return Endpoints(kafka_bootstrap=kafka, mongodb_uri=mongo)
-
-    directory = state_dir if state_dir is not None else default_state_dir()
-    state = read_state(directory)
-    if not kafka:
-        kafka = _running_service(state.services.get(KAFKA), KAFKA, KAFKA_ENV, directory).address
-    if not mongo:
-        mongo_service = _running_service(state.services.get(MONGODB), MONGODB, MONGODB_ENV, directory)
-        mongo = mongodb_uri_for(mongo_service)
-    return Endpoints(kafka_bootstrap=kafka, mongodb_uri=mongo)
+    """The environment's addresses, else the local stack's (see `infra.endpoints.resolve_endpoints`)."""
+    return resolve_with(env, fallback=local_stack_fallback(state_dir))
 
 
-def _running_service(service: ServiceState | None, name: str, env_var: str, state_dir: Path) -> ServiceState:
+def _optional_service_uri(service: str, state_dir: Path) -> str:
+    """A service started with `lineguard stack up --with <service>` records its URI in `<service>.json`."""
+    record = state_dir / f"{service}.json"
+    if not record.exists():
+        env_var = _ENV_OF.get(service, f"the {service} URI variable")
+        raise ConfigurationError(f"no {service}: set {env_var} or run `lineguard stack up --with {service}`")
+    return str(json.loads(record.read_text())["uri"])
+
+
+def _running_service(service: ServiceState | None, name: str, state_dir: Path) -> ServiceState:
+    env_var = _ENV_OF[name]
     if service is None:
         raise ConfigurationError(
             f"no {name} address: set {env_var}, or start the local stack with `lineguard stack up` "

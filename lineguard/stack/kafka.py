@@ -240,7 +240,7 @@ def probe(bootstrap: str, timeout_s: float = 30.0) -> None:
     election, acks=all) and serves fetches, not merely that its port is open."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    from lineguard.kafka_topics import ensure_topics
+    from infra.kafka_topics import ensure_topics
 
     config = {"bootstrap.servers": bootstrap}
     ensure_topics(config, [PROBE_TOPIC], partitions=1, timeout_s=timeout_s)

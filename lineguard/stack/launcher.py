@@ -27,11 +27,11 @@ from enum import StrEnum
 from functools import partial
 from pathlib import Path
 
-from lineguard.settings import StackSettings
 from lineguard.stack import kafka, mongodb, ports, processes, security
 from lineguard.stack.endpoints import mongodb_uri_for, state_dir_of
 from lineguard.stack.locks import file_lock
 from lineguard.stack.processes import Progress
+from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import (
     KAFKA,
     MONGODB,

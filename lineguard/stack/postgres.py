@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.endpoints import POSTGRES_ENV
 from lineguard.stack.ports import pick_free_port
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 
-POSTGRES_ENV = "POSTGRES_URI"
 USER = "lineguard"
 PASSWORD = "lineguard"  # a local development server on 127.0.0.1 only
 DATABASE = "lineguard"

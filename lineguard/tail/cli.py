@@ -37,8 +37,8 @@ def tail(
 
     Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local stack; a registry: LINEGUARD_SCHEMA_REGISTRY_URL.
     """
+    from infra.settings import RegistrySettings
     from lineguard.lag.cli import kafka_client_config
-    from lineguard.settings import RegistrySettings
     from lineguard.tail.reader import Filters, TopicReader
     from schemas.serde import schema_registry_client
 

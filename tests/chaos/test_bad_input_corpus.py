@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.corpus import MUTATIONS, BadCase, BadInputCorpus, ClaimCheckTarget, CorpusLimits
-from lineguard.claimcheck import ClaimCheckError, parse_gridfs_uri
+from infra.claimcheck import ClaimCheckError, parse_gridfs_uri
 from schemas.records import ImageReference
 from vision.preprocess import PreprocessSpec, preprocess_batch
 from workers.decode import FrameDecoder, FrameRejected, ImageSpec

@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from lineguard.claimcheck import ClaimCheckError
+from infra.claimcheck import ClaimCheckError
 from schemas.errors import ServiceUnavailableError
 from schemas.records import DeadLetterReason, Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordSerializer

@@ -21,7 +21,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints, resolve_endpoints
 from lineguard.stack.state import KAFKA, MONGODB
 from schemas.topics import TopicNames

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lineguard.kafka_topics import delete_topics
-from lineguard.settings import MongoSettings
+from infra.kafka_topics import delete_topics
+from infra.settings import MongoSettings
 from lineguard.stack.endpoints import Endpoints
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import TEST_SESSION_TIMEOUT_MS

@@ -16,7 +16,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from lineguard.claimcheck import ClaimCheckError, GridFSClaimCheckStore
+from infra.claimcheck import ClaimCheckError, GridFSClaimCheckStore
 from schemas.errors import ServiceUnavailableError
 from schemas.records import DeadLetterReason, Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordSerializer

@@ -44,7 +44,7 @@ def served_console(
     """The console app on a real HTTP port (uvicorn on a thread), stopped at the end."""
     import uvicorn
 
-    from lineguard.claimcheck import GridFSClaimCheckStore
+    from infra.claimcheck import GridFSClaimCheckStore
 
     app = create_app(
         database,
@@ -104,7 +104,7 @@ class RunningWorker:
     """A real worker (the test model) on a thread, on the test's topics and database."""
 
     def __init__(self, topics: TopicNames, model_dir: Path, endpoints: Endpoints, database: str) -> None:
-        from lineguard.settings import MongoSettings
+        from infra.settings import MongoSettings
         from workers.pipeline import Worker
         from workers.settings import WorkerSettings
 

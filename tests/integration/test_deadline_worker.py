@@ -62,7 +62,7 @@ def test_late_frames_get_the_fail_safe_decision_and_nothing_is_lost(
     mongo_db: Database[dict[str, Any]],
     model_dir: Path,
 ) -> None:
-    from lineguard.settings import MongoSettings
+    from infra.settings import MongoSettings
 
     real = load_model(model_dir, threads=1)
     slow = SlowModel(path=real.path, metadata=real.metadata, backend=real.backend)

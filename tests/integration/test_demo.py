@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pymongo.database import Database
 
+from infra.kafka_topics import delete_topics
 from lineguard.demo.run import DemoOptions, DemoRun, LiveStatus
-from lineguard.kafka_topics import delete_topics
 from lineguard.stack.endpoints import Endpoints
 from tests.integration.test_workers_support import FRAME_SIZE
 

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from pymongo.database import Database
 
-from lineguard.kafka_topics import delete_topics
+from infra.kafka_topics import delete_topics
 from parts.rules import part_rules_from_dict
 from parts.service import PartService, PartTopics
 from schemas.parts import PartDecision, PartDecisionReason, PartOutcome

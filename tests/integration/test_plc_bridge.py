@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from pymongo.database import Database
 
 from chaos.plc_kill import bridge_command, bridge_env
-from lineguard.kafka_topics import delete_topics, ensure_topics
+from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import Endpoints
 from parts.plc_sim import SimulatedPlc, node_ids
 from schemas.parts import PartDecision, PartDecisionReason, PartOutcome

@@ -17,7 +17,7 @@ from schemas.errors import ConfigurationError
 from vision.artifact import ArtifactFiles, ModelMetadata, load_metadata, save_artifact
 from vision.preprocess import PreprocessSpec
 from vision.registry import AliasWatcher
-from vision.registry_gridfs import GridFSRegistry
+from vision.registry.gridfs import GridFSRegistry
 from vision.samples import Task
 from vision.thresholds import Thresholds, ThresholdStore, set_thresholds
 

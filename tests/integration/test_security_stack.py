@@ -24,9 +24,9 @@ from pydantic import SecretStr
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from lineguard.kafka_access import verify_kafka_access
-from lineguard.kafka_topics import ensure_topics
-from lineguard.settings import KafkaSettings
+from infra.kafka_access import verify_kafka_access
+from infra.kafka_topics import ensure_topics
+from infra.settings import KafkaSettings
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV
 from lineguard.stack.ports import pick_free_port
 from schemas.errors import ConfigurationError

@@ -15,7 +15,7 @@ from lineguard.stack.endpoints import Endpoints
 from schemas.errors import ConfigurationError
 from tests.unit.test_registry import make_artifact
 from tests.unit.test_shadow_gate import POLICY, _frames, _report
-from vision.registry_gridfs import GridFSRegistry
+from vision.registry.gridfs import GridFSRegistry
 from vision.shadow_gate import ShadowReportStore, gate_summary
 
 pytestmark = pytest.mark.integration

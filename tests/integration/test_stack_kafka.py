@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from lineguard.kafka_topics import delete_topics, ensure_topics, topic_max_message_bytes
+from infra.kafka_topics import delete_topics, ensure_topics, topic_max_message_bytes
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES, TopicNames
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from lineguard.settings import StackSettings
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV
 from lineguard.stack.launcher import Health, LocalStack
+from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import KAFKA, MONGODB, is_running, read_state
 
 pytestmark = pytest.mark.integration

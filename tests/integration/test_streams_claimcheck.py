@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pymongo.database import Database
 
-from lineguard.claimcheck import ClaimCheckError, GridFSClaimCheckStore, resolve_image
+from infra.claimcheck import ClaimCheckError, GridFSClaimCheckStore, resolve_image
 from schemas.errors import FrameTooLargeError
 from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordSerializer

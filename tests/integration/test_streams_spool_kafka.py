@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from lineguard.kafka_topics import ensure_topics
-from lineguard.settings import StackSettings
+from infra.kafka_topics import ensure_topics
 from lineguard.stack.launcher import LocalStack
+from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import KAFKA
 from schemas.records import Frame, ImageEncoding
 from schemas.serde import AvroRecordSerializer

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from lineguard.kafka_topics import (
+from infra.kafka_topics import (
     delete_topics,
     ensure_topics,
     replication_plan,
@@ -53,7 +53,7 @@ def test_on_the_single_node_stack_topics_get_rf_1_and_min_isr_1(
     brokers = len(admin.list_topics(timeout=10).brokers)
     name = f"test.rf.{uuid.uuid4().hex[:8]}"
     try:
-        with caplog.at_level(logging.WARNING, logger="lineguard.kafka_topics"):
+        with caplog.at_level(logging.WARNING, logger="infra.kafka_topics"):
             assert ensure_topics(kafka_config, [name], partitions=2) == [name]
             assert ensure_topics(kafka_config, [name], partitions=2) == []
         factor, insync = replication_plan(brokers)
@@ -72,7 +72,7 @@ def test_on_the_single_node_stack_topics_get_rf_1_and_min_isr_1(
 
 
 def test_the_replication_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lineguard.settings import KafkaSettings
+    from infra.settings import KafkaSettings
 
     assert KafkaSettings().topic_replication_factor is None  # production defaults
     monkeypatch.setenv("LINEGUARD_KAFKA_TOPIC_REPLICATION_FACTOR", "3")

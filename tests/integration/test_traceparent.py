@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from pymongo.database import Database
 
-from lineguard.settings import MongoSettings
+from infra.settings import MongoSettings
 from lineguard.stack.endpoints import Endpoints
 from lineguard.tail.reader import TopicReader
 from schemas.records import DeadLetter, DefectEvent, Frame, InspectionResult

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo.database import Database
 
-from lineguard.settings import MongoSettings
+from infra.settings import MongoSettings
 from lineguard.stack.endpoints import Endpoints
 from schemas.records import InspectionResult
 from schemas.topics import TopicNames

@@ -13,7 +13,7 @@ import cv2
 import pytest
 from pymongo.database import Database
 
-from lineguard.settings import MongoSettings
+from infra.settings import MongoSettings
 from lineguard.stack.endpoints import Endpoints
 from schemas.records import Frame, ImageEncoding, InspectionResult, Verdict
 from schemas.topics import TopicNames

@@ -78,7 +78,7 @@ def _http(port: int, path: str) -> str:
 
 
 def _start(settings: WorkerSettings, endpoints: Endpoints, database: str) -> RunningWorker:
-    from lineguard.settings import MongoSettings
+    from infra.settings import MongoSettings
 
     worker = Worker(settings, endpoints=endpoints, mongo=MongoSettings(database=database))
     running = RunningWorker(worker)

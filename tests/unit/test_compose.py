@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lineguard.settings import StackSettings
 from lineguard.stack.kafka import BROKER_MESSAGE_MAX_BYTES
+from lineguard.stack.settings import StackSettings
 from streams.settings import CameraSettings
 from workers.settings import WorkerSettings
 

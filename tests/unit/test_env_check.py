@@ -26,7 +26,7 @@ from lineguard.env_check import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("lineguard", "workers", "streams", "vision", "schemas", "parts", "quality", "mes")
+PACKAGES = ("lineguard", "infra", "workers", "streams", "vision", "schemas", "parts", "quality", "mes")
 THIS_FILE = Path(__file__).resolve()
 
 

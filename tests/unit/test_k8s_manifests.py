@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from infra.settings import KafkaSettings
 from lineguard.lag.cli import DEFAULT_PORT as LAG_PORT
 from lineguard.lag.exporter import LagMetrics
-from lineguard.settings import KafkaSettings
 from schemas.topics import FRAMES_TOPIC
 from streams.settings import CameraSettings
 from workers.metrics import HealthServer, WorkerMetrics

@@ -188,7 +188,7 @@ def test_concurrent_promotions_through_separate_handles_lose_nothing(registry: D
 
 
 def test_gridfs_cache_install_keeps_a_valid_copy_another_worker_may_be_loading(tmp_path: Path) -> None:
-    from vision.registry_gridfs import GridFSRegistry
+    from vision.registry.gridfs import GridFSRegistry
 
     def folder(name: str, marker: str, content: str) -> Path:
         path = tmp_path / name

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from pymongo.errors import OperationFailure
 from typer.testing import CliRunner
 
-from lineguard.mongo_access import access_refused
-from lineguard.settings import KafkaSettings, MongoSettings, RegistrySettings
+from infra.mongo_access import access_refused
+from infra.settings import KafkaSettings, MongoSettings, RegistrySettings
 from lineguard.stack import security
 from lineguard.stack.kafka import KafkaNode, render_server_properties
 

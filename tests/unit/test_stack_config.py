@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lineguard.kafka_topics import topic_max_message_bytes
+from infra.kafka_topics import topic_max_message_bytes
 from lineguard.stack import kafka
 from lineguard.stack.kafka import KafkaNode
 from schemas.topics import DEFAULT_MAX_MESSAGE_BYTES

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from lineguard.kafka_topics import topic_max_message_bytes
+from infra.kafka_topics import topic_max_message_bytes
 from schemas.errors import ConfigurationError, FrameTooLargeError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding, ImageReference
 from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer

@@ -189,8 +189,8 @@ def shadow_report(
     """Compare the candidate with production (and labels) per line and class; feeds the promotion gate."""
     from pymongo import MongoClient
 
-    from lineguard.settings import MongoSettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import MongoSettings
     from vision.shadow_gate import GatePolicy, ShadowReportStore, check_gate, gate_summary
     from workers.shadow.render import write_report
     from workers.shadow.report import ReportQuery, build_report
@@ -297,8 +297,8 @@ def shadow_drift(
     limit: Annotated[int, typer.Option("--reference-limit", min=1, help="reference images read")] = 2000,
 ) -> None:
     """Frame statistics (and scores) per camera against the training reference: PSI and KS."""
-    from lineguard.settings import KafkaSettings
-    from lineguard.stack.endpoints import resolve_endpoints
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import KafkaSettings
     from workers.settings import WorkerSettings
     from workers.shadow.drift_watch import (
         drift_report,

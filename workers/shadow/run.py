@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from lineguard.settings import KafkaSettings, MongoSettings
-from lineguard.stack.endpoints import Endpoints, resolve_endpoints
+from infra.endpoints import Endpoints, resolve_endpoints
+from infra.settings import KafkaSettings, MongoSettings
 from schemas.errors import LineguardError
 from workers.pipeline import Worker
 from workers.settings import WorkerSettings

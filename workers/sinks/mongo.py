@@ -24,6 +24,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteConcernError
 
 from schemas.errors import ServiceUnavailableError
+from schemas.inspections import result_id
 from schemas.records import InspectionResult
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,6 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("verdict_captured", [("verdict", ASCENDING), ("captured_at", DESCENDING)]),
     ("camera_frame", [("camera_id", ASCENDING), ("frame_number", ASCENDING)]),
 )
-
-
-def result_id(camera_id: str, frame_number: int, model_version: str) -> str:
-    """The stable id of a frame's inspection by one model version: MongoDB ``_id`` and defect ``event_id``."""
-    return f"{camera_id}:{frame_number}:{model_version}"
 
 
 def inspection_document(result: InspectionResult) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Claim-check for frames too large to travel inline: the image goes to MongoDB GridFS, the record carries a
 reference (URI, SHA-256, size), and readers fetch and verify it.
 
-Producers (``streams``) and consumers (``workers``) both use this module, which is why it lives in
-``lineguard`` and not in either of them: they never import each other.
+Producers (``streams``) and consumers (``workers``) both use this module, which is why it lives on the
+``infra`` floor below both of them: they never import each other.
 
 Files are content-addressed (the GridFS ``_id`` is the SHA-256 of the bytes), so a frame that is published
 again after a spool replay or a producer retry reuses the stored file instead of storing a second copy.

@@ -1,13 +1,14 @@
-"""Settings objects, one per kind of process, parsed once by the CLI and passed down.
+"""Settings objects for the servers every process talks to, parsed once by the CLI and passed down.
 
 Nothing here is read at import time: a settings object reads the environment when it is constructed.
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URI`` are honoured without the ``LINEGUARD_`` prefix because they
-are the two names a user's docker compose or cluster already sets; when they are unset, the addresses of the
-local stack (``lineguard stack up``) are used.
+are the two names a user's docker compose or cluster already sets; when they are unset, ``infra.endpoints``
+asks the fallback the `lineguard` CLI installs (the local stack of ``lineguard stack up``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def default_cache_dir() -> Path:
-    """Where jars, binaries and the local stack's data live: outside any work tree, shared by checkouts."""
-    import os
-
+    """Where jars, binaries, models and the local stack's data live: outside any work tree, shared by
+    checkouts."""
     base = os.environ.get("LINEGUARD_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lineguard"
     )
@@ -43,7 +43,7 @@ class KafkaSettings(BaseSettings):
     extra: dict[str, Any] = Field(
         default_factory=dict, description='raw librdkafka settings as JSON, e.g. {"linger.ms": 5}'
     )
-    # Topics lineguard creates (lineguard.kafka_topics): unset = RF min(3, brokers), min ISR 2 at RF 3.
+    # Topics lineguard creates (infra.kafka_topics): unset = RF min(3, brokers), min ISR 2 at RF 3.
     topic_replication_factor: int | None = Field(default=None, ge=1)
     topic_min_insync_replicas: int | None = Field(default=None, ge=1)
 
@@ -87,23 +87,3 @@ class RegistrySettings(BaseSettings):
 
     url: str | None = None
     basic_auth_user_info: SecretStr | None = None
-
-
-class StackSettings(BaseSettings):
-    """The local development stack (Kafka in KRaft mode + MongoDB or FerretDB)."""
-
-    model_config = SettingsConfigDict(env_prefix="LINEGUARD_STACK_", extra="ignore")
-
-    cache_dir: Path = Field(default_factory=default_cache_dir)
-    state_dir: Path | None = Field(
-        default=None, description="state file, logs and data of the local stack; unset: <cache_dir>/stack"
-    )
-    kafka_version: str = "4.4.0"
-    ferretdb_version: str = "v1.24.2"
-    kafka_heap_mb: int = 512
-    start_timeout_s: float = 120.0
-    secure: bool = Field(
-        default=False,
-        description="also open a SASL_SSL (SCRAM-SHA-512 over TLS) Kafka listener and require MongoDB "
-        "authentication, with a CA and passwords made at run time (see lineguard.stack.security)",
-    )

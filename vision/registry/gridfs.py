@@ -33,7 +33,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from schemas.errors import ConfigurationError, ServiceUnavailableError
-from vision.registry import (
+from vision.registry.base import (
     DEFAULT_LINE,
     Alias,
     AliasChange,

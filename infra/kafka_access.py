@@ -50,7 +50,7 @@ def verify_kafka_access(config: Mapping[str, Any], timeout_s: float = 10.0) -> b
 
     errors: list[KafkaError] = []
     collector = _Collector()
-    rdkafka_log = logging.Logger("lineguard.kafka_access.librdkafka")  # unregistered: nothing propagates
+    rdkafka_log = logging.Logger("infra.kafka_access.librdkafka")  # unregistered: nothing propagates
     rdkafka_log.addHandler(collector)
     check_config = {
         key: value
