@@ -201,6 +201,7 @@ def live_delay(
                     label="scratch",
                     score=0.9,
                     box=Box(label="scratch", x_min=0.1, y_min=0.1, x_max=0.4, y_max=0.4),
+                    crop_jpeg=b"",
                 ),
             ),
             source=KafkaCoordinates(topic="bench.frames", partition=0, offset=index),

@@ -57,7 +57,7 @@ def row(result: InspectionResult) -> tuple[object, ...]:
         result.part_id,
         result.model.name,
         result.model.version,
-        result.model.task.value,
+        result.model.task.symbol,
         result.verdict.value,
         defect_class(document) or None,
         defect_score,

@@ -8,10 +8,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from schemas.catalog import NAMESPACE
-from schemas.records import Verdict, _enum, _fail, _not_empty, _timestamp, _tuple, _unit_interval, _utc
+from schemas.fields import (
+    AvroDict,
+    AvroMapping,
+    as_tuple,
+    coerce_enum,
+    fail,
+    not_empty,
+    require_utc,
+    timestamp,
+    unit_interval,
+)
+from schemas.vocabulary import Verdict
 
 PART_DECISIONS_TOPIC = "lineguard.part-decisions"
 
@@ -48,11 +59,11 @@ class PartView:
     score: float = 0.0
 
     def __post_init__(self) -> None:
-        _not_empty(self, "camera_id", self.camera_id)
-        _enum(self, "verdict", Verdict)
-        _unit_interval(self, "score", self.score)
+        not_empty(self, "camera_id", self.camera_id)
+        coerce_enum(self, "verdict", Verdict)
+        unit_interval(self, "score", self.score)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AvroDict:
         return {
             "camera_id": self.camera_id,
             "station_id": self.station_id,
@@ -63,7 +74,7 @@ class PartView:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PartView:
+    def from_dict(cls, data: AvroMapping) -> PartView:
         return cls(
             camera_id=data["camera_id"],
             station_id=data["station_id"],
@@ -93,17 +104,17 @@ class PartDecision:
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        _not_empty(self, "part_id", self.part_id)
-        _enum(self, "decision", PartOutcome)
-        _enum(self, "reason", PartDecisionReason)
-        _tuple(self, "views")
-        _tuple(self, "missing_views")
-        _utc(self, "first_captured_at")
-        _utc(self, "decided_at")
+        not_empty(self, "part_id", self.part_id)
+        coerce_enum(self, "decision", PartOutcome)
+        coerce_enum(self, "reason", PartDecisionReason)
+        as_tuple(self, "views")
+        as_tuple(self, "missing_views")
+        require_utc(self, "first_captured_at")
+        require_utc(self, "decided_at")
         if self.reason is PartDecisionReason.MISSING_VIEWS and not self.missing_views:
-            raise _fail(self, "reason MISSING_VIEWS needs the missing views")
+            raise fail(self, "reason MISSING_VIEWS needs the missing views")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AvroDict:
         return {
             "part_id": self.part_id,
             "line_id": self.line_id,
@@ -119,7 +130,7 @@ class PartDecision:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PartDecision:
+    def from_dict(cls, data: AvroMapping) -> PartDecision:
         return cls(
             part_id=data["part_id"],
             line_id=data["line_id"],
@@ -129,7 +140,7 @@ class PartDecision:
             defect_label=data.get("defect_label"),
             views=tuple(PartView.from_dict(view) for view in data.get("views", ())),
             missing_views=tuple(data.get("missing_views", ())),
-            first_captured_at=_timestamp(data["first_captured_at"]),
-            decided_at=_timestamp(data["decided_at"]),
+            first_captured_at=timestamp(data["first_captured_at"]),
+            decided_at=timestamp(data["decided_at"]),
             metadata=data.get("metadata") or {},
         )

@@ -73,8 +73,17 @@ def test_enum_given_as_symbol_is_normalized_to_the_enum() -> None:
 
 
 def test_unknown_enum_symbol_is_refused() -> None:
-    with pytest.raises(InvalidRecordError, match="task must be one of"):
-        ModelInfo(name="m", version="1", task="segment")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRecordError, match="task must be one of UNKNOWN, CLASSIFICATION"):
+        ModelInfo(name="m", version="1", task="SEGMENTS")  # type: ignore[arg-type]
+
+
+def test_task_short_name_is_the_same_task_and_the_wire_carries_the_avro_symbol() -> None:
+    # One Task for models (model.json says "segment") and records (the Avro symbol SEGMENTATION).
+    model = ModelInfo(name="m", version="1", task=Task("segment"))
+
+    assert model.task is Task.SEGMENTATION is Task("SEGMENTATION")
+    assert model.to_dict()["task"] == "SEGMENTATION"
+    assert ModelInfo.from_dict(model.to_dict()) == model
 
 
 def test_aware_timestamp_in_another_zone_is_converted_to_utc() -> None:
