@@ -7,7 +7,6 @@ this object holds what the worker itself decides: topics, group, model, batching
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,8 +27,11 @@ DeviceName = Literal["cpu", "cuda", "tensorrt", "auto"]
 WorkerRole = Literal["production", "shadow"]
 
 
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+def default_worker_id(data: dict[str, Any] | None = None) -> str:
+    """``<hostname>-<slot>``, stable across restarts (workers.identity); ``data``: fields validated so far."""
+    from workers.identity import stable_worker_id
+
+    return stable_worker_id(str((data or {}).get("group_id", "lineguard-workers")))
 
 
 class WorkerSettings(BaseSettings):
