@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from schemas.vocabulary import Task
     from vision.artifact import artifact_file, load_metadata
     from vision.calibration import decision_rates
     from vision.datasets import load_dataset
@@ -37,12 +38,11 @@ def main() -> None:
     from vision.nets.build import load_keras_model
     from vision.outputs import GOOD_LABEL
     from vision.preprocess import preprocess_batch
-    from vision.samples import Task
 
     started = time.perf_counter()
     metadata = load_metadata(args.model)
     model = load_keras_model(artifact_file(args.model, "keras"))
-    dataset = load_dataset(args.test, Task.anomaly, "goodonly")
+    dataset = load_dataset(args.test, Task.ANOMALY, "goodonly")
     scores: list[float] = []
     is_defect: list[bool] = []
     pixel_scores: list[np.ndarray] = []

@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from vision.samples import Task
+from schemas.vocabulary import Task
 
 HEADLINE = {
-    Task.classify: ("accuracy", "macro_f1"),
-    Task.detect: ("map50", "map50_95"),
-    Task.segment: ("mean_iou", "defect_iou", "defect_dice"),
-    Task.anomaly: (),
+    Task.CLASSIFICATION: ("accuracy", "macro_f1"),
+    Task.DETECTION: ("map50", "map50_95"),
+    Task.SEGMENTATION: ("mean_iou", "defect_iou", "defect_dice"),
+    Task.ANOMALY: (),
 }
 
 

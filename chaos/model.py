@@ -35,16 +35,20 @@ def resolve_model(model: Path | None) -> Path:
 def train_small_classifier(directory: Path, seed: int = 7) -> Path:
     """Train a narrow classifier for a few epochs on synthetic frames; write a full artifact (Keras weights,
     ONNX, ``model.json``) to ``directory``. Seconds of CPU, a real model: never a stub returning constants."""
+    from schemas.vocabulary import Task
     from vision.export import export_onnx
-    from vision.samples import Task
     from vision.synthetic import synthetic_dataset
     from vision.training import TrainConfig, train_model
 
     dataset = synthetic_dataset(
-        _TRAINING_FRAMES, Task.classify, width=_TRAINING_FRAME_SIZE, height=_TRAINING_FRAME_SIZE, seed=seed
+        _TRAINING_FRAMES,
+        Task.CLASSIFICATION,
+        width=_TRAINING_FRAME_SIZE,
+        height=_TRAINING_FRAME_SIZE,
+        seed=seed,
     )
     config = TrainConfig(
-        task=Task.classify,
+        task=Task.CLASSIFICATION,
         input_width=SMALL_MODEL_INPUT,
         input_height=SMALL_MODEL_INPUT,
         epochs=3,

@@ -9,6 +9,7 @@ manifests, ``--task``): that short name is its value, and the Avro symbol its na
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class ImageEncoding(StrEnum):
@@ -48,6 +49,9 @@ class Task(StrEnum):
 
 #: The tasks a model can have (every task but ``UNKNOWN``), in the order the CLIs list them.
 MODEL_TASKS: tuple[Task, ...] = (Task.CLASSIFICATION, Task.DETECTION, Task.SEGMENTATION, Task.ANOMALY)
+#: Their short names as a type, for CLI options (a ``Task`` option would offer ``unknown`` too); the same
+#: names in the same order (test_schemas_contract checks it).
+ModelTaskName = Literal["classify", "detect", "segment", "anomaly"]
 
 
 class Verdict(StrEnum):

@@ -27,8 +27,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import MODEL_TASKS, Task
 from vision.preprocess import PreprocessSpec
-from vision.samples import LabeledDataset, Task
+from vision.samples import LabeledDataset
 
 METADATA_FILE = "model.json"
 KERAS_FILE = "model.keras"
@@ -93,6 +94,10 @@ class ModelMetadata(_Frozen):
         if self.format_version > FORMAT_VERSION:
             raise ValueError(
                 f"artifact format {self.format_version} is newer than this lineguard reads ({FORMAT_VERSION})"
+            )
+        if self.task not in MODEL_TASKS:  # UNKNOWN is for records written by a newer schema, not models
+            raise ValueError(
+                f"task must be one of {', '.join(t.value for t in MODEL_TASKS)}, got {self.task}"
             )
         if len(set(self.classes)) != len(self.classes):
             raise ValueError(f"duplicate class names in {list(self.classes)}")

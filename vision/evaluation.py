@@ -22,11 +22,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision import metrics as measures
 from vision.artifact import ModelMetadata, fingerprint_dataset, load_metadata
 from vision.outputs import GOOD_LABEL, Prediction, decode_outputs
 from vision.preprocess import PreprocessSpec, preprocess_batch, resize_mask
-from vision.samples import LabeledDataset, Sample, Task
+from vision.samples import LabeledDataset, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,10 @@ def _detection(
 ) -> Evaluation:
     truth = [list(s.boxes) for s in samples]
     found = [
-        [measures.ScoredBox(d.label, d.score, d.x_min, d.y_min, d.x_max, d.y_max) for d in p.detections]
+        [
+            measures.ScoredBox(d.label, d.score, d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max)
+            for d in p.detections
+        ]
         for p in predictions
     ]
     result = measures.detection_metrics(truth, found, classes)
@@ -224,11 +228,11 @@ def evaluate_predictions(
     if len(samples) != len(predictions):
         raise ValueError(f"{len(samples)} samples but {len(predictions)} predictions")
     classes = metadata.classes
-    if metadata.task is Task.classify:
+    if metadata.task is Task.CLASSIFICATION:
         evaluation = _classification(samples, predictions, classes)
-    elif metadata.task is Task.detect:
+    elif metadata.task is Task.DETECTION:
         evaluation = _detection(samples, predictions, classes)
-    elif metadata.task is Task.segment:
+    elif metadata.task is Task.SEGMENTATION:
         scored = _masks(samples, predictions, classes, tuple(dataset.classes))
         evaluation = Evaluation(scored or {"note": "no masks to compare"})
     else:

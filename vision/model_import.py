@@ -27,20 +27,20 @@ from typing import Any
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.artifact import ONNX_FILE, ArtifactFiles, ModelMetadata, code_version, new_version, write_metadata
 from vision.onnx_adapter import INPUT_NAME, OUTPUT_NAME, Layout, OutputKind, plan_output, reference_outputs
 from vision.onnx_adapter import wrap_model as wrap_onnx
 from vision.outputs import POINTS_HEAD, decode_outputs
 from vision.preprocess import ColorOrder, PreprocessSpec, ResizeMode, preprocess_batch
-from vision.samples import Task
 
 PARITY_FILE = "parity.npz"
 DEFAULT_TOLERANCE = 1e-4  # the same graph in the same runtime: differences are float32 reorderings only
 
 _TASK_OUTPUTS: dict[Task, tuple[str, ...]] = {
-    Task.classify: ("softmax", "logits", "sigmoid"),
-    Task.detect: ("yolo", "centernet"),
-    Task.segment: ("mask",),
+    Task.CLASSIFICATION: ("softmax", "logits", "sigmoid"),
+    Task.DETECTION: ("yolo", "centernet"),
+    Task.SEGMENTATION: ("mask",),
 }
 
 # ``--normalize``: name -> (scale, mean, std) for 3 channels; grey models take the first value of each.

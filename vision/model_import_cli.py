@@ -66,8 +66,8 @@ def models_import(
     ] = None,
 ) -> None:
     """Turn an ONNX model trained elsewhere into a checked lineguard artifact (optionally publish it)."""
+    from schemas.vocabulary import Task
     from vision.model_import import ImportOptions, import_onnx
-    from vision.samples import Task
 
     task_name = _choice("--task", task, ("classify", "detect", "segment"))
     names = tuple(c.strip() for c in classes.split(",") if c.strip())

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from schemas.records import Box, Detection
+from schemas.vocabulary import Task
 from vision.artifact import ModelMetadata
 from vision.letterbox import input_to_image, letterbox_for
 from vision.preprocess import PreprocessSpec
-from vision.samples import Task
 
 GOOD_LABEL = "good"
 # ``decoding["head"]`` of the multi-scale detector (vision.nets.fcos): ``(N, P, K + 4)`` per point, K class
@@ -36,23 +37,22 @@ GOOD_LABEL = "good"
 POINTS_HEAD = "points"
 
 DEFAULT_DECODING: dict[Task, dict[str, float | int | str]] = {
-    Task.classify: {},
-    Task.detect: {"stride": 4, "min_score": 0.05, "max_detections": 50, "nms_iou": 0.5},
-    Task.segment: {"min_area": 4, "max_detections": 50},
-    Task.anomaly: {},
+    Task.CLASSIFICATION: {},
+    Task.DETECTION: {"stride": 4, "min_score": 0.05, "max_detections": 50, "nms_iou": 0.5},
+    Task.SEGMENTATION: {"min_area": 4, "max_detections": 50},
+    Task.ANOMALY: {},
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """A found defect: class, confidence and box normalized to [0, 1] of the image."""
+def found_defect(
+    label: str, score: float, x_min: float, y_min: float, x_max: float, y_max: float
+) -> Detection:
+    """A found defect as the contract's :class:`~schemas.result.Detection`: class, confidence and a box
+    normalized to [0, 1] of the image, the box labelled with the same class.
 
-    label: str
-    score: float
-    x_min: float
-    y_min: float
-    x_max: float
-    y_max: float
+    The score is clipped to [0, 1], as the wire needs (an imported model's head may overshoot; NaN -> 0)."""
+    box = Box(label=label, x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max)
+    return Detection(label=label, score=min(1.0, max(0.0, score)), box=box)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +77,13 @@ def decode_outputs(raw: np.ndarray, metadata: ModelMetadata) -> list[Prediction]
     """Decode a batch of raw outputs of the model described by ``metadata``."""
     raw = np.asarray(raw, dtype=np.float32)
     decoding = {**DEFAULT_DECODING[metadata.task], **metadata.decoding}
-    if metadata.task is Task.classify:
+    if metadata.task is Task.CLASSIFICATION:
         return [_decode_classification(row, metadata.classes) for row in _expect(raw, 2, metadata)]
-    if metadata.task is Task.detect and decoding.get("head") == POINTS_HEAD:
+    if metadata.task is Task.DETECTION and decoding.get("head") == POINTS_HEAD:
         return [_decode_points(rows, metadata.classes, decoding) for rows in _expect(raw, 3, metadata)]
-    if metadata.task is Task.detect:
+    if metadata.task is Task.DETECTION:
         return [_decode_detection(grid, metadata.classes, decoding) for grid in _expect(raw, 4, metadata)]
-    if metadata.task is Task.segment:
+    if metadata.task is Task.SEGMENTATION:
         return [
             _decode_segmentation(probs, metadata.classes, decoding) for probs in _expect(raw, 4, metadata)
         ]
@@ -93,10 +93,10 @@ def decode_outputs(raw: np.ndarray, metadata: ModelMetadata) -> list[Prediction]
 
 def _expect(raw: np.ndarray, ndim: int, metadata: ModelMetadata) -> np.ndarray:
     channels = {
-        Task.classify: len(metadata.classes),
-        Task.detect: len(metadata.classes) + 4,
-        Task.segment: len(metadata.classes) + 1,
-        Task.anomaly: 1,
+        Task.CLASSIFICATION: len(metadata.classes),
+        Task.DETECTION: len(metadata.classes) + 4,
+        Task.SEGMENTATION: len(metadata.classes) + 1,
+        Task.ANOMALY: 1,
     }[metadata.task]
     if raw.ndim != ndim or raw.shape[-1] != channels:
         raise ValueError(
@@ -146,7 +146,7 @@ def _decode_detection(
     boxes = np.clip(np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1), 0.0, 1.0)
     keep = _class_nms(boxes, class_ids, float(decoding["nms_iou"]), int(decoding["max_detections"]))
     detections = tuple(
-        Detection(classes[class_ids[i]], float(scores[i]), *(float(v) for v in boxes[i])) for i in keep
+        found_defect(classes[class_ids[i]], float(scores[i]), *(float(v) for v in boxes[i])) for i in keep
     )
     # A class's image-level score is its best peak, whether or not it cleared ``min_score``.
     class_best = heat.reshape(-1, k).max(axis=0) if heat.size else np.zeros(k, dtype=np.float32)
@@ -175,7 +175,7 @@ def _decode_points(
     boxes = boxes_all[points]
     keep = _class_nms(boxes, class_ids, float(decoding["nms_iou"]), int(decoding["max_detections"]))
     detections = tuple(
-        Detection(classes[class_ids[i]], float(scores[i]), *(float(v) for v in boxes[i])) for i in keep
+        found_defect(classes[class_ids[i]], float(scores[i]), *(float(v) for v in boxes[i])) for i in keep
     )
     class_best = scores_all.max(axis=0) if len(scores_all) else np.zeros(k, dtype=np.float32)
     return Prediction(
@@ -233,7 +233,7 @@ def _decode_segmentation(
             if area < min_area:
                 continue
             score = float(probabilities[..., class_id][labels == component].max())
-            found.append(Detection(name, score, x / width, y / height, (x + w) / width, (y + h) / height))
+            found.append(found_defect(name, score, x / width, y / height, (x + w) / width, (y + h) / height))
     found.sort(key=lambda d: -d.score)
     return Prediction(
         class_scores=class_scores,
@@ -264,10 +264,10 @@ def unletterbox(
         box = letterbox_for(width, height, spec.width, spec.height)
         detections = prediction.detections
         if detections:
-            coords = np.array([[d.x_min, d.y_min, d.x_max, d.y_max] for d in detections])
+            coords = np.array([[d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max] for d in detections])
             mapped = input_to_image(coords, box)
             detections = tuple(
-                Detection(d.label, d.score, *(float(v) for v in row))
+                found_defect(d.label, d.score, *(float(v) for v in row))
                 for d, row in zip(detections, mapped, strict=True)
             )
         mask = prediction.mask

@@ -1,23 +1,18 @@
 """The in-memory shape of labelled data, shared by dataset loaders, the synthetic generator, training,
-evaluation and curation. Loaders return these; nothing downstream knows which file format they came from."""
+evaluation and curation. Loaders return these; nothing downstream knows which file format they came from.
+
+The task a dataset is labelled for is the contract's :class:`~schemas.vocabulary.Task`, the one vocabulary
+models, records and CLIs share."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
-
-class Task(StrEnum):
-    """The vision tasks lineguard trains and serves (values match the Avro ``Task`` symbols, lower-cased)."""
-
-    classify = "classify"
-    detect = "detect"
-    segment = "segment"
-    anomaly = "anomaly"
+from schemas.vocabulary import Task
 
 
 @dataclass(frozen=True, slots=True)

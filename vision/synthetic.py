@@ -25,7 +25,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from vision.samples import BoxLabel, LabeledDataset, Sample, Task
+from schemas.vocabulary import Task
+from vision.samples import BoxLabel, LabeledDataset, Sample
 
 DEFAULT_DEFECT_CLASSES: tuple[str, ...] = ("scratch", "spot", "crack", "stain", "dent")
 GOOD_LABEL = "good"
@@ -419,7 +420,7 @@ def dataset_classes(task: Task, defect_classes: Sequence[str] = DEFAULT_DEFECT_C
     Classification and anomaly detection label whole images, so "good" comes first; detection and
     segmentation label defects, so the list is the defect classes (mask value k = k-th class, from 1).
     """
-    if task in (Task.classify, Task.anomaly):
+    if task in (Task.CLASSIFICATION, Task.ANOMALY):
         return (GOOD_LABEL, *defect_classes)
     return tuple(defect_classes)
 

@@ -16,7 +16,8 @@ from typing import Annotated
 import typer
 
 from schemas.errors import ConfigurationError
-from vision.samples import LabeledDataset, Task
+from schemas.vocabulary import ModelTaskName, Task
+from vision.samples import LabeledDataset
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def load_training_data(
 
 
 def train_command(
-    task: Annotated[Task, typer.Option(help="classify, detect, segment or anomaly")],
+    task: Annotated[ModelTaskName, typer.Option(help="classify, detect, segment or anomaly")],
     data: Annotated[str, typer.Option(help="dataset folder/file, or synthetic[:N] for generated frames")],
     out: Annotated[Path, typer.Option(help="artifact directory to write (model.keras, model.json, ...)")],
     fmt: Annotated[
@@ -140,20 +141,21 @@ def train_command(
     ] = None,
 ) -> None:
     """Train a model from scratch and write a versioned artifact."""
+    model_task = Task(task)
     if channels == 2:
         raise ConfigurationError("--channels must be 1 or 3")
     input_width, input_height = parse_size(input_size)
-    if task is not Task.classify and (input_width % 16 or input_height % 16):
-        raise ConfigurationError(f"--input-size for {task.value} must be a multiple of 16")
+    if model_task is not Task.CLASSIFICATION and (input_width % 16 or input_height % 16):
+        raise ConfigurationError(f"--input-size for {model_task.value} must be a multiple of 16")
     if detector_head is DetectorHead.fcos and (input_width % 32 or input_height % 32):
         raise ConfigurationError("--input-size for --detector-head fcos must be a multiple of 32")
     frame_size = parse_size(synthetic_size) if synthetic_size else (input_height * 5 // 4, input_height)
-    dataset = load_training_data(data, task, fmt, seed, frame_size, channels, defect_rate)
+    dataset = load_training_data(data, model_task, fmt, seed, frame_size, channels, defect_rate)
 
     from vision.training import TrainConfig, train_model
 
     config = TrainConfig(
-        task=task,
+        task=model_task,
         input_width=input_width,
         input_height=input_height,
         channels=channels,
@@ -177,7 +179,7 @@ def train_command(
     )
     result = train_model(dataset, config, out)
     typer.echo(
-        f"wrote {result.artifact} ({task.value} {result.metadata.version}) in {result.duration_s:.0f} s"
+        f"wrote {result.artifact} ({model_task.value} {result.metadata.version}) in {result.duration_s:.0f} s"
     )
     for key, value in result.metadata.metrics.items():
         if isinstance(value, float):

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.artifact import (
     ArtifactFiles,
     ModelMetadata,
@@ -62,7 +63,7 @@ from vision.nets.detector import OUTPUT_STRIDE
 from vision.nets.targets import class_index, detection_targets
 from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, Prediction, decode_outputs
 from vision.preprocess import PreprocessSpec, normalize, prepare_pixels, resize_mask
-from vision.samples import BoxLabel, LabeledDataset, Task
+from vision.samples import BoxLabel, LabeledDataset
 from vision.simulated_defects import simulate_anomaly
 
 logger = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def train_model(
     raw = _predict(network.serving, validation_data.pixels, spec)
     predictions = decode_outputs(raw, metadata)
     metrics, thresholds = _validation_metrics(task, predictions, validation_data, classes)
-    if task is Task.anomaly:
+    if task is Task.ANOMALY:
         anomaly_metrics, thresholds = _anomaly_calibration(raw, validation_data, config, thresholds)
         metrics.update(anomaly_metrics)
     duration = time.perf_counter() - started
@@ -229,7 +230,7 @@ def _split(
         train_set, validation = parts.train, parts.validation
     else:
         train_set = dataset
-    if config.task is Task.anomaly:
+    if config.task is Task.ANOMALY:
         # Anomaly models never see a defect in training; validation keeps them for calibration.
         train_set = LabeledDataset(
             train_set.task,
@@ -248,7 +249,7 @@ def _split(
 
 
 def _prepare(dataset: LabeledDataset, spec: PreprocessSpec, task: Task) -> _Prepared:
-    needs_masks = task in (Task.segment, Task.anomaly)
+    needs_masks = task in (Task.SEGMENTATION, Task.ANOMALY)
 
     def load(index: int) -> tuple[np.ndarray, np.ndarray | None]:
         sample = dataset.samples[index]
@@ -288,13 +289,13 @@ def _target(
     spec: PreprocessSpec,
     head: str = "centernet",
 ) -> np.ndarray:
-    if task is Task.classify:
+    if task is Task.CLASSIFICATION:
         return np.asarray(class_index(label, classes), dtype=np.float32)
-    if task is Task.detect and head == "fcos":
+    if task is Task.DETECTION and head == "fcos":
         return point_targets(boxes, classes, spec)
-    if task is Task.detect:
+    if task is Task.DETECTION:
         return detection_targets(boxes, classes, spec.width // OUTPUT_STRIDE, spec.height // OUTPUT_STRIDE)
-    if task is Task.segment:
+    if task is Task.SEGMENTATION:
         assert mask is not None
         return mask[..., None].astype(np.float32)
     return x  # the autoencoder reconstructs its input
@@ -310,7 +311,7 @@ def _training_pipeline(
         task, data.labels[0], data.boxes[0], _mask_of(data, 0), example_x, classes, spec, config.detector_head
     )
 
-    simulated = task is Task.anomaly and config.anomaly_method == "simulated"
+    simulated = task is Task.ANOMALY and config.anomaly_method == "simulated"
     if simulated:
         example_y = np.zeros((*spec.input_shape[:2], 1), np.float32)
 
@@ -362,10 +363,10 @@ def _validation_arrays(
     task: Task,
     config: TrainConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    if task is Task.anomaly and config is not None and config.anomaly_method == "simulated":
+    if task is Task.ANOMALY and config is not None and config.anomaly_method == "simulated":
         return _simulated_validation(data, spec, config.seed)
     xs = normalize(data.pixels, spec)
-    if task is Task.anomaly:
+    if task is Task.ANOMALY:
         # Validation loss of an autoencoder only means something on the kind of image it learns.
         good = np.array([label == GOOD_LABEL for label in data.labels])
         xs = xs[good] if good.any() else xs
@@ -479,9 +480,9 @@ def _metadata(
     epochs_run: int,
 ) -> ModelMetadata:
     decoding = dict(DEFAULT_DECODING[config.task])
-    if config.task is Task.detect and config.detector_head == "fcos":
+    if config.task is Task.DETECTION and config.detector_head == "fcos":
         decoding = point_decoding()
-    elif config.task is Task.detect:
+    elif config.task is Task.DETECTION:
         decoding["stride"] = OUTPUT_STRIDE
     return ModelMetadata(
         name=config.name or f"lineguard-{config.task.value}",
@@ -510,13 +511,13 @@ def _metadata(
                 "augment": config.augment,
                 "width": config.width,
                 "validation_fraction": config.validation_fraction,
-                **({"detector_head": config.detector_head} if config.task is Task.detect else {}),
+                **({"detector_head": config.detector_head} if config.task is Task.DETECTION else {}),
                 **(
                     {
                         "anomaly_method": config.anomaly_method,
                         "false_reject_budget": config.false_reject_budget,
                     }
-                    if config.task is Task.anomaly
+                    if config.task is Task.ANOMALY
                     else {}
                 ),
             },
@@ -541,23 +542,26 @@ def _validation_metrics(
     thresholds: dict[str, float] = {}
     if any(is_defect) and not all(is_defect):
         metrics["image_auroc"] = auroc(scores, is_defect)
-        if task is not Task.classify:
+        if task is not Task.CLASSIFICATION:
             calibrated = max_f1_threshold(scores, is_defect)
             thresholds["defect"] = calibrated.threshold
             metrics["image_f1"] = calibrated.f1
             metrics["image_precision"] = calibrated.precision
             metrics["image_recall"] = calibrated.recall
-    if task is Task.classify:
+    if task is Task.CLASSIFICATION:
         truth = [classes.index(label) for label in data.labels]
         guessed = [int(np.argmax([p.class_scores[c] for c in classes])) for p in predictions]
         metrics.update(classification_metrics(truth, guessed, classes))
-    elif task is Task.detect:
+    elif task is Task.DETECTION:
         boxes = [
-            [ScoredBox(d.label, d.score, d.x_min, d.y_min, d.x_max, d.y_max) for d in p.detections]
+            [
+                ScoredBox(d.label, d.score, d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max)
+                for d in p.detections
+            ]
             for p in predictions
         ]
         metrics.update(detection_metrics(list(data.boxes), boxes, classes))
-    elif task is Task.segment:
+    elif task is Task.SEGMENTATION:
         assert data.masks is not None
         masks = [p.mask if p.mask is not None else np.zeros_like(data.masks[0]) for p in predictions]
         metrics.update(segmentation_metrics(masks, list(data.masks), classes))

@@ -44,26 +44,17 @@ from schemas.records import (
     Verdict,
 )
 from vision.artifact import ModelMetadata
-from vision.outputs import GOOD_LABEL, Prediction
-from vision.outputs import Detection as PredictedDetection
-from vision.samples import Task as VisionTask
+from vision.outputs import GOOD_LABEL, Prediction, found_defect
 from workers.decode import DecodedFrame
 
 log = logging.getLogger(__name__)
 
-RECORD_TASK = {
-    VisionTask.classify: Task.CLASSIFICATION,
-    VisionTask.detect: Task.DETECTION,
-    VisionTask.segment: Task.SEGMENTATION,
-    VisionTask.anomaly: Task.ANOMALY,
-}
-
 # Which key of model.json's ``thresholds`` is the image-level decision threshold, per task.
 _THRESHOLD_KEYS = {
-    VisionTask.classify: ("defect",),
-    VisionTask.detect: ("score", "defect"),
-    VisionTask.segment: ("defect", "score"),
-    VisionTask.anomaly: ("anomaly", "defect"),
+    Task.CLASSIFICATION: ("defect",),
+    Task.DETECTION: ("score", "defect"),
+    Task.SEGMENTATION: ("defect", "score"),
+    Task.ANOMALY: ("anomaly", "defect"),
 }
 DEFAULT_UNCERTAIN_BAND = 0.2  # uncertain = defect x (1 - band) unless set explicitly
 
@@ -219,9 +210,7 @@ class ResultBuilder:
     ) -> None:
         self._metadata = metadata
         self._task = metadata.task
-        self.model_info = ModelInfo(
-            name=metadata.name, version=metadata.version, task=RECORD_TASK[metadata.task]
-        )
+        self.model_info = ModelInfo(name=metadata.name, version=metadata.version, task=metadata.task)
         self._thresholds = thresholds
         self._worker_id = worker_id
         self._crop_size = crop_size
@@ -238,9 +227,7 @@ class ResultBuilder:
         limits = self._thresholds.for_frame(frame.line_id, frame.camera_id)
         verdict = limits.verdict(prediction.defect_score)
         detections = self._detections(prediction, limits)
-        mask_png = (
-            _mask_png(prediction.mask) if self._task in (VisionTask.segment, VisionTask.anomaly) else None
-        )
+        mask_png = _mask_png(prediction.mask) if self._task in (Task.SEGMENTATION, Task.ANOMALY) else None
         result = frame_result(
             decoded,
             self.model_info,
@@ -262,21 +249,14 @@ class ResultBuilder:
         return result, self._event(decoded, result, prediction)
 
     def _detections(self, prediction: Prediction, limits: VerdictThresholds) -> tuple[Detection, ...]:
-        if self._task is VisionTask.classify:
+        if self._task is Task.CLASSIFICATION:
             return ()
-        found: list[PredictedDetection] = list(prediction.detections)
-        if self._task is VisionTask.anomaly and prediction.mask is not None:
+        found = prediction.detections
+        if self._task is Task.ANOMALY and prediction.mask is not None:
             found = _mask_regions(prediction.mask, "anomaly", prediction.defect_score)
-        if self._task is VisionTask.detect:
-            found = [d for d in found if d.score >= limits.uncertain]
-        return tuple(
-            Detection(
-                label=d.label,
-                score=_unit(d.score),
-                box=Box(label=d.label, x_min=d.x_min, y_min=d.y_min, x_max=d.x_max, y_max=d.y_max),
-            )
-            for d in found
-        )
+        if self._task is Task.DETECTION:
+            found = tuple(d for d in found if d.score >= limits.uncertain)
+        return found
 
     def _event(self, decoded: DecodedFrame, result: InspectionResult, prediction: Prediction) -> DefectEvent:
         boxes = [d.box for d in result.detections]
@@ -369,7 +349,7 @@ def _mask_png(mask: np.ndarray | None) -> bytes | None:
     return encoded.tobytes() if ok else None
 
 
-def _mask_regions(mask: np.ndarray, label: str, score: float, min_area: int = 4) -> list[PredictedDetection]:
+def _mask_regions(mask: np.ndarray, label: str, score: float, min_area: int = 4) -> tuple[Detection, ...]:
     """Connected regions of a 0/1 mask as normalized boxes."""
     import cv2
 
@@ -380,11 +360,9 @@ def _mask_regions(mask: np.ndarray, label: str, score: float, min_area: int = 4)
         x, y, w, h, area = stats[component]
         if area >= min_area:
             regions.append(
-                PredictedDetection(
-                    label, _unit(score), x / width, y / height, (x + w) / width, (y + h) / height
-                )
+                found_defect(label, score, x / width, y / height, (x + w) / width, (y + h) / height)
             )
-    return regions
+    return tuple(regions)
 
 
 def _top_defect_class(prediction: Prediction) -> str | None:

@@ -14,11 +14,11 @@ from pymongo.database import Database
 
 from lineguard.stack.endpoints import Endpoints
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.artifact import ArtifactFiles, ModelMetadata, load_metadata, save_artifact
 from vision.preprocess import PreprocessSpec
 from vision.registry import AliasWatcher
 from vision.registry.gridfs import GridFSRegistry
-from vision.samples import Task
 from vision.thresholds import Thresholds, ThresholdStore, set_thresholds
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def make_artifact(root: Path, version: str, payload: bytes) -> Path:
     metadata = ModelMetadata(
         name="det",
         version=version,
-        task=Task.detect,
+        task=Task.DETECTION,
         classes=("scratch", "dent"),
         preprocess=PreprocessSpec.for_input(64, 64),
         files=ArtifactFiles(keras=None),
@@ -59,7 +59,7 @@ def test_artifacts_round_trip_through_gridfs(registry: GridFSRegistry, tmp_path:
     assert [v.version for v in registry.versions("det")] == ["1", "2"]
     fetched = registry.fetch("det", "1")
     assert (fetched / "sub" / "weights.bin").read_bytes() == payload
-    assert load_metadata(fetched).task is Task.detect
+    assert load_metadata(fetched).task is Task.DETECTION
     assert registry.fetch("det", "1") == fetched  # cached, verified by sha256
     with pytest.raises(ConfigurationError, match="already published"):
         registry.publish(make_artifact(tmp_path / "again", "1", b"other"))

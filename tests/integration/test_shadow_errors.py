@@ -17,9 +17,9 @@ from pymongo.database import Database
 
 from lineguard.stack.endpoints import Endpoints
 from schemas.topics import TopicNames
+from schemas.vocabulary import Task
 from tests.integration.shadow_support import MODEL, env_for, registry_with, variant
 from tests.integration.test_workers_support import REPO_ROOT, end_offsets, make_frames, produce_frames
-from vision.samples import Task
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path,
 ) -> None:
     registry = registry_with(model_dir, tmp_path)
-    registry.publish(variant(model_dir, tmp_path, "d1", task=Task.detect))
+    registry.publish(variant(model_dir, tmp_path, "d1", task=Task.DETECTION))
     produce_frames(kafka_config, topics.frames, make_frames(30))
     # Retention took the first 3 records of each partition holding more (keys are cameras: some may be empty).
     trimmed = [p for p, high in end_offsets(kafka_config, topics.frames).items() if high > 3]

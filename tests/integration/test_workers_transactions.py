@@ -30,11 +30,11 @@ from schemas.records import (
     KafkaCoordinates,
 )
 from schemas.topics import TopicNames
+from schemas.vocabulary import Task
 from tests.integration.test_workers_support import committed_offsets, decoder, read_topic, wait_for
 from vision.artifact import ModelMetadata
 from vision.outputs import Prediction
 from vision.preprocess import PreprocessSpec
-from vision.samples import Task
 from workers.decode import DecodedFrame, FrameRejected
 from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey
@@ -177,7 +177,7 @@ def _batch(tracker: OffsetTracker, topic: str, count: int) -> InferredBatch:
     metadata = ModelMetadata(
         name="m",
         version="v1",
-        task=Task.classify,
+        task=Task.CLASSIFICATION,
         classes=("good", "scratch"),
         preprocess=PreprocessSpec.for_input(32, 32),
         thresholds={"defect": 0.5},

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.artifact import (
     METADATA_FILE,
     ArtifactFiles,
@@ -22,7 +23,6 @@ from vision.artifact import (
     save_artifact,
 )
 from vision.preprocess import PreprocessSpec
-from vision.samples import Task
 from vision.synthetic import synthetic_dataset
 
 
@@ -30,7 +30,7 @@ def _metadata(**overrides: object) -> ModelMetadata:
     fields: dict[str, object] = {
         "name": "surface-classifier",
         "version": "20261128.150000",
-        "task": Task.classify,
+        "task": Task.CLASSIFICATION,
         "classes": ("good", "scratch", "spot"),
         "preprocess": PreprocessSpec.for_input(64, 48),
         "architecture": "tiny-cnn",
@@ -109,16 +109,16 @@ def test_duplicate_classes_and_naive_times_are_refused() -> None:
 
 
 def test_fingerprint_follows_labels_not_object_identity() -> None:
-    first = synthetic_dataset(20, Task.detect, width=32, height=32, seed=1)
-    again = synthetic_dataset(20, Task.detect, width=32, height=32, seed=1)
-    other = synthetic_dataset(20, Task.detect, width=32, height=32, seed=2)
+    first = synthetic_dataset(20, Task.DETECTION, width=32, height=32, seed=1)
+    again = synthetic_dataset(20, Task.DETECTION, width=32, height=32, seed=1)
+    other = synthetic_dataset(20, Task.DETECTION, width=32, height=32, seed=2)
     assert fingerprint_dataset(first) == fingerprint_dataset(again)
     assert fingerprint_dataset(first) != fingerprint_dataset(other)
     assert fingerprint_dataset(first).startswith("sha256:")
 
 
 def test_class_counts_count_images_and_boxes() -> None:
-    dataset = synthetic_dataset(30, Task.detect, width=32, height=32, seed=1, defect_rate=1.0)
+    dataset = synthetic_dataset(30, Task.DETECTION, width=32, height=32, seed=1, defect_rate=1.0)
     counts = class_counts(dataset)
     assert sum(v for k, v in counts.items() if not k.startswith("boxes:")) == 30
     assert sum(v for k, v in counts.items() if k.startswith("boxes:")) == sum(

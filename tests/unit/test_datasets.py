@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets import DatasetFormat, guess_format, load_dataset
 from vision.datasets.coco import decode_compressed_rle, load_coco_dataset, rle_to_mask
 from vision.datasets.images import ImageReadError, read_image
 from vision.datasets.labels import IssueLog
 from vision.datasets.voc import load_voc_dataset
-from vision.samples import Task
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:
@@ -59,7 +59,7 @@ def test_folder_dataset_reads_grey_and_colour_images_of_any_size_lazily(tmp_path
 
     dataset = load_dataset(tmp_path, "classify", "folder")
 
-    assert dataset.task is Task.classify
+    assert dataset.task is Task.CLASSIFICATION
     assert dataset.classes == ("good", "dent", "scratch")  # good first, the rest sorted
     assert sorted(s.key for s in dataset.samples) == [
         "dent/d.bmp",
@@ -89,7 +89,7 @@ def test_sixteen_bit_and_alpha_images_arrive_as_uint8(tmp_path: Path) -> None:
 def test_corrupt_image_fails_when_loaded_naming_the_file(tmp_path: Path) -> None:
     write_image(tmp_path / "good" / "ok.png", grey(4, 4))
     (tmp_path / "good" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    dataset = load_dataset(tmp_path, Task.classify, DatasetFormat.folder)
+    dataset = load_dataset(tmp_path, Task.CLASSIFICATION, DatasetFormat.folder)
     broken = next(s for s in dataset.samples if s.key.endswith("broken.png"))
     with pytest.raises(ImageReadError, match=r"broken\.png"):
         broken.load_image()
@@ -227,7 +227,7 @@ def test_coco_file_path_and_unreadable_json(tmp_path: Path) -> None:
     write_image(tmp_path / "two.png", grey(10, 20))
     (tmp_path / "a.json").write_text(json.dumps(coco_document()))
     assert len(load_dataset(tmp_path / "a.json", "detect", "coco")) == 2
-    assert guess_format(tmp_path / "a.json", Task.detect) is DatasetFormat.coco
+    assert guess_format(tmp_path / "a.json", Task.DETECTION) is DatasetFormat.coco
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigurationError, match=r"cannot read annotation file .*bad\.json"):
         load_dataset(tmp_path / "bad.json", "detect", "coco")

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets.augment import AugmentConfig, Augmenter, augment, flip_boxes
 from vision.datasets.splits import split_dataset
-from vision.samples import BoxLabel, LabeledDataset, Sample, Task
+from vision.samples import BoxLabel, LabeledDataset, Sample
 
 
 def dataset_of(counts: dict[str, int]) -> LabeledDataset:
@@ -19,7 +20,7 @@ def dataset_of(counts: dict[str, int]) -> LabeledDataset:
         for label, n in counts.items()
         for i in range(n)
     ]
-    return LabeledDataset(Task.classify, tuple(counts), tuple(samples))
+    return LabeledDataset(Task.CLASSIFICATION, tuple(counts), tuple(samples))
 
 
 def test_split_is_stratified_disjoint_and_complete() -> None:

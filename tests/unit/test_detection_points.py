@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from schemas.vocabulary import Task
 from vision.artifact import ModelMetadata
 from vision.nets.assigner import level_points
 from vision.outputs import POINTS_HEAD, decode_outputs
 from vision.preprocess import PreprocessSpec
-from vision.samples import Task
 
 
 def _metadata(**decoding: object) -> ModelMetadata:
@@ -17,7 +17,7 @@ def _metadata(**decoding: object) -> ModelMetadata:
         {
             "name": "m",
             "version": "1",
-            "task": Task.detect,
+            "task": Task.DETECTION,
             "classes": ("scratch", "pit"),
             "preprocess": PreprocessSpec.for_input(64, 64),
             "decoding": {"head": POINTS_HEAD, "min_score": 0.3, **decoding},
@@ -33,7 +33,9 @@ def test_points_above_the_score_become_boxes_and_duplicates_are_suppressed() -> 
     rows[0, 3] = [0.2, 0.0, 0.5, 0.5, 0.9, 0.9]  # below min_score
     rows[0, 4] = [0.0, 0.5, 0.7, 0.7, 1.2, 1.1]  # a pit reaching past the edge: clipped
     (prediction,) = decode_outputs(rows, _metadata())
-    found = [(d.label, round(d.score, 3), d.x_min, d.x_max, d.y_max) for d in prediction.detections]
+    found = [
+        (d.label, round(d.score, 3), d.box.x_min, d.box.x_max, d.box.y_max) for d in prediction.detections
+    ]
     assert found == [
         ("scratch", 0.9, pytest.approx(0.1), pytest.approx(0.3), pytest.approx(0.3)),
         ("pit", 0.6, pytest.approx(0.1), pytest.approx(0.3), pytest.approx(0.3)),

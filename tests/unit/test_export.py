@@ -12,19 +12,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from schemas.vocabulary import MODEL_TASKS, Task
 from vision.artifact import ONNX_FILE, ArtifactFiles, ModelMetadata, load_metadata, save_artifact
 from vision.export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from vision.nets.build import build_network, load_keras_model
 from vision.outputs import decode_outputs
 from vision.preprocess import PreprocessSpec, preprocess_batch
-from vision.samples import Task
 from vision.synthetic import SyntheticDefectGenerator
 
 CLASSES = {
-    Task.classify: ("good", "scratch", "spot"),
-    Task.detect: ("scratch", "spot"),
-    Task.segment: ("scratch", "spot"),
-    Task.anomaly: ("good", "scratch", "spot"),
+    Task.CLASSIFICATION: ("good", "scratch", "spot"),
+    Task.DETECTION: ("scratch", "spot"),
+    Task.SEGMENTATION: ("scratch", "spot"),
+    Task.ANOMALY: ("good", "scratch", "spot"),
 }
 
 
@@ -50,7 +50,7 @@ def _frames(count: int, channels: int = 3) -> list[np.ndarray]:
     return [image for i in range(count) if (image := generator.generate(i).image) is not None]
 
 
-@pytest.mark.parametrize("task", list(Task))
+@pytest.mark.parametrize("task", MODEL_TASKS)
 def test_onnx_matches_keras_for_every_task(task: Task, tmp_path: Path) -> None:
     _write_artifact(task, tmp_path)
     report = export_onnx(tmp_path, parity_images=4)
@@ -74,7 +74,7 @@ def test_onnx_matches_keras_for_every_task(task: Task, tmp_path: Path) -> None:
 
 
 def test_grey_models_export_too(tmp_path: Path) -> None:
-    _write_artifact(Task.classify, tmp_path, channels=1)
+    _write_artifact(Task.CLASSIFICATION, tmp_path, channels=1)
     report = export_onnx(tmp_path, parity_images=2)
     assert report.max_abs_diff < 1e-4
     session = ort.InferenceSession(str(report.onnx_path), providers=["CPUExecutionProvider"])
@@ -82,7 +82,7 @@ def test_grey_models_export_too(tmp_path: Path) -> None:
 
 
 def test_saved_keras_model_reloads_with_identical_outputs(tmp_path: Path) -> None:
-    _write_artifact(Task.anomaly, tmp_path)  # the anomaly model carries a custom layer
+    _write_artifact(Task.ANOMALY, tmp_path)  # the anomaly model carries a custom layer
     model = load_keras_model(tmp_path / "model.keras")
     again = load_keras_model(tmp_path / "model.keras")
     batch = preprocess_batch(_frames(2), load_metadata(tmp_path).preprocess)
@@ -95,7 +95,7 @@ def test_a_failed_export_after_training_keeps_the_keras_model(
 ) -> None:
     from vision.train_cli import _export_after_training
 
-    _write_artifact(Task.segment, tmp_path)
+    _write_artifact(Task.SEGMENTATION, tmp_path)
     (tmp_path / "model.keras").write_bytes(b"not a keras archive")  # a real failure inside the export
     _export_after_training(tmp_path)  # must not raise: the training run stays a success
     out = capsys.readouterr().out

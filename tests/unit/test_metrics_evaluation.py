@@ -12,12 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from lineguard.cli import app
+from schemas.records import Detection
+from schemas.vocabulary import Task
 from vision.artifact import ArtifactFiles, ModelMetadata, save_artifact
 from vision.evaluation import evaluate_predictions
-from vision.outputs import Detection, Prediction
+from vision.outputs import Prediction, found_defect
 from vision.preprocess import PreprocessSpec
 from vision.report import write_report
-from vision.samples import BoxLabel, LabeledDataset, Sample, Task
+from vision.samples import BoxLabel, LabeledDataset, Sample
 
 
 def blank() -> np.ndarray:
@@ -53,9 +55,9 @@ def test_classification_scores_and_defect_threshold() -> None:
         prediction({"good": 0.3, "dent": 0.7}, 0.7),
         prediction({"good": 0.1, "dent": 0.9}, 0.9),
     ]
-    dataset = LabeledDataset(Task.classify, ("good", "dent"), tuple(samples))
+    dataset = LabeledDataset(Task.CLASSIFICATION, ("good", "dent"), tuple(samples))
     evaluation = evaluate_predictions(
-        dataset, predictions, metadata_for(Task.classify, ("good", "dent")), 0.0
+        dataset, predictions, metadata_for(Task.CLASSIFICATION, ("good", "dent")), 0.0
     )
     assert evaluation.metrics["accuracy"] == 0.75
     assert evaluation.metrics["confusion_matrix"] == [[1, 1], [0, 2]]
@@ -72,15 +74,15 @@ def test_detection_scores_match_the_hand_computed_ap() -> None:
     truth_b = BoxLabel("scratch", 0.5, 0.5, 1, 1)
     samples = [Sample("a", blank, "scratch", (truth_a,)), Sample("b", blank, "scratch", (truth_b,))]
     predictions = [
-        prediction({"scratch": 0.9}, 0.9, (Detection("scratch", 0.9, 0, 0, 0.5, 0.5),)),
+        prediction({"scratch": 0.9}, 0.9, (found_defect("scratch", 0.9, 0, 0, 0.5, 0.5),)),
         prediction(
             {"scratch": 0.8},
             0.8,
-            (Detection("scratch", 0.8, 0, 0.5, 0.5, 1), Detection("scratch", 0.7, 0.5, 0.5, 1, 1)),
+            (found_defect("scratch", 0.8, 0, 0.5, 0.5, 1), found_defect("scratch", 0.7, 0.5, 0.5, 1, 1)),
         ),
     ]
-    dataset = LabeledDataset(Task.detect, ("scratch",), tuple(samples))
-    evaluation = evaluate_predictions(dataset, predictions, metadata_for(Task.detect, ("scratch",)))
+    dataset = LabeledDataset(Task.DETECTION, ("scratch",), tuple(samples))
+    evaluation = evaluate_predictions(dataset, predictions, metadata_for(Task.DETECTION, ("scratch",)))
     assert evaluation.metrics["map50"] == pytest.approx(5 / 6)
     assert evaluation.pr_curves["scratch"].precision.tolist() == pytest.approx([1, 0.5, 2 / 3])
     assert "auroc" not in evaluation.metrics["defect_vs_good"]  # no good image in this set
@@ -98,12 +100,12 @@ def test_segmentation_masks_are_scored_at_the_data_resolution(tmp_path: Path) ->
     prediction = Prediction(
         class_scores={"scratch": 0.9}, detections=(), anomaly_score=None, mask=predicted, defect_score=0.9
     )
-    dataset = LabeledDataset(Task.segment, ("scratch",), (sample,))
-    evaluation = evaluate_predictions(dataset, [prediction], metadata_for(Task.segment, ("scratch",)))
+    dataset = LabeledDataset(Task.SEGMENTATION, ("scratch",), (sample,))
+    evaluation = evaluate_predictions(dataset, [prediction], metadata_for(Task.SEGMENTATION, ("scratch",)))
     metrics = evaluation.metrics
     assert metrics["per_class"]["scratch"]["iou"] == pytest.approx(0.5)
     assert metrics["per_class"]["scratch"]["dice"] == pytest.approx(2 / 3)
-    files = write_report(tmp_path, metadata_for(Task.segment, ("scratch",)), evaluation)
+    files = write_report(tmp_path, metadata_for(Task.SEGMENTATION, ("scratch",)), evaluation)
     assert sorted(f.name for f in files) == ["metrics.json", "report.md", "segmentation.png"]
     assert "| mean_iou | 0.5000 |" in (tmp_path / "report.md").read_text()
 
@@ -115,9 +117,9 @@ def test_mask_values_are_matched_by_class_name() -> None:
     predicted = np.array([[1, 1], [0, 2]], np.uint8)  # model: the same pixels in its own numbering
     sample = Sample("a", blank, "scratch", load_mask=lambda: truth)
     prediction = Prediction({"scratch": 1.0, "crack": 1.0}, (), None, predicted, 1.0)
-    dataset = LabeledDataset(Task.segment, ("crack", "scratch"), (sample,))
+    dataset = LabeledDataset(Task.SEGMENTATION, ("crack", "scratch"), (sample,))
     metrics = evaluate_predictions(
-        dataset, [prediction], metadata_for(Task.segment, ("scratch", "crack"))
+        dataset, [prediction], metadata_for(Task.SEGMENTATION, ("scratch", "crack"))
     ).metrics
     assert metrics["per_class"]["scratch"]["iou"] == 1.0 and metrics["per_class"]["crack"]["iou"] == 1.0
 
@@ -130,9 +132,9 @@ def test_anomaly_scores_give_auroc_and_a_false_reject_threshold() -> None:
     labels = ["good"] * 4 + ["scratch"] * 2
     samples = tuple(Sample(str(i), blank, label) for i, label in enumerate(labels))
     predictions = [Prediction({}, (), s, None, s) for s in scores]
-    dataset = LabeledDataset(Task.anomaly, ("good", "scratch"), samples)
+    dataset = LabeledDataset(Task.ANOMALY, ("good", "scratch"), samples)
     evaluation = evaluate_predictions(
-        dataset, predictions, metadata_for(Task.anomaly, ("good", "scratch")), 0.0
+        dataset, predictions, metadata_for(Task.ANOMALY, ("good", "scratch")), 0.0
     )
     defect = evaluation.metrics["defect_vs_good"]
     assert defect["auroc"] == pytest.approx(7 / 8)
@@ -186,7 +188,8 @@ def test_evaluate_command_with_an_onnx_artifact(tmp_path: Path) -> None:
     artifact.mkdir()
     brightness_onnx_model(artifact / "model.onnx")
     save_artifact(
-        artifact, metadata_for(Task.classify, ("good", "dent"), ArtifactFiles(keras=None, onnx="model.onnx"))
+        artifact,
+        metadata_for(Task.CLASSIFICATION, ("good", "dent"), ArtifactFiles(keras=None, onnx="model.onnx")),
     )
 
     result = CliRunner().invoke(
@@ -215,7 +218,9 @@ def test_evaluate_command_with_a_keras_artifact(tmp_path: Path) -> None:
     dense = keras.layers.Dense(2, activation="softmax")
     model = keras.Model(inputs, dense(pooled))
     dense.set_weights([np.array([[-20.0, 20.0]], np.float32), np.array([10.0, -10.0], np.float32)])
-    save_artifact(artifact, metadata_for(Task.classify, ("good", "dent"), ArtifactFiles()), keras_model=model)
+    save_artifact(
+        artifact, metadata_for(Task.CLASSIFICATION, ("good", "dent"), ArtifactFiles()), keras_model=model
+    )
 
     result = CliRunner().invoke(
         app,
@@ -231,7 +236,8 @@ def test_evaluate_rejects_data_of_another_task(tmp_path: Path) -> None:
     artifact.mkdir()
     brightness_onnx_model(artifact / "model.onnx")
     save_artifact(
-        artifact, metadata_for(Task.classify, ("good", "dent"), ArtifactFiles(keras=None, onnx="model.onnx"))
+        artifact,
+        metadata_for(Task.CLASSIFICATION, ("good", "dent"), ArtifactFiles(keras=None, onnx="model.onnx")),
     )
     (tmp_path / "data").mkdir()
     result = CliRunner().invoke(app, ["evaluate", "--model", str(artifact), "--data", str(tmp_path / "data")])
@@ -257,7 +263,7 @@ def test_synthetic_evaluation_frames_are_held_out_from_training() -> None:
     from vision.artifact import TrainingSummary
     from vision.evaluation import held_out_synthetic_frames
 
-    trained = metadata_for(Task.classify, ("good", "dent")).model_copy(
+    trained = metadata_for(Task.CLASSIFICATION, ("good", "dent")).model_copy(
         update={
             "training": TrainingSummary(
                 dataset="synthetic mixed 80x64x3 seed=3 frames=0..599 defect_rate=0.5",
@@ -269,4 +275,4 @@ def test_synthetic_evaluation_frames_are_held_out_from_training() -> None:
     )
     # Same seed (same distribution), first frame after the 600 it was trained on.
     assert held_out_synthetic_frames(trained) == (3, 600)
-    assert held_out_synthetic_frames(metadata_for(Task.classify, ("good", "dent"))) == (0, 1_000_000)
+    assert held_out_synthetic_frames(metadata_for(Task.CLASSIFICATION, ("good", "dent"))) == (0, 1_000_000)

@@ -19,9 +19,9 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.model_import import ImportOptions, check_parity, import_onnx, parse_normalization
 from vision.preprocess import preprocess_batch
-from vision.samples import Task
 from workers.backends import load_model
 
 SIZE = 64
@@ -120,7 +120,7 @@ BLUE = (255, 0, 0)
 
 
 def yolo_options(**changes: object) -> ImportOptions:
-    fields: dict[str, object] = dict(task=Task.detect, classes=CLASSES, output="yolo", name="tiny-yolo")
+    fields: dict[str, object] = dict(task=Task.DETECTION, classes=CLASSES, output="yolo", name="tiny-yolo")
     fields.update(changes)
     return ImportOptions(**fields)  # type: ignore[arg-type]
 
@@ -134,11 +134,12 @@ def test_a_yolo_head_becomes_boxes_through_the_worker_backend(tmp_path: Path) ->
     frames = [bgr_frame(SIZE, SIZE, RED), bgr_frame(SIZE, SIZE, BLUE), bgr_frame(SIZE, SIZE, (0, 0, 0))]
     red, blue, black = model.predict(preprocess_batch(frames, model.metadata.preprocess))
     assert [d.label for d in red.detections] == ["scratch"]
-    box = red.detections[0]
+    found = red.detections[0]
+    box = found.box
     assert (box.x_min, box.y_min, box.x_max, box.y_max) == pytest.approx((0.25, 0.125, 0.75, 0.375))
-    assert box.score > 0.99 and red.defect_score > 0.99
+    assert found.score > 0.99 and red.defect_score > 0.99
     assert [d.label for d in blue.detections] == ["spot"]
-    assert (blue.detections[0].y_min, blue.detections[0].y_max) == pytest.approx((0.625, 0.875))
+    assert (blue.detections[0].box.y_min, blue.detections[0].box.y_max) == pytest.approx((0.625, 0.875))
     assert black.detections == () and black.defect_score < 0.01
     assert check_parity(artifact) <= 1e-5
 
@@ -162,12 +163,13 @@ def test_letterboxed_boxes_are_mapped_back_onto_the_image(tmp_path: Path) -> Non
     tensor = preprocess_batch([wide], spec)
     assert tensor[0, 0, 0, 0] == pytest.approx(114 / 255) and tensor[0, 32, 0, 0] == pytest.approx(1.0)
     (prediction,) = model.predict(tensor, [(128, 64)])
-    (box,) = prediction.detections
+    box = prediction.detections[0].box
+    assert len(prediction.detections) == 1
     # anchor 0 (input y 8..24 of 64) lies in the padding and the content's top: clipped to y 0..0.25
     assert (box.x_min, box.x_max) == pytest.approx((0.25, 0.75))
     assert (box.y_min, box.y_max) == pytest.approx((0.0, 0.25))
     (unmapped,) = model.predict(tensor)
-    assert unmapped.detections[0].y_min == pytest.approx(0.125)
+    assert unmapped.detections[0].box.y_min == pytest.approx(0.125)
 
 
 def test_an_nchw_logits_classifier_gets_its_softmax_in_the_graph(tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_an_nchw_logits_classifier_gets_its_softmax_in_the_graph(tmp_path: Path)
     report = import_onnx(
         classifier_model(tmp_path / "cls.onnx"),
         artifact,
-        ImportOptions(task=Task.classify, classes=("good", "scratch", "spot"), output="logits"),
+        ImportOptions(task=Task.CLASSIFICATION, classes=("good", "scratch", "spot"), output="logits"),
     )
     assert report.output_shape[1:] == (3,)
     model = load_model(artifact, "onnx", threads=1)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from schemas.vocabulary import Task
 from tests.unit.test_model_import import RED, SIZE, _class_logits_nodes, _save, bgr_frame
 from vision.model_import import ImportOptions, import_onnx
 from vision.preprocess import preprocess_batch
-from vision.samples import Task
 from workers.backends import load_model
 
 
@@ -70,21 +70,22 @@ def _graph(nodes: list[Any], inits: list[Any], output: str, shape: list[Any]) ->
 def test_a_yolov5_head_multiplies_objectness_and_class_scores(tmp_path: Path) -> None:
     artifact = tmp_path / "v5"
     options = ImportOptions(
-        task=Task.detect, classes=("scratch", "spot"), output="yolo", logits=True, box_units="normalized"
+        task=Task.DETECTION, classes=("scratch", "spot"), output="yolo", logits=True, box_units="normalized"
     )
     report = import_onnx(yolov5_model(tmp_path / "v5.onnx"), artifact, options)
     assert report.metadata.metrics["import"]["yolo_style"] == "v5"
     model = load_model(artifact, "onnx", threads=1)
     (red,) = model.predict(preprocess_batch([bgr_frame(SIZE, SIZE, RED)], model.metadata.preprocess))
-    (box,) = red.detections  # anchor 1 has objectness sigmoid(-8): below the score floor
-    assert box.label == "scratch" and box.score > 0.98
+    (found,) = red.detections  # anchor 1 has objectness sigmoid(-8): below the score floor
+    assert found.label == "scratch" and found.score > 0.98
+    box = found.box
     assert (box.x_min, box.y_min, box.x_max, box.y_max) == pytest.approx((0.25, 0.375, 0.75, 0.625))
 
 
 def test_a_letterboxed_nchw_mask_head_gives_a_mask_of_the_image(tmp_path: Path) -> None:
     artifact = tmp_path / "mask"
     options = ImportOptions(
-        task=Task.segment, classes=("scratch", "spot"), output="mask", logits=True, resize="letterbox"
+        task=Task.SEGMENTATION, classes=("scratch", "spot"), output="mask", logits=True, resize="letterbox"
     )
     import_onnx(mask_model(tmp_path / "mask.onnx"), artifact, options)
     model = load_model(artifact, "onnx", threads=1)
@@ -95,4 +96,6 @@ def test_a_letterboxed_nchw_mask_head_gives_a_mask_of_the_image(tmp_path: Path) 
     assert set(np.unique(seg.mask[:, :40])) == {1} and set(np.unique(seg.mask[:, 56:])) == {2}
     labels = {d.label: d for d in seg.detections}
     assert set(labels) == {"scratch", "spot"}
-    assert labels["scratch"].y_min == pytest.approx(0.0) and labels["scratch"].y_max == pytest.approx(1.0)
+    assert labels["scratch"].box.y_min == pytest.approx(0.0) and labels["scratch"].box.y_max == pytest.approx(
+        1.0
+    )

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from lineguard.cli import app
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.artifact import ArtifactFiles, ModelMetadata, load_metadata, save_artifact
 from vision.preprocess import PreprocessSpec
 from vision.registry import AliasWatcher, DirectoryRegistry, open_registry
-from vision.samples import Task
 
 
 def make_artifact(root: Path, name: str, version: str, payload: bytes = b"\x00weights\xff") -> Path:
@@ -22,7 +22,7 @@ def make_artifact(root: Path, name: str, version: str, payload: bytes = b"\x00we
     metadata = ModelMetadata(
         name=name,
         version=version,
-        task=Task.classify,
+        task=Task.CLASSIFICATION,
         classes=("good", "scratch"),
         preprocess=PreprocessSpec.for_input(32, 32),
         files=ArtifactFiles(keras=None),

@@ -203,6 +203,11 @@ def test_every_record_and_enum_matches_its_avro_schema_field_by_field() -> None:
     assert contract_differences(named) == []
 
 
+def test_the_cli_task_names_are_the_model_tasks() -> None:
+    assert typing.get_args(vocabulary.ModelTaskName) == tuple(task.value for task in vocabulary.MODEL_TASKS)
+    assert set(vocabulary.MODEL_TASKS) == set(vocabulary.Task) - {vocabulary.Task.UNKNOWN}
+
+
 def _changed(edit: Callable[[dict[str, dict[str, Any]]], None]) -> list[str]:
     named = copy.deepcopy(shipped_named_types())
     edit(named)

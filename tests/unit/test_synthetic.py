@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.samples import Task
+from schemas.vocabulary import Task
 from vision.synthetic import (
     DEFAULT_DEFECT_CLASSES,
     GOOD_LABEL,
@@ -138,7 +138,7 @@ def test_invalid_arguments_are_refused() -> None:
 
 def test_synthetic_dataset_is_lazy_and_consistent() -> None:
     dataset = synthetic_dataset(12, "detect", width=64, height=48, seed=3, start_index=100)
-    assert dataset.task is Task.detect
+    assert dataset.task is Task.DETECTION
     assert dataset.classes == DEFAULT_DEFECT_CLASSES
     assert len(dataset) == 12
     gen = SyntheticDefectGenerator(width=64, height=48, defect_rate=0.5, seed=3, surface="mixed")
@@ -152,6 +152,6 @@ def test_synthetic_dataset_is_lazy_and_consistent() -> None:
 
 
 def test_dataset_classes_per_task() -> None:
-    assert dataset_classes(Task.classify)[0] == GOOD_LABEL
-    assert dataset_classes(Task.anomaly)[0] == GOOD_LABEL
-    assert dataset_classes(Task.segment) == DEFAULT_DEFECT_CLASSES
+    assert dataset_classes(Task.CLASSIFICATION)[0] == GOOD_LABEL
+    assert dataset_classes(Task.ANOMALY)[0] == GOOD_LABEL
+    assert dataset_classes(Task.SEGMENTATION) == DEFAULT_DEFECT_CLASSES

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.artifact import load_metadata
 from vision.nets.build import load_keras_model
 from vision.preprocess import preprocess_batch
-from vision.samples import LabeledDataset, Task
+from vision.samples import LabeledDataset
 from vision.synthetic import synthetic_dataset
 from vision.training import TrainConfig, _prepare, _training_pipeline, _validation_arrays, train_model
 
@@ -47,8 +48,8 @@ def _config(task: Task, epochs: int) -> TrainConfig:
 
 
 def test_classifier_learns_and_writes_an_artifact(tmp_path: Path) -> None:
-    dataset = _dataset(Task.classify)
-    result = train_model(dataset, _config(Task.classify, epochs=5), tmp_path / "model")
+    dataset = _dataset(Task.CLASSIFICATION)
+    result = train_model(dataset, _config(Task.CLASSIFICATION, epochs=5), tmp_path / "model")
     metrics = result.metadata.metrics
     # Half the frames are good: always answering "good" scores 0.5 and an AUROC of 0.5.
     assert metrics["accuracy"] > 0.62
@@ -65,7 +66,7 @@ def test_classifier_learns_and_writes_an_artifact(tmp_path: Path) -> None:
 
 
 def test_detector_learns_boxes(tmp_path: Path) -> None:
-    result = train_model(_dataset(Task.detect), _config(Task.detect, epochs=8), tmp_path)
+    result = train_model(_dataset(Task.DETECTION), _config(Task.DETECTION, epochs=8), tmp_path)
     metrics = result.metadata.metrics
     # A detector that has learned nothing finds no box at IoU 0.5: mAP 0.
     assert metrics["map50"] > 0.08
@@ -75,7 +76,7 @@ def test_detector_learns_boxes(tmp_path: Path) -> None:
 
 
 def test_segmenter_learns_masks(tmp_path: Path) -> None:
-    result = train_model(_dataset(Task.segment, 400), _config(Task.segment, epochs=5), tmp_path)
+    result = train_model(_dataset(Task.SEGMENTATION, 400), _config(Task.SEGMENTATION, epochs=5), tmp_path)
     # Predicting background everywhere gives a defect IoU of 0.
     assert result.metadata.metrics["defect_iou"] > 0.2
 
@@ -84,8 +85,8 @@ def test_anomaly_model_learns_from_good_images_only(tmp_path: Path) -> None:
     # The default method (good images + simulated defects). Seeded and deterministic: seed 1 scores 0.954
     # on every run here; seeds 2 and 3 score 0.973 and 0.944, so 0.85 leaves a wide margin for other CPUs'
     # round-off. The old autoencoder default scored 0.74 on this set.
-    dataset = _dataset(Task.anomaly)
-    result = train_model(dataset, _config(Task.anomaly, epochs=6), tmp_path)
+    dataset = _dataset(Task.ANOMALY)
+    result = train_model(dataset, _config(Task.ANOMALY, epochs=6), tmp_path)
     training = result.metadata.training
     assert training is not None and set(training.class_counts) == {"good"}
     assert result.metadata.architecture == "lineguard-simulated-defect-unet"
@@ -100,8 +101,8 @@ def test_anomaly_model_learns_from_good_images_only(tmp_path: Path) -> None:
 
 
 def test_autoencoder_stays_an_anomaly_option(tmp_path: Path) -> None:
-    config = replace(_config(Task.anomaly, epochs=1), anomaly_method="autoencoder")
-    result = train_model(_dataset(Task.anomaly, 96), config, tmp_path)
+    config = replace(_config(Task.ANOMALY, epochs=1), anomaly_method="autoencoder")
+    result = train_model(_dataset(Task.ANOMALY, 96), config, tmp_path)
     assert result.metadata.architecture == "lineguard-conv-autoencoder"
     assert result.metadata.training is not None
     assert result.metadata.training.hyperparameters["anomaly_method"] == "autoencoder"
@@ -109,13 +110,15 @@ def test_autoencoder_stays_an_anomaly_option(tmp_path: Path) -> None:
 
 
 def test_training_sees_exactly_the_serving_preprocessing() -> None:
-    dataset = synthetic_dataset(8, Task.classify, width=80, height=64, seed=2)
-    config = TrainConfig(task=Task.classify, input_width=48, input_height=40, augment=False, batch_size=8)
+    dataset = synthetic_dataset(8, Task.CLASSIFICATION, width=80, height=64, seed=2)
+    config = TrainConfig(
+        task=Task.CLASSIFICATION, input_width=48, input_height=40, augment=False, batch_size=8
+    )
     spec = config.preprocess_spec()
     served = preprocess_batch([s.load_image() for s in dataset.samples], spec)
 
-    prepared = _prepare(dataset, spec, Task.classify)
-    validation_x, _ = _validation_arrays(prepared, dataset.classes, spec, Task.classify)
+    prepared = _prepare(dataset, spec, Task.CLASSIFICATION)
+    validation_x, _ = _validation_arrays(prepared, dataset.classes, spec, Task.CLASSIFICATION)
     np.testing.assert_array_equal(validation_x, served)
 
     x, y = next(iter(_training_pipeline(prepared, dataset.classes, spec, config)))
@@ -129,9 +132,9 @@ def test_training_sees_exactly_the_serving_preprocessing() -> None:
 
 def test_too_little_data_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="fewer than one batch"):
-        train_model(_dataset(Task.classify, 20), _config(Task.classify, epochs=1), tmp_path)
+        train_model(_dataset(Task.CLASSIFICATION, 20), _config(Task.CLASSIFICATION, epochs=1), tmp_path)
     with pytest.raises(ConfigurationError, match="labelled for detect"):
-        train_model(_dataset(Task.detect, 20), _config(Task.classify, epochs=1), tmp_path)
+        train_model(_dataset(Task.DETECTION, 20), _config(Task.CLASSIFICATION, epochs=1), tmp_path)
 
 
 def test_cli_trains_and_exports(tmp_path: Path) -> None:

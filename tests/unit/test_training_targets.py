@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from schemas.vocabulary import Task
 from vision.artifact import ModelMetadata
 from vision.nets.targets import class_index, detection_targets
 from vision.outputs import decode_outputs
 from vision.preprocess import PreprocessSpec
-from vision.samples import BoxLabel, Task
+from vision.samples import BoxLabel
 
 CLASSES = ("scratch", "spot")
 
@@ -31,14 +32,14 @@ def test_decoding_a_perfect_target_gives_back_the_box() -> None:
     metadata = ModelMetadata(
         name="t",
         version="1",
-        task=Task.detect,
+        task=Task.DETECTION,
         classes=CLASSES,
         preprocess=PreprocessSpec.for_input(128, 128),
     )
     (prediction,) = decode_outputs(raw, metadata)
     found = {d.label: d for d in prediction.detections if d.score == 1.0}
     for box in boxes:
-        hit = found[box.label]
+        hit = found[box.label].box
         assert (hit.x_min, hit.y_min, hit.x_max, hit.y_max) == pytest.approx(
             (box.x_min, box.y_min, box.x_max, box.y_max), abs=1e-5
         )

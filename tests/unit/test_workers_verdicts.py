@@ -13,10 +13,8 @@ import pytest
 from schemas.errors import ConfigurationError
 from schemas.records import Frame, ImageEncoding, KafkaCoordinates, Task, Verdict
 from vision.artifact import ModelMetadata
-from vision.outputs import Detection as PredictedDetection
-from vision.outputs import Prediction
+from vision.outputs import Prediction, found_defect
 from vision.preprocess import PreprocessSpec
-from vision.samples import Task as VisionTask
 from workers.decode import DecodedFrame
 from workers.offsets import OffsetTracker
 from workers.verdicts import (
@@ -29,7 +27,7 @@ from workers.verdicts import (
 )
 
 
-def _metadata(task: VisionTask, classes: tuple[str, ...], thresholds: dict[str, float]) -> ModelMetadata:
+def _metadata(task: Task, classes: tuple[str, ...], thresholds: dict[str, float]) -> ModelMetadata:
     return ModelMetadata(
         name="m",
         version="v7",
@@ -110,9 +108,9 @@ def test_invalid_thresholds_are_configuration_errors() -> None:
 
 
 def test_model_threshold_comes_from_the_artifact_per_task() -> None:
-    assert model_thresholds(_metadata(VisionTask.classify, ("good", "x"), {"defect": 0.6})).defect == 0.6
-    assert model_thresholds(_metadata(VisionTask.detect, ("x",), {"score": 0.3})).defect == 0.3
-    assert model_thresholds(_metadata(VisionTask.anomaly, ("good", "x"), {"anomaly": 2.5})).defect == 2.5
+    assert model_thresholds(_metadata(Task.CLASSIFICATION, ("good", "x"), {"defect": 0.6})).defect == 0.6
+    assert model_thresholds(_metadata(Task.DETECTION, ("x",), {"score": 0.3})).defect == 0.3
+    assert model_thresholds(_metadata(Task.ANOMALY, ("good", "x"), {"anomaly": 2.5})).defect == 2.5
 
 
 def test_threshold_file_is_reread_when_it_changes(tmp_path: Path) -> None:
@@ -130,7 +128,7 @@ def test_threshold_file_is_reread_when_it_changes(tmp_path: Path) -> None:
 
 def test_classification_result_and_whole_image_event() -> None:
     builder = ResultBuilder(
-        _metadata(VisionTask.classify, ("good", "scratch", "spot"), {"defect": 0.5}),
+        _metadata(Task.CLASSIFICATION, ("good", "scratch", "spot"), {"defect": 0.5}),
         ThresholdSource(VerdictThresholds(0.5, 0.4)),
         worker_id="w-1",
     )
@@ -151,15 +149,15 @@ def test_classification_result_and_whole_image_event() -> None:
 
 def test_detection_reports_boxes_above_the_uncertain_threshold() -> None:
     builder = ResultBuilder(
-        _metadata(VisionTask.detect, ("scratch", "spot"), {"score": 0.5}),
+        _metadata(Task.DETECTION, ("scratch", "spot"), {"score": 0.5}),
         ThresholdSource(VerdictThresholds(0.5, 0.4)),
         worker_id="w",
     )
     prediction = Prediction(
         class_scores={"scratch": 0.8, "spot": 0.1},
         detections=(
-            PredictedDetection("scratch", 0.8, 0.25, 0.25, 0.75, 0.75),
-            PredictedDetection("spot", 0.1, 0.0, 0.0, 0.1, 0.1),
+            found_defect("scratch", 0.8, 0.25, 0.25, 0.75, 0.75),
+            found_defect("spot", 0.1, 0.0, 0.0, 0.1, 0.1),
         ),
         anomaly_score=None,
         mask=None,
@@ -172,7 +170,7 @@ def test_detection_reports_boxes_above_the_uncertain_threshold() -> None:
 
 def test_anomaly_mask_becomes_regions_and_png() -> None:
     builder = ResultBuilder(
-        _metadata(VisionTask.anomaly, ("good", "defect"), {"anomaly": 0.5}),
+        _metadata(Task.ANOMALY, ("good", "defect"), {"anomaly": 0.5}),
         ThresholdSource(VerdictThresholds(0.5, 0.4)),
         worker_id="w",
         uncertain_events=False,
@@ -208,7 +206,7 @@ def test_segmentation_regions_become_detections_and_the_mask_travels_as_png() ->
     import cv2
 
     builder = ResultBuilder(
-        _metadata(VisionTask.segment, ("scratch", "spot"), {"defect": 0.5}),
+        _metadata(Task.SEGMENTATION, ("scratch", "spot"), {"defect": 0.5}),
         ThresholdSource(VerdictThresholds(0.5, 0.4)),
         worker_id="w",
     )
@@ -216,7 +214,7 @@ def test_segmentation_regions_become_detections_and_the_mask_travels_as_png() ->
     mask[4:8, 4:12] = 2  # a "spot" region
     prediction = Prediction(
         class_scores={"scratch": 0.1, "spot": 0.95},
-        detections=(PredictedDetection("spot", 0.95, 4 / 32, 4 / 32, 12 / 32, 8 / 32),),
+        detections=(found_defect("spot", 0.95, 4 / 32, 4 / 32, 12 / 32, 8 / 32),),
         anomaly_score=None,
         mask=mask,
         defect_score=0.95,

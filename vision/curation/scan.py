@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.curation.hashing import dhash, near_duplicate_groups, phash, sha256_hex
 from vision.curation.quality import exposure, measurement_copy, sharpness, truncation_problem
 from vision.datasets import DatasetFormat
 from vision.datasets.images import ImageReadError, decode_image
 from vision.datasets.labels import IssueLog
-from vision.samples import LabeledDataset, Sample, Task
+from vision.samples import LabeledDataset, Sample
 
 
 class Severity(StrEnum):
@@ -123,11 +124,11 @@ class CurationReport:
 
 
 DEFAULT_TASK = {
-    DatasetFormat.folder: Task.classify,
-    DatasetFormat.voc: Task.detect,
-    DatasetFormat.coco: Task.detect,
-    DatasetFormat.masks: Task.segment,
-    DatasetFormat.goodonly: Task.anomaly,
+    DatasetFormat.folder: Task.CLASSIFICATION,
+    DatasetFormat.voc: Task.DETECTION,
+    DatasetFormat.coco: Task.DETECTION,
+    DatasetFormat.masks: Task.SEGMENTATION,
+    DatasetFormat.goodonly: Task.ANOMALY,
 }
 
 

@@ -19,11 +19,13 @@ goodonly   ``ROOT/good/`` (+ defect folders) or flat   anomaly
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum, StrEnum
 from pathlib import Path
 
 from schemas.errors import ConfigurationError
-from vision.samples import LabeledDataset, Task
+from schemas.vocabulary import MODEL_TASKS, Task
+from vision.samples import LabeledDataset
 
 
 class DatasetFormat(StrEnum):
@@ -37,33 +39,35 @@ class DatasetFormat(StrEnum):
 
 
 SUPPORTED_TASKS: dict[DatasetFormat, frozenset[Task]] = {
-    DatasetFormat.folder: frozenset({Task.classify}),
-    DatasetFormat.voc: frozenset({Task.detect, Task.classify}),
-    DatasetFormat.coco: frozenset({Task.detect, Task.segment, Task.classify}),
-    DatasetFormat.masks: frozenset({Task.segment, Task.classify}),
-    DatasetFormat.goodonly: frozenset({Task.anomaly}),
+    DatasetFormat.folder: frozenset({Task.CLASSIFICATION}),
+    DatasetFormat.voc: frozenset({Task.DETECTION, Task.CLASSIFICATION}),
+    DatasetFormat.coco: frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION}),
+    DatasetFormat.masks: frozenset({Task.SEGMENTATION, Task.CLASSIFICATION}),
+    DatasetFormat.goodonly: frozenset({Task.ANOMALY}),
 }
 
 
-def _parse_enum(value: object, kind: type[Enum], what: str) -> Enum:
-    if isinstance(value, kind):
-        return value
+def _parse_enum(value: object, kind: type[Enum], what: str, allowed: Iterable[Enum] | None = None) -> Enum:
+    members = tuple(kind if allowed is None else allowed)
     try:
-        return kind(str(value).lower())
+        found = value if isinstance(value, kind) else kind(str(value).lower())
     except ValueError:
-        choices = ", ".join(member.value for member in kind)
+        found = None
+    if found not in members:
+        choices = ", ".join(member.value for member in members)
         raise ConfigurationError(f"unknown {what} {value!r}: choose one of {choices}") from None
+    return found
 
 
 def guess_format(path: Path, task: Task) -> DatasetFormat:
     """The format a dataset at ``path`` most likely has, for a caller that did not say."""
-    if task is Task.anomaly:
+    if task is Task.ANOMALY:
         return DatasetFormat.goodonly
     if path.is_file() and path.suffix.lower() == ".json":
         return DatasetFormat.coco
-    if task is Task.segment:
+    if task is Task.SEGMENTATION:
         return DatasetFormat.masks if (path / "masks").is_dir() else DatasetFormat.coco
-    if task is Task.detect:
+    if task is Task.DETECTION:
         has_voc = (path / "Annotations").is_dir() or any(path.glob("*.xml"))
         return DatasetFormat.voc if has_voc else DatasetFormat.coco
     return DatasetFormat.folder
@@ -78,7 +82,7 @@ def load_dataset(
     a format that cannot serve the task, no images, or an annotation file that cannot be read.
     """
     path = Path(path).expanduser()
-    task = Task(_parse_enum(task, Task, "task").value)
+    task = Task(_parse_enum(task, Task, "task", MODEL_TASKS).value)
     if not path.exists():
         raise ConfigurationError(f"dataset path {path} does not exist")
     dataset_format = (
@@ -95,7 +99,7 @@ def load_dataset(
         raise ConfigurationError(f"dataset path {path} is not a folder")
 
     dataset = _load(path, task, dataset_format)
-    return _as_classification(dataset) if task is Task.classify else dataset
+    return _as_classification(dataset) if task is Task.CLASSIFICATION else dataset
 
 
 def _load(path: Path, task: Task, dataset_format: DatasetFormat) -> LabeledDataset:
@@ -126,7 +130,7 @@ def _as_classification(dataset: LabeledDataset) -> LabeledDataset:
     from vision.datasets.folder import GOOD_CLASS, order_classes
 
     classes = order_classes({*dataset.classes, GOOD_CLASS})
-    return LabeledDataset(Task.classify, classes, dataset.samples, dataset.description)
+    return LabeledDataset(Task.CLASSIFICATION, classes, dataset.samples, dataset.description)
 
 
 __all__ = ["SUPPORTED_TASKS", "DatasetFormat", "guess_format", "load_dataset"]

@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets.images import find_image, image_loader
 from vision.datasets.labels import IssueLog, image_label, normalized_box
-from vision.samples import BoxLabel, LabeledDataset, Sample, Task
+from vision.samples import BoxLabel, LabeledDataset, Sample
 
 
 def find_annotation_file(path: Path) -> Path:
@@ -111,7 +112,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document
 
 
-def load_coco_dataset(path: Path, task: Task = Task.detect, issues: IssueLog | None = None) -> LabeledDataset:
+def load_coco_dataset(
+    path: Path, task: Task = Task.DETECTION, issues: IssueLog | None = None
+) -> LabeledDataset:
     """Load COCO boxes (and masks where annotations carry a segmentation)."""
     issues = issues if issues is not None else IssueLog()
     json_path = find_annotation_file(path)

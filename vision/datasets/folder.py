@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets.images import image_loader, list_images
-from vision.samples import LabeledDataset, Sample, Task
+from vision.samples import LabeledDataset, Sample
 
 GOOD_CLASS = "good"
 
@@ -29,7 +30,7 @@ def class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
-def load_folder_dataset(root: Path, task: Task = Task.classify) -> LabeledDataset:
+def load_folder_dataset(root: Path, task: Task = Task.CLASSIFICATION) -> LabeledDataset:
     """Load ``ROOT/<class>/*`` into a dataset whose samples are labelled with their folder name."""
     folders = class_folders(root)
     if not folders:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets.folder import GOOD_CLASS, class_folders, order_classes
 from vision.datasets.images import image_loader, list_images, read_mask
-from vision.samples import LabeledDataset, Sample, Task
+from vision.samples import LabeledDataset, Sample
 
 GROUND_TRUTH_FOLDER = "ground_truth"
 
@@ -65,7 +66,7 @@ def load_good_only_dataset(root: Path) -> LabeledDataset:
             f"no good images found in {root} (anomaly models are trained on good images)"
         )
     return LabeledDataset(
-        task=Task.anomaly,
+        task=Task.ANOMALY,
         classes=order_classes({label for _, label in folders_and_labels} | {GOOD_CLASS}),
         samples=tuple(samples),
         description=f"good-only {root}",

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets.folder import GOOD_CLASS
 from vision.datasets.images import ImageReadError, image_loader, list_images, read_image, read_mask
 from vision.datasets.labels import IssueLog, read_declared_classes
-from vision.samples import LabeledDataset, Sample, Task
+from vision.samples import LabeledDataset, Sample
 
 IMAGE_FOLDER = "images"
 MASK_FOLDER = "masks"
@@ -97,5 +98,5 @@ def load_mask_dataset(root: Path, issues: IssueLog | None = None, strict: bool =
         )
     issues.log_summary(root)
     return LabeledDataset(
-        task=Task.segment, classes=classes, samples=tuple(samples), description=f"masks {root}"
+        task=Task.SEGMENTATION, classes=classes, samples=tuple(samples), description=f"masks {root}"
     )

@@ -12,9 +12,10 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 from vision.datasets.images import find_image, image_loader, image_size
 from vision.datasets.labels import IssueLog, image_label, normalized_box, read_declared_classes
-from vision.samples import BoxLabel, LabeledDataset, Sample, Task
+from vision.samples import BoxLabel, LabeledDataset, Sample
 
 ANNOTATION_FOLDER = "Annotations"
 IMAGE_FOLDERS = ("JPEGImages", "images", "Images")
@@ -98,7 +99,7 @@ def _parse(
 
 
 def load_voc_dataset(
-    root: Path, task: Task = Task.detect, issues: IssueLog | None = None, strict: bool = True
+    root: Path, task: Task = Task.DETECTION, issues: IssueLog | None = None, strict: bool = True
 ) -> LabeledDataset:
     """Load a VOC dataset; each sample's label is its most frequent box class, or ``good`` without boxes.
 

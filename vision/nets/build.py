@@ -12,19 +12,19 @@ from typing import Any
 
 import keras
 
+from schemas.vocabulary import Task
 from vision.nets.anomaly import AnomalyMap, build_anomaly_model, build_autoencoder
 from vision.nets.classifier import build_classifier, classifier_loss
 from vision.nets.detector import build_detector, centernet_loss
 from vision.nets.draem import build_defect_discriminator, build_discriminator_serving, discriminator_loss
 from vision.nets.fcos import PointBoxes, build_fcos_detector, fcos_loss
 from vision.nets.segmenter import build_segmenter, segmentation_loss
-from vision.samples import Task
 
 ARCHITECTURES = {
-    Task.classify: "lineguard-cnn-classifier",
-    Task.detect: "lineguard-centernet",
-    Task.segment: "lineguard-unet",
-    Task.anomaly: "lineguard-simulated-defect-unet",
+    Task.CLASSIFICATION: "lineguard-cnn-classifier",
+    Task.DETECTION: "lineguard-centernet",
+    Task.SEGMENTATION: "lineguard-unet",
+    Task.ANOMALY: "lineguard-simulated-defect-unet",
 }
 # Detector heads: "centernet" (stride 4, the shipped default) or "fcos" (strides 8/16/32, GIoU).
 DETECTOR_HEADS = ("centernet", "fcos")
@@ -60,18 +60,18 @@ def build_network(
     """The network for ``task``. ``classes`` as in the artifact: classification lists "good" first;
     detection and segmentation list the defect classes; anomaly ignores them."""
     architecture = ARCHITECTURES[task]
-    if task is Task.classify:
+    if task is Task.CLASSIFICATION:
         model = build_classifier(input_shape, len(classes), width)
         return Network(model, model, classifier_loss(), architecture)
-    if task is Task.detect and detector_head == "fcos":
+    if task is Task.DETECTION and detector_head == "fcos":
         model = build_fcos_detector(input_shape, len(classes), width)
         return Network(model, model, fcos_loss(len(classes)), FCOS_ARCHITECTURE)
-    if task is Task.detect and detector_head != "centernet":
+    if task is Task.DETECTION and detector_head != "centernet":
         raise ValueError(f"unknown detector head {detector_head!r}; expected one of {DETECTOR_HEADS}")
-    if task is Task.detect:
+    if task is Task.DETECTION:
         model = build_detector(input_shape, len(classes), width)
         return Network(model, model, centernet_loss(len(classes)), architecture)
-    if task is Task.segment:
+    if task is Task.SEGMENTATION:
         model = build_segmenter(input_shape, len(classes), width)
         return Network(model, model, segmentation_loss(len(classes)), architecture)
     if anomaly_method == "simulated":

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from schemas.vocabulary import Task
 from vision.nets.fcos import fcos_targets
 from vision.outputs import DEFAULT_DECODING, POINTS_HEAD
 from vision.preprocess import PreprocessSpec
-from vision.samples import BoxLabel, Task
+from vision.samples import BoxLabel
 
 
 def point_targets(boxes: Sequence[BoxLabel], classes: Sequence[str], spec: PreprocessSpec) -> np.ndarray:
@@ -22,5 +23,5 @@ def point_targets(boxes: Sequence[BoxLabel], classes: Sequence[str], spec: Prepr
 
 def point_decoding() -> dict[str, float | int | str]:
     """The artifact's decoding fields: the detection defaults without the single stride, plus the head."""
-    decoding = {k: v for k, v in DEFAULT_DECODING[Task.detect].items() if k != "stride"}
+    decoding = {k: v for k, v in DEFAULT_DECODING[Task.DETECTION].items() if k != "stride"}
     return {**decoding, "head": POINTS_HEAD}
