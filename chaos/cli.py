@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from schemas.errors import ConfigurationError, LineguardError
+from infra.exits import run_cli
+from schemas.errors import ConfigurationError
 
 app = typer.Typer(
     help="Fault injection and bad-input campaigns against a live lineguard.",
@@ -152,19 +152,12 @@ def plc_kills(
         raise typer.Exit(1)
 
 
-def _entry(command: Any) -> None:
+def _entry(command: typer.Typer) -> None:
     from infra.logs import LogFormat, configure_logging
 
     configure_logging("INFO", LogFormat.text)
     logging.getLogger("chaos").setLevel(logging.INFO)
-    try:
-        command()
-    except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
-    except LineguardError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(1)
+    run_cli(command)
 
 
 def main() -> None:

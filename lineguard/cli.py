@@ -4,11 +4,11 @@ them together, configures logging once and turns user mistakes into one clear li
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated
 
 import typer
 
+from infra.exits import run_cli
 from infra.logs import LogFormat, configure_logging
 from lineguard.lazy_commands import LazyModule, lazy_group
 
@@ -165,37 +165,8 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    try:  # typer vendors click from 0.2x on; the exceptions raised are that copy's
-        from typer._click import exceptions as cli_errors
-    except ImportError:  # pragma: no cover - older typer on the real click
-        from click import exceptions as cli_errors  # type: ignore[no-redef]
-
-    try:
-        # Not standalone: click's usage errors come here, to be one line instead of a box.
-        code = app(standalone_mode=False)
-    except cli_errors.NoArgsIsHelpError as exc:
-        exc.show()
-        sys.exit(2)
-    except cli_errors.UsageError as exc:
-        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-        typer.secho(f"error: {exc.format_message()}{hint}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
-    except cli_errors.ClickException as exc:  # e.g. a file option that cannot be opened
-        typer.secho(f"error: {exc.format_message()}", err=True, fg=typer.colors.RED)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.secho("aborted", err=True)
-        sys.exit(130)
-    except Exception as exc:
-        # Imported here, not at the top: `schemas` is not needed for `lineguard --help`.
-        from schemas.errors import ConfigurationError, LineguardError
-
-        if not isinstance(exc, LineguardError):
-            raise
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2 if isinstance(exc, ConfigurationError) else 1)
-    sys.exit(code if isinstance(code, int) else 0)
+    """Console-script entry point: the exit codes and one-line errors of every lineguard CLI."""
+    run_cli(app)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
+from infra.exits import run_cli
 from schemas.errors import ConfigurationError, LineguardError
 from schemas.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, TopicNames
 
@@ -311,11 +311,4 @@ def main() -> None:
     configure_logging("INFO", LogFormat.text)
     standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     standalone.command()(worker)
-    try:
-        standalone()
-    except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
-    except LineguardError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(1)
+    run_cli(standalone)
