@@ -30,6 +30,7 @@ from chaos.corpus import BadInputCorpus, ClaimCheckTarget, CorpusLimits, hostile
 from chaos.frames import good_frames
 from chaos.kafka_io import Consumed, Landed, TopicReader, produce_all
 from chaos.worker_process import WorkerOptions, WorkerProcess
+from infra.claimcheck import GridFSClaimCheckStore
 from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import Endpoints
 from schemas.errors import LineguardError, SerializationError
@@ -117,8 +118,6 @@ class CampaignReport:
 
 def run_campaign(config: CampaignConfig, endpoints: Endpoints) -> CampaignReport:
     from pymongo import MongoClient
-
-    from infra.claimcheck import GridFSClaimCheckStore
 
     started = time.monotonic()
     suffix = uuid.uuid4().hex[:10]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from infra.exits import run_cli
+from infra.logs import LogFormat, configure_logging
 from schemas.errors import ConfigurationError
 
 app = typer.Typer(
@@ -153,7 +154,6 @@ def plc_kills(
 
 
 def _entry(command: typer.Typer) -> None:
-    from infra.logs import LogFormat, configure_logging
 
     configure_logging("INFO", LogFormat.text)
     logging.getLogger("chaos").setLevel(logging.INFO)

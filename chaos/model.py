@@ -13,6 +13,7 @@ from pathlib import Path
 
 from infra.settings import default_cache_dir
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 
 SMALL_MODEL_NAME = "test-classifier"
 SMALL_MODEL_VERSION = "t1"
@@ -35,7 +36,6 @@ def resolve_model(model: Path | None) -> Path:
 def train_small_classifier(directory: Path, seed: int = 7) -> Path:
     """Train a narrow classifier for a few epochs on synthetic frames; write a full artifact (Keras weights,
     ONNX, ``model.json``) to ``directory``. Seconds of CPU, a real model: never a stub returning constants."""
-    from schemas.vocabulary import Task
     from vision.export import export_onnx
     from vision.synthetic import synthetic_dataset
     from vision.training import TrainConfig, train_model

@@ -10,6 +10,7 @@ import typer
 
 from infra.exits import run_cli
 from infra.logs import LogFormat, configure_logging
+from lineguard.env_check import warn_unknown_environment  # a static table: no heavy imports
 from lineguard.lazy_commands import LazyModule, lazy_group
 
 # Every subcommand, by the module that registers it. `lineguard --help` lists these names and help lines
@@ -159,7 +160,6 @@ def _root(
     from lineguard.stack.endpoints import install_local_stack_fallback
 
     install_local_stack_fallback()
-    from lineguard.env_check import warn_unknown_environment  # a static table: no heavy imports
 
     warn_unknown_environment(ctx, os.environ)
 

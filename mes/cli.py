@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 
-from infra.endpoints import POSTGRES, POSTGRES_ENV, resolve_service
+from infra.endpoints import POSTGRES, POSTGRES_ENV, resolve_endpoints, resolve_service
+from schemas.serde import schema_registry_client
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 app = typer.Typer(help="Sinks that consume the results topic.", no_args_is_help=True)
@@ -71,11 +73,8 @@ def postgres_command(
     ] = 3_600.0,
 ) -> None:
     """Write every inspection result (and per-window counts) to PostgreSQL; offsets after COMMIT."""
-    from infra.endpoints import resolve_endpoints
     from infra.settings import KafkaSettings, RegistrySettings
     from mes.consumer import PostgresSink, SinkConfig
-    from schemas.serde import schema_registry_client
-    from schemas.topics import TopicNames
 
     names = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
     kafka = KafkaSettings()

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from infra.endpoints import resolve_endpoints
+from quality.query import ReportQuery
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 
 NO_DATA_EXIT = 1
@@ -42,7 +44,6 @@ def _rates(items: list[str]) -> dict[str, float]:
 
 
 def _mongo_uri() -> str:
-    from infra.endpoints import resolve_endpoints
     from infra.settings import MongoSettings
 
     settings = MongoSettings()
@@ -80,7 +81,6 @@ def report_command(
 
     from infra.settings import MongoSettings
     from quality.output import write_tables
-    from quality.query import ReportQuery
     from quality.render import write_html
     from quality.shifts import ShiftCalendar
     from quality.source import load_cube, load_labels

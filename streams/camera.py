@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from infra.claimcheck import GridFSClaimCheckStore
+from infra.kafka_topics import ensure_topics
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 from schemas.records import Frame
 from schemas.serde import AvroRecordSerializer
@@ -110,15 +112,12 @@ def build_camera(
 def _gridfs_store(uri: str, database: str, bucket: str) -> Any:
     from pymongo import MongoClient
 
-    from infra.claimcheck import GridFSClaimCheckStore
-
     # MongoClient connects lazily: a camera that never sees a large frame never needs MongoDB to be up.
     client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5_000)
     return GridFSClaimCheckStore(client, database, bucket)
 
 
 def _ensure_topic(kafka_config: Mapping[str, Any], settings: CameraSettings, spool_enabled: bool) -> None:
-    from infra.kafka_topics import ensure_topics
 
     try:
         ensure_topics(kafka_config, [settings.topic], partitions=settings.partitions, timeout_s=10.0)

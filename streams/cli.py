@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from infra.endpoints import resolve_endpoints
+from infra.kafka_access import verify_kafka_access
+from infra.mongo_access import verify_mongodb_access
 from infra.settings import KafkaSettings, MongoSettings, RegistrySettings, default_cache_dir
+from schemas.errors import ConfigurationError
+from schemas.serde import schema_registry_client
 from schemas.topics import FRAMES_TOPIC
+from streams.sources import open_source
 from streams.sources.base import ImageFormat
 from streams.sources.spec import SOURCE_SPEC_HELP
 from streams.spool import FsyncPolicy, SpoolPolicy
@@ -112,14 +118,9 @@ def camera(
     """
     from pydantic import ValidationError
 
-    from infra.kafka_access import verify_kafka_access
-    from infra.mongo_access import verify_mongodb_access
-    from schemas.errors import ConfigurationError
-    from schemas.serde import schema_registry_client
     from streams.camera import build_camera
     from streams.runner import install_stop_signals
     from streams.settings import CameraSettings
-    from streams.sources import open_source
 
     try:
         settings = CameraSettings(
@@ -190,7 +191,6 @@ def camera(
 
 def _endpoints(kafka: KafkaSettings, mongo: MongoSettings, need_mongodb: bool) -> tuple[str, str | None]:
     """Kafka (always) and MongoDB (for claim-check): the settings' variables, else the local stack."""
-    from infra.endpoints import resolve_endpoints
 
     bootstrap = kafka.bootstrap_servers
     mongodb_uri = mongo.uri.get_secret_value() if mongo.uri is not None else None
@@ -201,7 +201,6 @@ def _endpoints(kafka: KafkaSettings, mongo: MongoSettings, need_mongodb: bool) -
 
 
 def _serve_metrics(runner: CameraRunner, camera_id: str, port: int) -> None:
-    from schemas.errors import ConfigurationError
     from streams.metrics import CameraCollector, serve_metrics
 
     collector = CameraCollector(

@@ -33,6 +33,7 @@ from vision.onnx_adapter import INPUT_NAME, OUTPUT_NAME, Layout, OutputKind, pla
 from vision.onnx_adapter import wrap_model as wrap_onnx
 from vision.outputs import POINTS_HEAD, decode_outputs
 from vision.preprocess import ColorOrder, PreprocessSpec, ResizeMode, preprocess_batch
+from vision.synthetic import SyntheticDefectGenerator
 
 PARITY_FILE = "parity.npz"
 DEFAULT_TOLERANCE = 1e-4  # the same graph in the same runtime: differences are float32 reorderings only
@@ -295,7 +296,6 @@ def _decoded_mismatch(got: np.ndarray, expected: np.ndarray, metadata: ModelMeta
 
 def _synthetic_frames(spec: PreprocessSpec, count: int = 4) -> list[np.ndarray]:
     # Frames at 5:4 like the line cameras, with defects, so letterboxing and real activations are covered.
-    from vision.synthetic import SyntheticDefectGenerator
 
     generator = SyntheticDefectGenerator(
         width=spec.width * 5 // 4, height=spec.height, channels=spec.channels, defect_rate=0.7, seed=99

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -66,7 +67,6 @@ def models_import(
     ] = None,
 ) -> None:
     """Turn an ONNX model trained elsewhere into a checked lineguard artifact (optionally publish it)."""
-    from schemas.vocabulary import Task
     from vision.model_import import ImportOptions, import_onnx
 
     task_name = _choice("--task", task, ("classify", "detect", "segment"))

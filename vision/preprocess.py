@@ -29,6 +29,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from vision.letterbox import letterbox_for
+
 ColorOrder = Literal["bgr", "rgb", "grey"]
 Interpolation = Literal["auto", "area", "linear"]
 ResizeMode = Literal["stretch", "letterbox"]
@@ -176,7 +178,6 @@ def _resize(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def _letterbox(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    from vision.letterbox import letterbox_for
 
     height, width = image.shape[:2]
     box = letterbox_for(width, height, spec.width, spec.height)

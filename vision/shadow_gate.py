@@ -30,7 +30,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigurationError
-from vision.registry import ModelRegistry, validate_line, validate_name
+from vision.registry import DirectoryRegistry, ModelRegistry, validate_line, validate_name
 from vision.shadow_stats import Rate
 
 REPORTS_COLLECTION = "model_shadow_reports"
@@ -167,7 +167,6 @@ class ShadowReportStore:
     """Gate summaries of shadow reports, kept with the registry they gate."""
 
     def __init__(self, registry: ModelRegistry) -> None:
-        from vision.registry import DirectoryRegistry
 
         self._registry = registry
         self._root: Path | None = (

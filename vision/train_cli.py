@@ -17,6 +17,7 @@ import typer
 
 from schemas.errors import ConfigurationError
 from schemas.vocabulary import ModelTaskName, Task
+from vision.datasets import load_dataset
 from vision.samples import LabeledDataset
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,6 @@ def load_training_data(
         return synthetic_dataset(
             count, task, width=width, height=height, channels=channels, seed=seed, defect_rate=defect_rate
         )
-    from vision.datasets import load_dataset
 
     return load_dataset(Path(data), task, fmt.value if fmt else None)
 

@@ -16,9 +16,15 @@ from typing import Annotated, Any
 
 import typer
 
+from infra.endpoints import resolve_endpoints
 from infra.exits import run_cli
+from infra.kafka_access import verify_kafka_access
+from infra.logs import LogFormat, configure_logging
 from schemas.errors import ConfigurationError, LineguardError
+from schemas.records import DeadLetterReason
 from schemas.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, TopicNames
+from workers.dlq import replay, replay_problem, scan_dead_letters, selector
+from workers.shadow.cli import shadow_app  # the shadow worker is this worker with role=shadow
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +165,6 @@ def dlq_inspect(
 ) -> None:
     """Summarise the dead-letter topic: counts by reason and the latest records. Ends at the topic's end
     (exactly-once transaction markers included); a list cut short by --limit or --timeout-s says so."""
-    from workers.dlq import scan_dead_letters
 
     scan = scan_dead_letters(_kafka_config(), topic, limit=limit, timeout_s=timeout)
     counts = scan.by_reason()
@@ -242,8 +247,6 @@ def dlq_replay(
     """Re-publish selected dead letters' original records to the frames topic. Dead letters without their
     original value (too large to carry) are never replayed as null records: they are listed with the reason,
     and the exit code is 1."""
-    from schemas.records import DeadLetterReason
-    from workers.dlq import replay, replay_problem, scan_dead_letters, selector
 
     try:
         reasons = [DeadLetterReason(value.upper()) for value in reason or ()]
@@ -286,8 +289,6 @@ def _describe(stored: Any) -> dict[str, str]:
 
 
 def _kafka_config() -> dict[str, Any]:
-    from infra.endpoints import resolve_endpoints
-    from infra.kafka_access import verify_kafka_access
     from infra.settings import KafkaSettings
 
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
@@ -299,14 +300,12 @@ def register(app: typer.Typer) -> None:
     """Add ``worker`` and ``dlq`` to the ``lineguard`` command."""
     app.command("worker")(worker)
     app.add_typer(dlq_app, name="dlq")
-    from workers.shadow.cli import shadow_app  # the shadow worker is this worker with role=shadow
 
     app.add_typer(shadow_app, name="shadow")
 
 
 def main() -> None:
     """``python -m workers``: the worker command alone, with the CLI's logging and error conventions."""
-    from infra.logs import LogFormat, configure_logging
 
     configure_logging("INFO", LogFormat.text)
     standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

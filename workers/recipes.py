@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.endpoints import resolve_endpoints
 from schemas.errors import ConfigurationError
 from workers.verdicts import ThresholdLookup, VerdictThresholds
 from workers.verdicts import _read_mapping as read_mapping
@@ -237,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) not in (3, 4) or args[0] != "set":
         print("usage: python -m workers.recipes set <line> <recipe> [topic]", file=sys.stderr)
         return 2
-    from infra.endpoints import resolve_endpoints
     from infra.settings import KafkaSettings
 
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)

@@ -23,12 +23,18 @@ from typing import Any
 
 import numpy as np
 
+import vision
+from infra.endpoints import resolve_endpoints
+from infra.settings import KafkaSettings, RegistrySettings
 from schemas.errors import ConfigurationError
 from schemas.records import Frame
-from schemas.serde import AvroRecordDeserializer
+from schemas.serde import AvroRecordDeserializer, schema_registry_client
 from vision.preprocess import PreprocessSpec, preprocess_batch
+from vision.registry import DEFAULT_LINE, AliasWatcher, open_registry
+from vision.thresholds import Thresholds, ThresholdStore
 from workers.backends import LoadedModel, load_model
 from workers.decode import ClaimCheckReader, FrameDecoder, ImageSpec
+from workers.recipes import RecipeThresholds, follow_recipes
 from workers.settings import WorkerSettings
 from workers.verdicts import (
     ResultBuilder,
@@ -63,7 +69,6 @@ class Serving:
 
 def default_model_path() -> Path:
     """The shipped default model: ``vision/shipped/<name>/``, preferring a classification model."""
-    import vision
 
     shipped = Path(vision.__file__).resolve().parent / "shipped"
     candidates = sorted(p.parent for p in shipped.glob("*/model.json"))
@@ -104,8 +109,6 @@ class ModelSource:
         self._warm_up = warm_up
         self._watcher: Any = None
         if registry is not None and settings.model is None:
-            from vision.registry import DEFAULT_LINE, AliasWatcher
-
             self._watcher = AliasWatcher(registry, settings.line or DEFAULT_LINE)
 
     def initial(self, preloaded: LoadedModel | None = None) -> Serving:
@@ -183,9 +186,6 @@ class ModelSource:
         if self._settings.recipes is None:
             return lookup
         # Recipe changeover (workers.recipes): the line's recipe thresholds first, switched by a signal.
-        from infra.endpoints import resolve_endpoints
-        from infra.settings import KafkaSettings
-        from workers.recipes import RecipeThresholds, follow_recipes
 
         config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
         return RecipeThresholds(
@@ -196,7 +196,6 @@ class ModelSource:
         default = model_thresholds(model.metadata)
         if self._settings.thresholds is not None or self._registry is None:
             return ThresholdSource(default, self._settings.thresholds)
-        from vision.thresholds import Thresholds, ThresholdStore
 
         store = ThresholdStore(
             self._registry,
@@ -212,15 +211,12 @@ def open_worker_registry(settings: WorkerSettings) -> Any | None:
         return None
     if settings.registry is None and settings.line is None:
         return None
-    from vision.registry import open_registry
 
     return open_registry(settings.registry)
 
 
 def frame_deserializer() -> AvroRecordDeserializer[Frame]:
     """Reads frames in either wire format; Confluent-framed ones need LINEGUARD_SCHEMA_REGISTRY_URL."""
-    from infra.settings import RegistrySettings
-    from schemas.serde import schema_registry_client
 
     settings = RegistrySettings()
     auth = settings.basic_auth_user_info

@@ -21,6 +21,7 @@ from schemas.topics import (
     RESULTS_TOPIC,
     TopicNames,
 )
+from workers.identity import stable_worker_id
 
 BackendName = Literal["auto", "onnx", "keras", "tensorflow"]
 DeviceName = Literal["cpu", "cuda", "tensorrt", "auto"]
@@ -29,7 +30,6 @@ WorkerRole = Literal["production", "shadow"]
 
 def default_worker_id(data: dict[str, Any] | None = None) -> str:
     """``<hostname>-<slot>``, stable across restarts (workers.identity); ``data``: fields validated so far."""
-    from workers.identity import stable_worker_id
 
     return stable_worker_id(str((data or {}).get("group_id", "lineguard-workers")))
 

@@ -15,7 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
+from infra.claimcheck import GridFSClaimCheckStore
+from infra.mongo_access import verify_mongodb_access
+from lineguard.lag.cli import kafka_client_config
 from schemas.errors import ConfigurationError, ServiceUnavailableError
+from schemas.serde import schema_registry_client
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 _ENV = "LINEGUARD_CONSOLE_"
@@ -45,7 +50,6 @@ def _database(name: str | None) -> Any:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    from infra.mongo_access import verify_mongodb_access
     from infra.settings import MongoSettings
     from lineguard.stack.endpoints import resolve_endpoints
 
@@ -114,12 +118,8 @@ def console(
     _check_port_free(host, port)
     import uvicorn
 
-    from infra.claimcheck import GridFSClaimCheckStore
     from infra.settings import RegistrySettings
     from lineguard.console.app import ConsoleConfig, create_app
-    from lineguard.lag.cli import kafka_client_config
-    from schemas.serde import schema_registry_client
-    from schemas.topics import TopicNames
 
     db = _database(database)
     registry_settings = RegistrySettings()

@@ -11,6 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from infra.kafka_access import verify_kafka_access
+from schemas.records import Frame
+from schemas.serde import AvroRecordDeserializer, schema_registry_client
 from schemas.topics import FRAMES_TOPIC
 
 log = logging.getLogger(__name__)
@@ -21,7 +24,6 @@ DEFAULT_PORT = 9101
 
 def kafka_client_config() -> dict[str, Any]:
     """The process's Kafka settings (KAFKA_BOOTSTRAP_SERVERS, LINEGUARD_KAFKA_*), access verified once."""
-    from infra.kafka_access import verify_kafka_access
     from infra.settings import KafkaSettings
     from lineguard.stack.endpoints import resolve_endpoints
 
@@ -33,8 +35,6 @@ def kafka_client_config() -> dict[str, Any]:
 def frame_deserializer() -> Any:
     """Reads both wire formats; a registry (LINEGUARD_SCHEMA_REGISTRY_URL) for Confluent-framed frames."""
     from infra.settings import RegistrySettings
-    from schemas.records import Frame
-    from schemas.serde import AvroRecordDeserializer, schema_registry_client
 
     settings = RegistrySettings()
     auth = settings.basic_auth_user_info

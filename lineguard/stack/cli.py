@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from infra.endpoints import POSTGRES_ENV
+from lineguard.stack import security
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, mongodb_uri_for
+from lineguard.stack.launcher import SECURE_PORT, LocalStack
+from lineguard.stack.postgres import local_server
+from lineguard.stack.processes import tail
+from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import KAFKA, MONGODB, SERVICES, ServiceState, StackState
 from schemas.errors import ConfigurationError
 
@@ -46,7 +52,6 @@ WithOption = typer.Option(
 
 def _postgres(extras: list[Extra] | None) -> bool:
     """Whether PostgreSQL is asked for and not given by POSTGRES_URI (then lineguard uses that one)."""
-    from infra.endpoints import POSTGRES_ENV
 
     if not extras or Extra.postgres not in extras:
         return False
@@ -57,8 +62,6 @@ def _postgres(extras: list[Extra] | None) -> bool:
 
 
 def _postgres_server() -> PostgresServer:
-    from lineguard.stack.postgres import local_server
-    from lineguard.stack.settings import StackSettings
 
     settings = StackSettings()
     return local_server(settings.state_dir or settings.cache_dir / "stack")
@@ -69,10 +72,6 @@ def _names(services: list[Service] | None) -> list[str]:
 
 
 def _stack(secure: bool = False) -> LocalStack:
-    # Imported here so `lineguard --help` does not load the Kafka and MongoDB clients.
-    from lineguard.stack.launcher import LocalStack
-    from lineguard.stack.settings import StackSettings
-
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -133,9 +132,6 @@ def up(
 def _print_secure_exports(state_dir: Path, state: StackState, services: list[str]) -> None:
     """The secure endpoints as export lines. stdout only: the passwords must not reach a log."""
     import shlex
-
-    from lineguard.stack import security
-    from lineguard.stack.launcher import SECURE_PORT
 
     found = security.load_secrets(state_dir)
     if found is None:
@@ -218,7 +214,6 @@ def status(
 
 def _secure_address(service: ServiceState | None) -> str | None:
     """The SASL_SSL listener of a Kafka started with ``--secure``, else None."""
-    from lineguard.stack.launcher import SECURE_PORT
 
     port = service.extra_ports.get(SECURE_PORT) if service is not None else None
     return f"{service.host}:{port}" if service is not None and port is not None else None
@@ -231,7 +226,6 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines (Ctrl-C stops)"),
 ) -> None:
     """Print the last lines of the services' logs (and where the files are)."""
-    from lineguard.stack.processes import tail
 
     stack = _stack()
     files = [path for paths in stack.log_files(_names(services)).values() for path in paths]

@@ -13,7 +13,11 @@ from streams.sources.base import (
     ImageFormat,
     SourceStats,
 )
+from streams.sources.folder import FolderSource
+from streams.sources.opencv import OpenCVCaptureSource
 from streams.sources.spec import SOURCE_SPEC_HELP, SourceKind, SourceSpec, parse_size, parse_source_spec
+from streams.sources.synthetic import SyntheticSource
+from streams.sources.video import VideoFileSource
 
 __all__ = [
     "SOURCE_SPEC_HELP",
@@ -38,24 +42,17 @@ def open_source(spec: SourceSpec | str) -> FrameSource:
     if isinstance(spec, str):
         spec = parse_source_spec(spec)
     if spec.kind is SourceKind.folder:
-        from streams.sources.folder import FolderSource
-
         return FolderSource(
             Path(spec.target).expanduser(), pattern=spec.options.get("pattern", "*"), loop=spec.flag("loop")
         )
     if spec.kind is SourceKind.video:
-        from streams.sources.video import VideoFileSource
-
         return VideoFileSource(Path(spec.target).expanduser(), loop=spec.flag("loop"))
     if spec.kind is SourceKind.opencv:
-        from streams.sources.opencv import OpenCVCaptureSource
-
         return OpenCVCaptureSource(spec.target)
     return _open_synthetic(spec)
 
 
 def _open_synthetic(spec: SourceSpec) -> FrameSource:
-    from streams.sources.synthetic import SyntheticSource
 
     width, height = parse_size(spec.options.get("size", "640x480"), "synthetic size")
     if width < 16 or height < 16:

@@ -33,7 +33,7 @@ def test_the_workers_deserializer_follows_the_registry_setting(monkeypatch: pyte
         asked.append(url)  # mock:// registries do not share state between clients: hand over this one
         return registry if url else None
 
-    monkeypatch.setattr("schemas.serde.schema_registry_client", same_registry)
+    monkeypatch.setattr("workers.serving.schema_registry_client", same_registry)
     framed = AvroRecordSerializer(Frame, registry)(frame, SerializationContext("frames", MessageField.VALUE))
     assert framed[0] == 0  # Confluent framing: magic byte 0 + schema id
     assert frame_deserializer()(framed) == frame

@@ -23,8 +23,13 @@ from schemas.vocabulary import Task
 from vision.curation.hashing import dhash, near_duplicate_groups, phash, sha256_hex
 from vision.curation.quality import exposure, measurement_copy, sharpness, truncation_problem
 from vision.datasets import DatasetFormat
+from vision.datasets.coco import load_coco_dataset
+from vision.datasets.folder import load_folder_dataset
+from vision.datasets.goodonly import load_good_only_dataset
 from vision.datasets.images import ImageReadError, decode_image
 from vision.datasets.labels import IssueLog
+from vision.datasets.masks import load_mask_dataset
+from vision.datasets.voc import load_voc_dataset
 from vision.samples import LabeledDataset, Sample
 
 
@@ -150,22 +155,13 @@ def load_for_curation(path: Path, fmt: DatasetFormat, issues: IssueLog) -> Label
     if not path.exists():
         raise ConfigurationError(f"dataset path {path} does not exist")
     if fmt is DatasetFormat.voc:
-        from vision.datasets.voc import load_voc_dataset
-
         return load_voc_dataset(path, issues=issues, strict=False)
     if fmt is DatasetFormat.coco:
-        from vision.datasets.coco import load_coco_dataset
-
         return load_coco_dataset(path, issues=issues)
     if fmt is DatasetFormat.masks:
-        from vision.datasets.masks import load_mask_dataset
-
         return load_mask_dataset(path, issues=issues, strict=False)
     if fmt is DatasetFormat.goodonly:
-        from vision.datasets.goodonly import load_good_only_dataset
-
         return load_good_only_dataset(path)
-    from vision.datasets.folder import load_folder_dataset
 
     return load_folder_dataset(path)
 

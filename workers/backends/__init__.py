@@ -30,6 +30,8 @@ from workers.backends.devices import (
     keras_has_gpu,
     prefer_keras,
 )
+from workers.backends.keras import KerasBackend
+from workers.backends.onnx import OnnxBackend
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +84,11 @@ def load_model(
     if chosen == "onnx":
         if not metadata.files.onnx:
             raise ConfigurationError(f"model artifact {root} has no ONNX export; use --backend keras")
-        from workers.backends.onnx import OnnxBackend
 
         impl: InferenceBackend = OnnxBackend(root / metadata.files.onnx, threads, device)
     else:
         if not metadata.files.keras:
             raise ConfigurationError(f"model artifact {root} has no Keras model; use --backend onnx")
-        from workers.backends.keras import KerasBackend
 
         impl = KerasBackend(root / metadata.files.keras, metadata.preprocess.input_shape, threads, device)
     impl.warm_up(metadata.preprocess.input_shape, warm_up_batch)

@@ -19,7 +19,10 @@ from typing import Annotated, Any
 
 import typer
 
+from infra.endpoints import resolve_endpoints
 from schemas.errors import ConfigurationError
+from workers.shadow.render import write_report
+from workers.shadow.replay import RangeRequest, resolve_range
 
 shadow_app = typer.Typer(
     help="Run a candidate model in shadow beside production, and compare it.", no_args_is_help=True
@@ -129,7 +132,6 @@ def shadow_run(
     """Run the candidate as a shadow worker: live, or over a recorded range (--from/--to, offsets)."""
     from workers.settings import WorkerSettings
     from workers.shadow.config import resolve_candidate, shadow_group, shadow_settings
-    from workers.shadow.replay import RangeRequest
     from workers.shadow.run import ShadowTarget, run_live, run_replay
 
     since_at, until_at = _time(since, "--from"), _time(until, "--to")
@@ -189,10 +191,8 @@ def shadow_report(
     """Compare the candidate with production (and labels) per line and class; feeds the promotion gate."""
     from pymongo import MongoClient
 
-    from infra.endpoints import resolve_endpoints
     from infra.settings import MongoSettings
     from vision.shadow_gate import GatePolicy, ShadowReportStore, check_gate, gate_summary
-    from workers.shadow.render import write_report
     from workers.shadow.report import ReportQuery, build_report
 
     query = ReportQuery(
@@ -307,7 +307,6 @@ def shadow_drift(
         range_frames,
         reference_images,
     )
-    from workers.shadow.replay import RangeRequest, resolve_range
 
     images = reference_images(reference, limit)
     loaded = None

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from schemas.errors import ConfigurationError
 from schemas.topics import TopicNames
+from vision.registry import DEFAULT_LINE
 from workers.settings import WorkerSettings
 
 SHADOW_COLLECTION = "shadow_inspections"
@@ -73,7 +74,6 @@ def shadow_settings(
 def resolve_candidate(registry: Any, model: str, version: str, line: str | None) -> Path:
     """The candidate's artifact from the registry; refuses an unknown model or version and a candidate of
     another task than the model the line runs (its verdicts could not be compared)."""
-    from vision.registry import DEFAULT_LINE
 
     versions = registry.versions(model)
     found = next((v for v in versions if v.version == version), None)

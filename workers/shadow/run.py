@@ -14,6 +14,7 @@ from infra.endpoints import Endpoints, resolve_endpoints
 from infra.settings import KafkaSettings, MongoSettings
 from schemas.errors import LineguardError
 from workers.pipeline import Worker
+from workers.serving import frame_deserializer
 from workers.settings import WorkerSettings
 from workers.shadow.replay import (
     PartitionRange,
@@ -63,8 +64,6 @@ def _record_filter(target: ShadowTarget, ends: dict[int, int] | None) -> RecordF
         return None
     deserializer = None
     if target.line is not None:
-        from workers.serving import frame_deserializer
-
         deserializer = frame_deserializer()
     return RecordFilter(
         ends=ends,
