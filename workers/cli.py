@@ -12,7 +12,7 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,8 +23,18 @@ from infra.logs import LogFormat, configure_logging
 from schemas.errors import ConfigurationError, LineguardError
 from schemas.records import DeadLetterReason
 from schemas.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, TopicNames
-from workers.dlq import replay, replay_problem, scan_dead_letters, selector
+from workers.dlq import (
+    DeadLetterScan,
+    StoredDeadLetter,
+    replay,
+    replay_problem,
+    scan_dead_letters,
+    selector,
+)
 from workers.shadow.cli import shadow_app  # the shadow worker is this worker with role=shadow
+
+if TYPE_CHECKING:  # at run time imported by the command: pydantic-settings costs `worker --help` 80 ms
+    from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +147,7 @@ def worker(
     raise typer.Exit(run_worker(settings))
 
 
-def run_worker(settings: Any) -> int:
+def run_worker(settings: WorkerSettings) -> int:
     """Run a worker until SIGTERM/SIGINT; returns its exit code (0 = drained and committed)."""
     from workers.pipeline import Worker
 
@@ -189,7 +199,7 @@ def dlq_inspect(
         raise typer.Exit(1)
 
 
-def _partial_note(scan: Any, limit: int | None, timeout: float) -> str:
+def _partial_note(scan: DeadLetterScan, limit: int | None, timeout: float) -> str:
     if scan.partial == "limit":
         return f"partial: stopped at --limit {limit}; the topic holds more dead letters"
     if scan.partial == "timeout":
@@ -201,7 +211,7 @@ def _partial_note(scan: Any, limit: int | None, timeout: float) -> str:
     return ""
 
 
-def _print_inspection(topic: str, scan: Any, show: int, partial_note: str) -> None:
+def _print_inspection(topic: str, scan: DeadLetterScan, show: int, partial_note: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -276,7 +286,7 @@ def dlq_replay(
         raise typer.Exit(1)
 
 
-def _describe(stored: Any) -> dict[str, str]:
+def _describe(stored: StoredDeadLetter) -> dict[str, str]:
     letter = stored.letter
     source = letter.source
     return {

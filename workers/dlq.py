@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from schemas.errors import SerializationError, ServiceUnavailableError
 from schemas.records import DeadLetter, DeadLetterReason
@@ -180,7 +180,7 @@ def replay(
     not_replayed: list[NotReplayed] = []
     delivered = 0
 
-    def on_delivery(stored: StoredDeadLetter, error: Any, _message: Any) -> None:
+    def on_delivery(stored: StoredDeadLetter, error: KafkaError | None, _message: Message) -> None:
         nonlocal delivered
         if error is None:
             delivered += 1

@@ -19,7 +19,6 @@ import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from schemas.errors import ConfigurationError
 from schemas.records import Frame
 from schemas.serde import AvroRecordDeserializer, schema_registry_client
 from vision.preprocess import PreprocessSpec, preprocess_batch
-from vision.registry import DEFAULT_LINE, AliasWatcher, open_registry
+from vision.registry import DEFAULT_LINE, AliasWatcher, ModelRegistry, open_registry
 from vision.thresholds import Thresholds, ThresholdStore
 from workers.backends import LoadedModel, load_model
 from workers.decode import ClaimCheckReader, FrameDecoder, ImageSpec
@@ -81,7 +80,7 @@ def default_model_path() -> Path:
 class _RegistryThresholds:
     """Adapts ``vision.thresholds.ThresholdStore`` (live registry entries) to the verdict builder."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: ThresholdStore) -> None:
         self._store = store
 
     def for_frame(self, line_id: str, camera_id: str) -> VerdictThresholds:
@@ -99,7 +98,7 @@ class ModelSource:
         self,
         settings: WorkerSettings,
         claim_check: ClaimCheckReader | None,
-        registry: Any = None,
+        registry: ModelRegistry | None = None,
         warm_up: bool = True,
     ) -> None:
         self._settings = settings
@@ -107,33 +106,36 @@ class ModelSource:
         self._frame_deserializer = frame_deserializer()
         self._registry = registry
         self._warm_up = warm_up
-        self._watcher: Any = None
+        # The registry followed and its alias watcher, when the worker follows one (no --model).
+        self._followed: tuple[ModelRegistry, AliasWatcher] | None = None
         if registry is not None and settings.model is None:
-            self._watcher = AliasWatcher(registry, settings.line or DEFAULT_LINE)
+            self._followed = (registry, AliasWatcher(registry, settings.line or DEFAULT_LINE))
 
     def initial(self, preloaded: LoadedModel | None = None) -> Serving:
         if preloaded is not None:
             return self._serving(preloaded)
-        if self._watcher is not None:
-            alias = self._watcher.poll()
+        if self._followed is not None:
+            registry, watcher = self._followed
+            alias = watcher.poll()
             if alias is not None:
-                return self._serving(self._load(self._registry.fetch(alias.model, alias.version)))
+                return self._serving(self._load(registry.fetch(alias.model, alias.version)))
             if self._settings.line:
                 raise ConfigurationError(
                     f"line {self._settings.line!r} has no production model in the registry "
-                    f"{self._registry.location} (promote one with `lineguard models promote`) or pass --model"
+                    f"{registry.location} (promote one with `lineguard models promote`) or pass --model"
                 )
         return self._serving(self._load(self._settings.model or default_model_path()))
 
     def poll(self) -> Serving | None:
         """Between batches: a new Serving when the production alias names another model, else None."""
-        if self._watcher is None:
+        if self._followed is None:
             return None
-        alias = self._watcher.poll()
+        registry, watcher = self._followed
+        alias = watcher.poll()
         if alias is None:
             return None
         try:
-            serving = self._serving(self._load(self._registry.fetch(alias.model, alias.version)))
+            serving = self._serving(self._load(registry.fetch(alias.model, alias.version)))
         except Exception as exc:  # a broken promotion must not stop inspection: keep the current model
             log.error(
                 "cannot load %s %s from the registry, keeping the current model: %s",
@@ -205,7 +207,7 @@ class ModelSource:
         return _RegistryThresholds(store)
 
 
-def open_worker_registry(settings: WorkerSettings) -> Any | None:
+def open_worker_registry(settings: WorkerSettings) -> ModelRegistry | None:
     """The model registry when the worker should follow one (``--line`` or ``--registry``), else None."""
     if settings.model is not None and settings.line is None:
         return None

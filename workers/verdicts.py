@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import numpy as np
 
@@ -291,6 +291,17 @@ class ResultBuilder:
         )
 
 
+class DecidedFields(TypedDict, total=False):
+    """The fields of a result that whoever decided the verdict fills in (the rest come from the frame)."""
+
+    class_scores: Sequence[ClassScore]
+    detections: Sequence[Detection]
+    anomaly_score: float | None
+    anomaly_mask_png: bytes | None
+    metadata: Mapping[str, str]
+    deadline_missed: bool
+
+
 def frame_result(
     decoded: DecodedFrame,
     model: ModelInfo,
@@ -298,7 +309,7 @@ def frame_result(
     inferred_at: datetime,
     batch_size: int,
     worker_id: str,
-    **fields: Any,
+    **fields: Unpack[DecidedFields],
 ) -> InspectionResult:
     """The result of one frame: its identity and timings from the frame, the verdict and ``fields`` (scores,
     detections, metadata, ...) from whoever decided it (the model, or the deadline's fail-safe)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from infra.endpoints import resolve_endpoints
 from schemas.errors import ConfigurationError
 from workers.shadow.render import write_report
 from workers.shadow.replay import RangeRequest, resolve_range
+
+if TYPE_CHECKING:  # at run time the commands import it: pydantic-settings costs `shadow --help` 80 ms
+    from vision.registry import ModelRegistry
 
 shadow_app = typer.Typer(
     help="Run a candidate model in shadow beside production, and compare it.", no_args_is_help=True
@@ -48,7 +51,7 @@ def _time(text: str | None, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _registry(location: str | None) -> Any:
+def _registry(location: str | None) -> ModelRegistry:
     from vision.data_cli import open_cli_registry  # the models commands' own --registry resolution
 
     return open_cli_registry(location)
@@ -257,7 +260,8 @@ def shadow_golden(
     from vision.shadow_gate import ShadowReportStore
     from workers.shadow.golden import golden_replay
 
-    store: Any = None  # the registry the artifact came from, where the gate reads the parity result
+    # The registry the artifact came from, where the gate reads the parity result.
+    store: ModelRegistry | None = None
     if artifact is None:
         if model is None or version is None:
             raise ConfigurationError("pass --model and --version (from the registry) or --artifact DIR")

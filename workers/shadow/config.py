@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas.errors import ConfigurationError
 from schemas.topics import TopicNames
-from vision.registry import DEFAULT_LINE
+from vision.registry import DEFAULT_LINE, ModelRegistry
 from workers.settings import WorkerSettings
 
 SHADOW_COLLECTION = "shadow_inspections"
@@ -71,7 +71,7 @@ def shadow_settings(
         raise ConfigurationError(f"invalid shadow worker settings: {problems}") from exc
 
 
-def resolve_candidate(registry: Any, model: str, version: str, line: str | None) -> Path:
+def resolve_candidate(registry: ModelRegistry, model: str, version: str, line: str | None) -> Path:
     """The candidate's artifact from the registry; refuses an unknown model or version and a candidate of
     another task than the model the line runs (its verdicts could not be compared)."""
 

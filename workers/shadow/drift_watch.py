@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
@@ -19,6 +19,9 @@ from confluent_kafka import Consumer, TopicPartition
 from schemas.errors import ConfigurationError
 from vision.drift import FEATURES, compare_features, frame_statistics
 from workers.shadow.replay import PartitionRange
+
+if TYPE_CHECKING:  # the caller loads the model: the backends pull in pydantic and the model runtimes
+    from workers.backends import LoadedModel
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 _LEVELS = ("stable", "moderate", "shifted")
@@ -82,7 +85,7 @@ def _features(images: list[np.ndarray]) -> dict[str, list[float]]:
     return {name: [row[name] for row in rows] for name in FEATURES}
 
 
-def _scores(model: Any, images: list[np.ndarray]) -> list[float]:
+def _scores(model: LoadedModel, images: list[np.ndarray]) -> list[float]:
     from vision.preprocess import preprocess_batch
 
     scores: list[float] = []
@@ -94,7 +97,7 @@ def _scores(model: Any, images: list[np.ndarray]) -> list[float]:
 
 
 def drift_report(
-    reference: list[np.ndarray], frames: Iterator[tuple[str, np.ndarray]], model: Any | None = None
+    reference: list[np.ndarray], frames: Iterator[tuple[str, np.ndarray]], model: LoadedModel | None = None
 ) -> dict[str, Any]:
     ref = _features(reference)
     if model is not None:

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from schemas.errors import ConfigurationError
 from vision.preprocess import preprocess_batch
+
+if TYPE_CHECKING:  # loaded by golden_replay: the backends pull in pydantic and the model runtimes
+    from workers.backends import LoadedModel
 
 VERDICT_FOLDERS = ("OK", "UNCERTAIN", "DEFECT")
 DEFAULT_TOLERANCE = 5e-3  # vision.export.DEFAULT_TOLERANCE: the export's own parity bound
@@ -59,7 +62,7 @@ def _read(frame: GoldenFrame) -> np.ndarray:
     return image
 
 
-def _scores(model: Any, images: list[np.ndarray]) -> list[float]:
+def _scores(model: LoadedModel, images: list[np.ndarray]) -> list[float]:
     spec = model.metadata.preprocess
     scores: list[float] = []
     for start in range(0, len(images), _BATCH):
