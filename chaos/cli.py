@@ -154,7 +154,6 @@ def plc_kills(
 
 
 def _entry(command: typer.Typer) -> None:
-
     configure_logging("INFO", LogFormat.text)
     logging.getLogger("chaos").setLevel(logging.INFO)
     run_cli(command)

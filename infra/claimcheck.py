@@ -16,11 +16,21 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from schemas.errors import LineguardError, ServiceUnavailableError
 from schemas.records import Frame, ImageReference
+
+if (
+    TYPE_CHECKING
+):  # pymongo and gridfs load with the first store: a camera without claim-check never needs them
+    from gridfs import GridFSBucket
+    from pymongo import MongoClient
+    from pymongo.database import Database
+
+#: A MongoDB document as pymongo reads and writes it (BSON values of any kind).
+Document = dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +92,12 @@ class GridFSClaimCheckStore:
     :class:`~schemas.errors.ServiceUnavailableError` (the worker retries, then stops without committing).
     """
 
-    def __init__(self, client: Any, database: str, bucket: str = DEFAULT_BUCKET) -> None:
+    def __init__(self, client: MongoClient[Document], database: str, bucket: str = DEFAULT_BUCKET) -> None:
         self._client = client
         self.database = database
         self.bucket = bucket
 
-    def _bucket(self) -> Any:
+    def _bucket(self) -> GridFSBucket:
         import gridfs
 
         return gridfs.GridFSBucket(self._client[self.database], bucket_name=self.bucket)
@@ -138,13 +148,13 @@ class GridFSClaimCheckStore:
         if not self._complete(database, digest, len(data)):
             raise ServiceUnavailableError(f"claim-checked image {digest} could not be stored completely")
 
-    def _leftovers(self, database: Any, digest: str) -> bool:
+    def _leftovers(self, database: Database[Document], digest: str) -> bool:
         files = database[f"{self.bucket}.files"].find_one({"_id": digest}, {"_id": 1})
         return (
             files is not None or database[f"{self.bucket}.chunks"].find_one({"files_id": digest}) is not None
         )
 
-    def _complete(self, database: Any, digest: str, size: int) -> bool:
+    def _complete(self, database: Database[Document], digest: str, size: int) -> bool:
         files = database[f"{self.bucket}.files"].find_one({"_id": digest}, {"length": 1, "chunkSize": 1})
         if files is None or files.get("length") != size:
             return False
@@ -152,7 +162,7 @@ class GridFSClaimCheckStore:
         expected = -(-size // chunk_size)  # exactly: duplicated chunks (no unique index) are not complete
         return bool(database[f"{self.bucket}.chunks"].count_documents({"files_id": digest}) == expected)
 
-    def _wait_complete(self, database: Any, digest: str, size: int) -> bool:
+    def _wait_complete(self, database: Database[Document], digest: str, size: int) -> bool:
         deadline = time.monotonic() + _INTERRUPTED_UPLOAD_WAIT_S
         while time.monotonic() < deadline:
             if self._complete(database, digest, size):

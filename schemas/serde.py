@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar, overload
 
 from confluent_kafka.serialization import Deserializer, SerializationContext, Serializer
 from fastavro import schemaless_reader
@@ -50,7 +50,7 @@ class AvroRecord(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Any: ...
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
 
 
 R = TypeVar("R", bound=AvroRecord)

@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from schemas.topics import HEADER_TRACE_ID, HEADER_TRACEPARENT
 
@@ -22,6 +21,9 @@ SAMPLED = 0x01
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _MAX_HEADER_BYTES = 512  # a traceparent is 55 bytes; a longer value is not one and is not carried
+
+#: A Kafka header value as confluent-kafka hands it over (bytes read; str or bytes produced; None empty).
+HeaderValue = bytes | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,9 @@ def parse(value: bytes | str | None) -> TraceParent | None:
     return TraceParent(trace_id, span_id, int(flags, 16))
 
 
-def carried_context(headers: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> bytes | None:
+def carried_context(
+    headers: Iterable[tuple[str, HeaderValue]] | Mapping[str, HeaderValue],
+) -> bytes | None:
     """The trace context a worker gives every output of one frame: its own span for the frame, a child of
     the frame's ``traceparent`` (same trace id and flags, a new span id; one span per frame, so the result
     and the defect event of a frame carry the same one). A frame with only a bare ``trace-id`` (a camera

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.claimcheck import GridFSClaimCheckStore
 from infra.kafka_topics import ensure_topics
@@ -24,6 +24,9 @@ from streams.sequence import FrameSequence
 from streams.settings import CameraSettings
 from streams.sources import FrameSource, open_source
 from streams.spool import DiskSpool
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def build_camera(
     on_progress: Callable[[Progress], None] | None = None,
     create_topic: bool = True,
     source: FrameSource | None = None,
-    schema_registry: Any | None = None,
+    schema_registry: SchemaRegistryClient | None = None,
 ) -> CameraRunner:
     """Everything a camera process runs; configuration mistakes raise :class:`ConfigurationError` here.
     ``source`` is opened from ``settings.source`` unless given (already opened, e.g. to check it early).
@@ -109,7 +112,7 @@ def build_camera(
     )
 
 
-def _gridfs_store(uri: str, database: str, bucket: str) -> Any:
+def _gridfs_store(uri: str, database: str, bucket: str) -> GridFSClaimCheckStore:
     from pymongo import MongoClient
 
     # MongoClient connects lazily: a camera that never sees a large frame never needs MongoDB to be up.
@@ -118,7 +121,6 @@ def _gridfs_store(uri: str, database: str, bucket: str) -> Any:
 
 
 def _ensure_topic(kafka_config: Mapping[str, Any], settings: CameraSettings, spool_enabled: bool) -> None:
-
     try:
         ensure_topics(kafka_config, [settings.topic], partitions=settings.partitions, timeout_s=10.0)
     except ServiceUnavailableError as exc:

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,8 @@ from streams.sources.spec import SOURCE_SPEC_HELP
 from streams.spool import FsyncPolicy, SpoolPolicy
 
 if TYPE_CHECKING:
+    from rich.live import Live
+
     from streams.runner import CameraRunner, Progress
 
 logger = logging.getLogger(__name__)
@@ -222,7 +224,7 @@ class _ProgressDisplay:
 
     def __init__(self, live: bool, log_every_s: float = 10.0) -> None:
         self._live_enabled = live
-        self._live: Any = None
+        self._live: Live | None = None
         self._log_every_s = log_every_s
         self._next_log = 0.0
 

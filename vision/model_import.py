@@ -296,7 +296,6 @@ def _decoded_mismatch(got: np.ndarray, expected: np.ndarray, metadata: ModelMeta
 
 def _synthetic_frames(spec: PreprocessSpec, count: int = 4) -> list[np.ndarray]:
     # Frames at 5:4 like the line cameras, with defects, so letterboxing and real activations are covered.
-
     generator = SyntheticDefectGenerator(
         width=spec.width * 5 // 4, height=spec.height, channels=spec.channels, defect_rate=0.7, seed=99
     )

@@ -178,7 +178,6 @@ def _resize(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def _letterbox(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-
     height, width = image.shape[:2]
     box = letterbox_for(width, height, spec.width, spec.height)
     size = (box.content_width, box.content_height)

@@ -167,7 +167,6 @@ class ShadowReportStore:
     """Gate summaries of shadow reports, kept with the registry they gate."""
 
     def __init__(self, registry: ModelRegistry) -> None:
-
         self._registry = registry
         self._root: Path | None = (
             registry.root / "shadow_reports" if isinstance(registry, DirectoryRegistry) else None

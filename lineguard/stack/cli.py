@@ -62,7 +62,6 @@ def _postgres(extras: list[Extra] | None) -> bool:
 
 
 def _postgres_server() -> PostgresServer:
-
     settings = StackSettings()
     return local_server(settings.state_dir or settings.cache_dir / "stack")
 

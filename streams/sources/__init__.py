@@ -53,7 +53,6 @@ def open_source(spec: SourceSpec | str) -> FrameSource:
 
 
 def _open_synthetic(spec: SourceSpec) -> FrameSource:
-
     width, height = parse_size(spec.options.get("size", "640x480"), "synthetic size")
     if width < 16 or height < 16:
         raise ConfigurationError(f"synthetic size must be at least 16x16, got {width}x{height}")

@@ -10,11 +10,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from schemas.errors import ConfigurationError
-from streams.sources.base import CapturedFrame, SourceStats
+from streams.sources.base import CapturedFrame, SourceStats, VideoCapture
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class OpenCVCaptureSource:
         self,
         target: str,
         backoff: Backoff | None = None,
-        capture_factory: Callable[[int | str], Any] | None = None,
+        capture_factory: Callable[[int | str], VideoCapture] | None = None,
     ) -> None:
         self.target = parse_capture_target(target)
         self.name = f"opencv:{_redact(target)}"
@@ -105,7 +104,7 @@ class OpenCVCaptureSource:
         self._closed.set()
 
 
-def _open_capture(target: int | str) -> Any:
+def _open_capture(target: int | str) -> VideoCapture:
     import cv2
 
     return cv2.VideoCapture(target)

@@ -6,10 +6,9 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from schemas.errors import ConfigurationError
-from streams.sources.base import CapturedFrame, SourceStats
+from streams.sources.base import CapturedFrame, SourceStats, VideoCapture
 
 
 class VideoFileSource:
@@ -27,7 +26,7 @@ class VideoFileSource:
         capture = self._open()
         capture.release()
 
-    def _open(self) -> Any:  # cv2.VideoCapture
+    def _open(self) -> VideoCapture:
         import cv2
 
         capture = cv2.VideoCapture(str(self.path))
