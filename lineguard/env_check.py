@@ -13,7 +13,12 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # typer vendors click; these are the types its commands and contexts have
+    from typer._click.core import Command, Context
 
 log = logging.getLogger("lineguard.env")
 
@@ -195,7 +200,7 @@ def unknown_variables(
     ]
 
 
-def command_envvars(command: Any) -> set[str]:
+def command_envvars(command: Command) -> set[str]:
     """The environment variables of ``command``'s options and of every subcommand below it."""
     found: set[str] = set()
     for param in getattr(command, "params", ()):
@@ -215,7 +220,7 @@ def asks_for_help(args: list[str], help_names: Iterable[str]) -> bool:
     return any(arg in set(help_names) for arg in before)
 
 
-def warn_unknown_environment(ctx: Any, environ: Mapping[str, str]) -> int:
+def warn_unknown_environment(ctx: Context, environ: Mapping[str, str]) -> int:
     """From the root command's callback: one warning line per unknown ``LINEGUARD_*`` variable, unless the
     command line asks for help; returns how many were warned about."""
     args: list[str] = list(ctx.meta.get(ARGS_KEY, ()))
@@ -223,7 +228,8 @@ def warn_unknown_environment(ctx: Any, environ: Mapping[str, str]) -> int:
         return 0
     known = set(KNOWN)
     name = ctx.invoked_subcommand
-    command = ctx.command.get_command(ctx, name) if name else None
+    root = ctx.command
+    command = root.get_command(ctx, name) if name and isinstance(root, TyperGroup) else None
     if command is not None:
         if getattr(command, "commands", None) and len(args) == 1:  # a bare group prints its help
             return 0

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:  # typer vendors click; these are the types its commands and contexts have
+    from typer._click.core import Command, Context, HelpFormatter
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +54,17 @@ class LazyTyperGroup(TyperGroup):
 
     modules: tuple[LazyModule, ...] = ()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # TyperGroup's own, passed through
         super().__init__(*args, **kwargs)
         self._listing = False
 
-    def list_commands(self, ctx: Any) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         listed = list(super().list_commands(ctx))
         for module in self.modules:
             listed.extend(name for name in module.names if name not in listed)
         return listed
 
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
@@ -87,13 +90,13 @@ class LazyTyperGroup(TyperGroup):
 
         install(self)  # renamed options keep their old spelling, hidden (lineguard/option_aliases.py)
 
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: Context) -> Any:  # whatever the subcommand returns
         # The root's callback runs before the subcommand parses its arguments and sees none of them; it needs
         # them to tell `lineguard worker --help` from a run (lineguard/env_check.py warns only on a run).
         ctx.meta["lineguard.subcommand_args"] = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         return super().invoke(ctx)
 
-    def format_help(self, ctx: Any, formatter: Any) -> None:
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         self._listing = True
         try:
             super().format_help(ctx, formatter)

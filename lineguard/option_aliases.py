@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import types
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typer vendors click; these are the types its commands and contexts have
+    from typer._click.core import Command, Context
 
 log = logging.getLogger("lineguard.cli")
 
@@ -43,7 +46,7 @@ def rewrite(args: list[str], aliases: dict[str, str]) -> tuple[list[str], list[s
     return out, used
 
 
-def install(group: Any, path: tuple[str, ...] = ()) -> None:
+def install(group: Command, path: tuple[str, ...] = ()) -> None:
     """Make the old spellings of ``DEPRECATED`` parse on the commands below ``group`` (idempotent)."""
     for name, command in getattr(group, "commands", {}).items():
         here = (*path, name)
@@ -53,14 +56,15 @@ def install(group: Any, path: tuple[str, ...] = ()) -> None:
         install(command, here)
 
 
-def _wrap(command: Any, aliases: dict[str, str]) -> None:
+def _wrap(command: Command, aliases: dict[str, str]) -> None:
     parse = command.parse_args
 
-    def parse_args(self: Any, ctx: Any, args: list[str]) -> list[str]:
+    def parse_args(self: Command, ctx: Context, args: list[str]) -> list[str]:
         rewritten, used = rewrite(args, aliases)
         for old in dict.fromkeys(used):
             log.warning("%s is deprecated: use %s", old, aliases[old])
         return list(parse(ctx, rewritten))
 
-    command.parse_args = types.MethodType(parse_args, command)
-    command._lineguard_aliases = aliases
+    # Instance attributes shadow the class's method: only this command parses the old spellings.
+    object.__setattr__(command, "parse_args", types.MethodType(parse_args, command))
+    object.__setattr__(command, "_lineguard_aliases", aliases)

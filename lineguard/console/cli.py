@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from lineguard.lag.cli import kafka_client_config
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 from schemas.serde import schema_registry_client
 from schemas.topics import TopicNames
+
+if TYPE_CHECKING:  # pymongo loads in the commands that need MongoDB
+    from pymongo.database import Database
 
 log = logging.getLogger(__name__)
 _ENV = "LINEGUARD_CONSOLE_"
@@ -45,7 +48,7 @@ DatabaseOption = Annotated[
 ]
 
 
-def _database(name: str | None) -> Any:
+def _database(name: str | None) -> Database[dict[str, Any]]:
     """The MongoDB database, checked reachable (an unreachable server is one line, not a traceback)."""
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError

@@ -10,7 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # both load with the first health check: the console starts without the Kafka client
+    from confluent_kafka import Consumer
+
+    from lineguard.lag.exporter import LagReader
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,8 @@ class BrokerHealth:
         self._lock = threading.Lock()
         self._taken = -1e9
         self._cached: dict[str, Any] = {}
-        self._reader: Any = None
-        self._consumer: Any = None
+        self._reader: LagReader | None = None
+        self._consumer: Consumer | None = None
 
     def close(self) -> None:
         with self._lock:

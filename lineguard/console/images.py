@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.claimcheck import ClaimCheckError, GridFSClaimCheckStore, resolve_image
 from schemas.errors import SerializationError
 from schemas.records import Frame, ImageEncoding, KafkaCoordinates
 from schemas.serde import AvroRecordDeserializer
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,10 @@ class FrameImage:
 
 class FrameImageReader:
     def __init__(
-        self, kafka_config: dict[str, Any], claim_store: GridFSClaimCheckStore | None, registry: Any = None
+        self,
+        kafka_config: dict[str, Any],
+        claim_store: GridFSClaimCheckStore | None,
+        registry: SchemaRegistryClient | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 

@@ -18,11 +18,15 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.errors import SerializationError
 from schemas.records import DefectEvent
 from schemas.serde import AvroRecordDeserializer
+
+if TYPE_CHECKING:  # the Kafka client loads with the feed's thread
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,11 @@ class Stream:
 
 class LiveFeed:
     def __init__(
-        self, kafka_config: dict[str, Any], topic: str, backlog: int = 20, registry: Any = None
+        self,
+        kafka_config: dict[str, Any],
+        topic: str,
+        backlog: int = 20,
+        registry: SchemaRegistryClient | None = None,
     ) -> None:
         self._kafka_config = kafka_config
         self._registry = registry
@@ -139,7 +147,7 @@ class LiveFeed:
         finally:
             consumer.close()
 
-    def _assign_tail(self, consumer: Any, topic_partition: Any) -> bool:
+    def _assign_tail(self, consumer: Consumer, topic_partition: type[TopicPartition]) -> bool:
         metadata = consumer.list_topics(self.topic, timeout=5)
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:

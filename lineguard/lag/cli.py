@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,9 @@ from infra.kafka_access import verify_kafka_access
 from schemas.records import Frame
 from schemas.serde import AvroRecordDeserializer, schema_registry_client
 from schemas.topics import FRAMES_TOPIC
+
+if TYPE_CHECKING:  # the exporter (prometheus_client) loads with the command
+    from lineguard.lag.exporter import LagSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ def kafka_client_config() -> dict[str, Any]:
     return config
 
 
-def frame_deserializer() -> Any:
+def frame_deserializer() -> AvroRecordDeserializer[Frame]:
     """Reads both wire formats; a registry (LINEGUARD_SCHEMA_REGISTRY_URL) for Confluent-framed frames."""
     from infra.settings import RegistrySettings
 
@@ -98,7 +101,7 @@ def lag(
         reader.close()
 
 
-def _describe(snapshot: Any, silent_after_s: float) -> dict[str, Any]:
+def _describe(snapshot: LagSnapshot, silent_after_s: float) -> dict[str, Any]:
     now = snapshot.taken_at
     return {
         "records": snapshot.records,

@@ -16,20 +16,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
 from schemas.errors import LineguardError
 from schemas.records import DeadLetter, DefectEvent, Frame, InspectionResult
-from schemas.serde import AvroRecordDeserializer
+from schemas.serde import AvroRecord, AvroRecordDeserializer
 from schemas.topics import HEADER_SCHEMA, HEADER_TRACEPARENT
+from schemas.tracecontext import HeaderValue
 from schemas.tracecontext import parse as parse_traceparent
 
-RECORD_TYPES: dict[str, type[Any]] = {
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+RECORD_TYPES: dict[str, type[AvroRecord]] = {
     cls.avro_name: cls for cls in (Frame, InspectionResult, DefectEvent, DeadLetter)
 }
-_BY_SUFFIX: dict[str, type[Any]] = {
+_BY_SUFFIX: dict[str, type[AvroRecord]] = {
     ".frames": Frame,
     ".results": InspectionResult,
     ".defect-events": DefectEvent,
@@ -54,7 +58,7 @@ class Filters:
         return self.verdict is None or str(record.get("verdict", "")).upper() == self.verdict.upper()
 
 
-def record_type(topic: str, headers: Mapping[str, bytes]) -> type[Any] | None:
+def record_type(topic: str, headers: Mapping[str, bytes]) -> type[AvroRecord] | None:
     named = headers.get(HEADER_SCHEMA)
     if named is not None and named.decode("utf-8", "replace") in RECORD_TYPES:
         return RECORD_TYPES[named.decode()]
@@ -81,7 +85,7 @@ def jsonable(value: Any) -> Any:
 class TopicReader:
     """Reads one topic (all partitions) without a consumer group's commits."""
 
-    def __init__(self, client_config: dict[str, Any], registry: Any | None = None) -> None:
+    def __init__(self, client_config: dict[str, Any], registry: SchemaRegistryClient | None = None) -> None:
         self._config = {
             **client_config,
             "group.id": f"lineguard-tail-{uuid.uuid4().hex[:8]}",  # never committed: no trace in the cluster
@@ -89,9 +93,9 @@ class TopicReader:
             "enable.partition.eof": False,
         }
         self._registry = registry
-        self._deserializers: dict[type[Any], AvroRecordDeserializer[Any]] = {}
+        self._deserializers: dict[type[AvroRecord], AvroRecordDeserializer[AvroRecord]] = {}
 
-    def _decode(self, cls: type[Any], value: bytes) -> dict[str, Any]:
+    def _decode(self, cls: type[AvroRecord], value: bytes) -> dict[str, Any]:
         deserializer = self._deserializers.get(cls)
         if deserializer is None:
             deserializer = self._deserializers[cls] = AvroRecordDeserializer(cls, self._registry)
@@ -99,7 +103,10 @@ class TopicReader:
 
     def describe(self, message: Message) -> dict[str, Any]:
         headers: dict[str, bytes] = {}
-        pairs: list[tuple[str, Any]] = list(message.headers() or [])  # type: ignore[arg-type]
+        raw_headers = message.headers() or []  # a list of pairs when consumed (the stub allows a dict)
+        pairs: list[tuple[str, HeaderValue]] = (
+            list(raw_headers.items()) if isinstance(raw_headers, dict) else list(raw_headers)
+        )
         for name, raw in pairs:
             headers[name] = raw.encode() if isinstance(raw, str) else (raw or b"")
         topic = message.topic() or ""
