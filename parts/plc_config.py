@@ -26,7 +26,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from parts.plc_security import PlcSecurity, plc_security_from_dict
 from schemas.errors import ConfigurationError
@@ -65,7 +64,7 @@ class PlcConfig:
     security: PlcSecurity | None = None
 
 
-def plc_config_from_dict(data: Any) -> PlcConfig:
+def plc_config_from_dict(data: object) -> PlcConfig:
     if not isinstance(data, Mapping):
         raise ConfigurationError("PLC config: expected a mapping")
     endpoint = data.get("endpoint")

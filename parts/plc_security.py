@@ -17,9 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from schemas.errors import ConfigurationError
+
+if TYPE_CHECKING:  # asyncua and cryptography load when a secured PLC connects
+    from asyncua import Client
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.x509 import Certificate
 
 POLICIES = ("Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
 MODES = ("Sign", "SignAndEncrypt")
@@ -33,7 +38,7 @@ class PlcSecurity:
     private_key: Path
     server_certificate: Path | None = None
 
-    async def apply(self, client: Any) -> None:
+    async def apply(self, client: Client) -> None:
         """Configure an asyncua ``Client`` (before ``connect``)."""
         from asyncua import ua
         from asyncua.crypto import security_policies
@@ -48,7 +53,7 @@ class PlcSecurity:
         )
 
 
-def plc_security_from_dict(data: Any) -> PlcSecurity | None:
+def plc_security_from_dict(data: object) -> PlcSecurity | None:
     if data is None:
         return None
     if not isinstance(data, Mapping):
@@ -66,14 +71,19 @@ def plc_security_from_dict(data: Any) -> PlcSecurity | None:
     mode = str(data.get("mode", "SignAndEncrypt"))
     if mode not in MODES:
         raise ConfigurationError(f"PLC config: security mode must be Sign or SignAndEncrypt, got {mode!r}")
-    for key in ("certificate", "private_key"):
-        if not isinstance(data.get(key), str):
-            raise ConfigurationError(f"PLC config: security needs `{key}` (a file path)")
+    for name in ("certificate", "private_key"):
+        if not isinstance(data.get(name), str):
+            raise ConfigurationError(f"PLC config: security needs `{name}` (a file path)")
     certificate = Path(data["certificate"])
     private_key = Path(data["private_key"])
-    cert = _certificate(certificate, "certificate")
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey  # only a secured PLC needs it
+
+    certified = _certificate(certificate, "certificate").public_key()
     key = _private_key(private_key)
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    if (
+        not isinstance(certified, RSAPublicKey)
+        or certified.public_numbers() != key.public_key().public_numbers()
+    ):
         raise ConfigurationError(
             f"PLC config: private key {private_key} does not belong to certificate {certificate}"
         )
@@ -91,7 +101,7 @@ def _read(path: Path, what: str) -> bytes:
         raise ConfigurationError(f"PLC config: cannot read {what} {path}: {exc.strerror}") from None
 
 
-def _certificate(path: Path, what: str) -> Any:
+def _certificate(path: Path, what: str) -> Certificate:
     from cryptography import x509
 
     data = _read(path, what)
@@ -107,7 +117,7 @@ def _certificate(path: Path, what: str) -> Any:
         ) from None
 
 
-def _private_key(path: Path) -> Any:
+def _private_key(path: Path) -> RSAPrivateKey:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 

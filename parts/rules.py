@@ -145,9 +145,9 @@ def decide(
 _LINE_KEYS = {"expected_views", "rule", "station_rules", "uncertain_is_ng", "timeout_ms"}
 
 
-def _join_rule(value: Any, where: str) -> JoinRule:
+def _join_rule(value: object, where: str) -> JoinRule:
     try:
-        return JoinRule(value)
+        return JoinRule(str(value))
     except ValueError:
         choices = ", ".join(rule.value for rule in JoinRule)
         raise ConfigurationError(f"{where}: rule must be one of {choices}, got {value!r}") from None

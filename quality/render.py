@@ -7,17 +7,20 @@ import html
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from quality.spc import RULES
 from quality.tables import Report
 
+if TYPE_CHECKING:  # matplotlib loads when a chart is drawn
+    from matplotlib.axes import Axes
+
 TABLE_ROWS = 60  # the HTML shows the head of long tables; CSV/JSON hold all rows
 
 
-def _figure(draw: Callable[[Any], None], width: float = 8.0, height: float = 3.2) -> str:
+def _figure(draw: Callable[[Axes], None], width: float = 8.0, height: float = 3.2) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,8 +37,8 @@ def _figure(draw: Callable[[Any], None], width: float = 8.0, height: float = 3.2
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def _pareto(table: pd.DataFrame, label: str) -> Callable[[Any], None]:
-    def draw(ax: Any) -> None:
+def _pareto(table: pd.DataFrame, label: str) -> Callable[[Axes], None]:
+    def draw(ax: Axes) -> None:
         labels = table[label].astype(str).tolist()
         ax.bar(labels, table["defects"], color="#c0504d")
         ax.set_ylabel("defects")
@@ -48,8 +51,8 @@ def _pareto(table: pd.DataFrame, label: str) -> Callable[[Any], None]:
     return draw
 
 
-def _p_chart(chart: pd.DataFrame, p_bar: float) -> Callable[[Any], None]:
-    def draw(ax: Any) -> None:
+def _p_chart(chart: pd.DataFrame, p_bar: float) -> Callable[[Axes], None]:
+    def draw(ax: Axes) -> None:
         x = range(len(chart))
         ax.plot(x, chart["p"], marker=".", color="#1f77b4", label="p")
         ax.step(x, chart["ucl"], where="mid", color="#c0504d", label="UCL/LCL")
@@ -69,8 +72,8 @@ def _p_chart(chart: pd.DataFrame, p_bar: float) -> Callable[[Any], None]:
     return draw
 
 
-def _trend(table: pd.DataFrame, key: str) -> Callable[[Any], None]:
-    def draw(ax: Any) -> None:
+def _trend(table: pd.DataFrame, key: str) -> Callable[[Axes], None]:
+    def draw(ax: Axes) -> None:
         ax.plot(pd.to_datetime(table[key]), table["defect_rate"] * 100, marker=".")
         ax.set_ylabel("defect rate %")
         ax.tick_params(axis="x", rotation=30)
@@ -78,8 +81,8 @@ def _trend(table: pd.DataFrame, key: str) -> Callable[[Any], None]:
     return draw
 
 
-def _scores(table: pd.DataFrame) -> Callable[[Any], None]:
-    def draw(ax: Any) -> None:
+def _scores(table: pd.DataFrame) -> Callable[[Axes], None]:
+    def draw(ax: Axes) -> None:
         for version, rows in table.groupby("model_version"):
             ax.step(rows["bin_low"], rows["n"], where="post", label=str(version))
         ax.set_xlabel("defect score")

@@ -22,7 +22,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -118,7 +118,15 @@ class ModelMetadata(_Frozen):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
 
 
-def save_artifact(directory: str | Path, metadata: ModelMetadata, keras_model: Any | None = None) -> Path:
+class SavableModel(Protocol):
+    """What :func:`save_artifact` needs of a model: Keras' ``save(path)``."""
+
+    def save(self, filepath: Path) -> object: ...
+
+
+def save_artifact(
+    directory: str | Path, metadata: ModelMetadata, keras_model: SavableModel | None = None
+) -> Path:
     """Write an artifact directory: the Keras model (when given; anything with Keras' ``save(path)``) and
     ``model.json``. The metadata is written last, through a temporary file, so a reader never sees metadata
     that points at weights still being written."""

@@ -20,9 +20,12 @@ TensorRT) serves it unchanged:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:  # onnx loads when a model is imported, not with the package
+    from onnx import ModelProto, NodeProto, TensorProto
 
 Layout = Literal["nchw", "nhwc"]
 OutputKind = Literal["softmax", "logits", "sigmoid", "yolo", "centernet", "mask"]
@@ -84,7 +87,7 @@ def plan_output(
     return OutputPlan(kind, k, logits)
 
 
-def wrap_model(model: Any, layout: Layout, plan: OutputPlan) -> Any:
+def wrap_model(model: ModelProto, layout: Layout, plan: OutputPlan) -> ModelProto:
     """A copy of ``model`` (an ``onnx.ModelProto``) with input ``image`` (NHWC) and output ``output``."""
     import onnx
     from onnx import TensorProto, helper
@@ -98,12 +101,12 @@ def wrap_model(model: Any, layout: Layout, plan: OutputPlan) -> Any:
         raise ValueError(f"the model needs exactly one image input, it has {[i.name for i in inputs]}")
     original_in, original_out = inputs[0], graph.output[0].name
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in original_in.type.tensor_type.shape.dim]
-    nhwc_dims: list[Any] = ["N", *(dims[2:] + dims[1:2] if layout == "nchw" else dims[1:])]
-    nhwc_dims = [d if d != -1 else None for d in nhwc_dims]
+    known: list[str | int] = ["N", *(dims[2:] + dims[1:2] if layout == "nchw" else dims[1:])]
+    nhwc_dims: list[str | int | None] = [d if d != -1 else None for d in known]
     new_input = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, nhwc_dims)
     graph.input.remove(original_in)
     graph.input.insert(0, new_input)
-    nodes: list[Any] = []
+    nodes: list[NodeProto] = []
     if layout == "nchw":
         nodes.append(helper.make_node("Transpose", [INPUT_NAME], [original_in.name], perm=[0, 3, 1, 2]))
     else:
@@ -120,10 +123,10 @@ def wrap_model(model: Any, layout: Layout, plan: OutputPlan) -> Any:
     return wrapped
 
 
-def _output_nodes(source: str, layout: Layout, plan: OutputPlan) -> tuple[list[Any], list[Any]]:
+def _output_nodes(source: str, layout: Layout, plan: OutputPlan) -> tuple[list[NodeProto], list[TensorProto]]:
     from onnx import helper, numpy_helper
 
-    def const(name: str, value: Any, dtype: Any = np.int64) -> Any:
+    def const(name: str, value: list[int] | list[float], dtype: type[np.generic] = np.int64) -> TensorProto:
         return numpy_helper.from_array(np.asarray(value, dtype=dtype), f"lg_{name}")
 
     k = plan.classes

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +32,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.errors import ConfigurationError
 from vision.registry import DirectoryRegistry, ModelRegistry, validate_line, validate_name
 from vision.shadow_stats import Rate
+
+if TYPE_CHECKING:  # only a MongoDB registry has the collection; pymongo comes with it
+    from pymongo.collection import Collection
 
 REPORTS_COLLECTION = "model_shadow_reports"
 
@@ -172,7 +175,7 @@ class ShadowReportStore:
             registry.root / "shadow_reports" if isinstance(registry, DirectoryRegistry) else None
         )
 
-    def _collection(self) -> Any:
+    def _collection(self) -> Collection[dict[str, Any]]:
         return self._registry._db[REPORTS_COLLECTION]  # type: ignore[attr-defined]
 
     def put(self, summary: dict[str, Any]) -> None:
