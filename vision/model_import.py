@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from vision.onnx_adapter import wrap_model as wrap_onnx
 from vision.outputs import POINTS_HEAD, decode_outputs
 from vision.preprocess import ColorOrder, PreprocessSpec, ResizeMode, preprocess_batch
 from vision.synthetic import SyntheticDefectGenerator
+
+if TYPE_CHECKING:  # onnxruntime loads when a model is imported
+    from onnxruntime import InferenceSession
 
 PARITY_FILE = "parity.npz"
 DEFAULT_TOLERANCE = 1e-4  # the same graph in the same runtime: differences are float32 reorderings only
@@ -199,7 +202,7 @@ def check_parity(artifact: Path, tolerance: float = DEFAULT_TOLERANCE) -> float:
     return diff
 
 
-def _preprocess_spec(session: Any, options: ImportOptions) -> PreprocessSpec:
+def _preprocess_spec(session: InferenceSession, options: ImportOptions) -> PreprocessSpec:
     shape = list(session.get_inputs()[0].shape)
     if len(shape) != 4:
         raise ConfigurationError(f"the model's input has shape {shape}; an image model takes 4 dimensions")

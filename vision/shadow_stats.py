@@ -17,7 +17,7 @@ Definitions (the promotion gate relies on them, so they are spelled out):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,7 +103,11 @@ class ComparedFrame:
         return self.candidate_verdict != self.production_verdict
 
 
-def _rate(frames: Sequence[ComparedFrame], reference: Any, hit: Any) -> Rate:
+def _rate(
+    frames: Sequence[ComparedFrame],
+    reference: Callable[[ComparedFrame], bool],
+    hit: Callable[[ComparedFrame], bool],
+) -> Rate:
     selected = [f for f in frames if reference(f)]
     return Rate(sum(1 for f in selected if hit(f)), len(selected))
 

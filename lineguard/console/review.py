@@ -150,7 +150,7 @@ class Review:
     boxes: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_json(cls, body: Any) -> Review:
+    def from_json(cls, body: object) -> Review:
         if not isinstance(body, dict):
             raise BadQuery("the review must be a JSON object")
         try:

@@ -90,7 +90,7 @@ def defect_class(doc: dict[str, Any]) -> str:
     return "anomaly" if doc.get("anomaly_score") is not None else "defect"
 
 
-def _utc(moment: Any) -> datetime | None:
+def _utc(moment: object) -> datetime | None:
     if not isinstance(moment, datetime):
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
