@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from schemas import fields as check
 from schemas.catalog import NAMESPACE
-from schemas.fields import AvroDict, AvroMapping, as_tuple, coerce_enum, require_utc, timestamp
+from schemas.fields import AvroDict, AvroMapping
 from schemas.vocabulary import DeadLetterReason
 
 
@@ -77,9 +78,9 @@ class DeadLetter:
     failed_at: datetime
 
     def __post_init__(self) -> None:
-        coerce_enum(self, "reason", DeadLetterReason)
-        as_tuple(self, "original_headers")
-        require_utc(self, "failed_at")
+        check.coerce_enum(self, "reason", DeadLetterReason)
+        check.as_tuple(self, "original_headers")
+        check.require_utc(self, "failed_at")
 
     def to_dict(self) -> AvroDict:
         return {
@@ -105,5 +106,5 @@ class DeadLetter:
             original_value=data.get("original_value"),
             original_headers=tuple(Header.from_dict(header) for header in data.get("original_headers", ())),
             worker_id=data["worker_id"],
-            failed_at=timestamp(data["failed_at"]),
+            failed_at=check.timestamp(data["failed_at"]),
         )

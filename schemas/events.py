@@ -9,18 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from schemas import fields as check
 from schemas.catalog import NAMESPACE
-from schemas.fields import (
-    AvroDict,
-    AvroMapping,
-    as_tuple,
-    coerce_enum,
-    fail,
-    not_empty,
-    require_utc,
-    timestamp,
-    unit_interval,
-)
+from schemas.fields import AvroDict, AvroMapping
 from schemas.frame import Box
 from schemas.result import KafkaCoordinates, ModelInfo
 from schemas.vocabulary import Verdict
@@ -38,7 +29,7 @@ class DefectRegion:
     crop_jpeg: bytes
 
     def __post_init__(self) -> None:
-        unit_interval(self, "score", self.score)
+        check.unit_interval(self, "score", self.score)
 
     def to_dict(self) -> AvroDict:
         return {
@@ -79,14 +70,14 @@ class DefectEvent:
     source: KafkaCoordinates
 
     def __post_init__(self) -> None:
-        not_empty(self, "event_id", self.event_id)
-        not_empty(self, "camera_id", self.camera_id)
+        check.not_empty(self, "event_id", self.event_id)
+        check.not_empty(self, "camera_id", self.camera_id)
         if self.frame_number < 0:
-            raise fail(self, f"frame_number must be >= 0, got {self.frame_number}")
-        coerce_enum(self, "verdict", Verdict)
-        as_tuple(self, "regions")
-        require_utc(self, "captured_at")
-        require_utc(self, "detected_at")
+            raise check.fail(self, f"frame_number must be >= 0, got {self.frame_number}")
+        check.coerce_enum(self, "verdict", Verdict)
+        check.as_tuple(self, "regions")
+        check.require_utc(self, "captured_at")
+        check.require_utc(self, "detected_at")
 
     def to_dict(self) -> AvroDict:
         return {
@@ -114,8 +105,8 @@ class DefectEvent:
             station_id=data["station_id"],
             frame_number=data["frame_number"],
             part_id=data.get("part_id"),
-            captured_at=timestamp(data["captured_at"]),
-            detected_at=timestamp(data["detected_at"]),
+            captured_at=check.timestamp(data["captured_at"]),
+            detected_at=check.timestamp(data["detected_at"]),
             model=ModelInfo.from_dict(data["model"]),
             verdict=data["verdict"],
             regions=tuple(DefectRegion.from_dict(region) for region in data.get("regions", ())),

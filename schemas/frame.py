@@ -9,18 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from schemas import fields as check
 from schemas.catalog import NAMESPACE
-from schemas.fields import (
-    AvroDict,
-    AvroMapping,
-    as_tuple,
-    coerce_enum,
-    fail,
-    not_empty,
-    require_utc,
-    timestamp,
-    unit_interval,
-)
+from schemas.fields import AvroDict, AvroMapping
 from schemas.vocabulary import ImageEncoding
 
 
@@ -37,12 +28,12 @@ class Box:
     y_max: float
 
     def __post_init__(self) -> None:
-        unit_interval(self, "x_min", self.x_min)
-        unit_interval(self, "y_min", self.y_min)
-        unit_interval(self, "x_max", self.x_max)
-        unit_interval(self, "y_max", self.y_max)
+        check.unit_interval(self, "x_min", self.x_min)
+        check.unit_interval(self, "y_min", self.y_min)
+        check.unit_interval(self, "x_max", self.x_max)
+        check.unit_interval(self, "y_max", self.y_max)
         if self.x_min > self.x_max or self.y_min > self.y_max:
-            raise fail(
+            raise check.fail(
                 self,
                 f"min corner ({self.x_min}, {self.y_min}) is past max corner ({self.x_max}, {self.y_max})",
             )
@@ -78,11 +69,11 @@ class ImageReference:
     size_bytes: int
 
     def __post_init__(self) -> None:
-        not_empty(self, "uri", self.uri)
+        check.not_empty(self, "uri", self.uri)
         if len(self.sha256) != 64:
-            raise fail(self, f"sha256 must be 64 hex digits, got {len(self.sha256)} characters")
+            raise check.fail(self, f"sha256 must be 64 hex digits, got {len(self.sha256)} characters")
         if self.size_bytes < 0:
-            raise fail(self, f"size_bytes must be >= 0, got {self.size_bytes}")
+            raise check.fail(self, f"size_bytes must be >= 0, got {self.size_bytes}")
 
     def to_dict(self) -> AvroDict:
         return {"uri": self.uri, "sha256": self.sha256, "size_bytes": self.size_bytes}
@@ -103,8 +94,8 @@ class GroundTruth:
     mask_png: bytes | None = None
 
     def __post_init__(self) -> None:
-        as_tuple(self, "labels")
-        as_tuple(self, "boxes")
+        check.as_tuple(self, "labels")
+        check.as_tuple(self, "boxes")
 
     def to_dict(self) -> AvroDict:
         return {
@@ -149,17 +140,17 @@ class Frame:
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        not_empty(self, "camera_id", self.camera_id)
+        check.not_empty(self, "camera_id", self.camera_id)
         if self.frame_number < 0:
-            raise fail(self, f"frame_number must be >= 0, got {self.frame_number}")
+            raise check.fail(self, f"frame_number must be >= 0, got {self.frame_number}")
         if self.width <= 0 or self.height <= 0:
-            raise fail(self, f"width and height must be > 0, got {self.width}x{self.height}")
+            raise check.fail(self, f"width and height must be > 0, got {self.width}x{self.height}")
         if self.channels != 1 and self.channels != 3:
-            raise fail(self, f"channels must be 1 (grey) or 3 (BGR), got {self.channels}")
+            raise check.fail(self, f"channels must be 1 (grey) or 3 (BGR), got {self.channels}")
         if self.image_ref is not None and self.image:
-            raise fail(self, "image must be empty when image_ref is set (claim-check)")
-        require_utc(self, "captured_at")
-        coerce_enum(self, "encoding", ImageEncoding)
+            raise check.fail(self, "image must be empty when image_ref is set (claim-check)")
+        check.require_utc(self, "captured_at")
+        check.coerce_enum(self, "encoding", ImageEncoding)
 
     @property
     def identity(self) -> tuple[str, int]:
@@ -193,7 +184,7 @@ class Frame:
             line_id=data["line_id"],
             station_id=data["station_id"],
             frame_number=data["frame_number"],
-            captured_at=timestamp(data["captured_at"]),
+            captured_at=check.timestamp(data["captured_at"]),
             width=data["width"],
             height=data["height"],
             channels=data["channels"],

@@ -10,18 +10,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
+from schemas import fields as check
 from schemas.catalog import NAMESPACE
-from schemas.fields import (
-    AvroDict,
-    AvroMapping,
-    as_tuple,
-    coerce_enum,
-    fail,
-    not_empty,
-    require_utc,
-    timestamp,
-    unit_interval,
-)
+from schemas.fields import AvroDict, AvroMapping
 from schemas.vocabulary import Verdict
 
 PART_DECISIONS_TOPIC = "lineguard.part-decisions"
@@ -59,9 +50,9 @@ class PartView:
     score: float = 0.0
 
     def __post_init__(self) -> None:
-        not_empty(self, "camera_id", self.camera_id)
-        coerce_enum(self, "verdict", Verdict)
-        unit_interval(self, "score", self.score)
+        check.not_empty(self, "camera_id", self.camera_id)
+        check.coerce_enum(self, "verdict", Verdict)
+        check.unit_interval(self, "score", self.score)
 
     def to_dict(self) -> AvroDict:
         return {
@@ -104,15 +95,15 @@ class PartDecision:
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        not_empty(self, "part_id", self.part_id)
-        coerce_enum(self, "decision", PartOutcome)
-        coerce_enum(self, "reason", PartDecisionReason)
-        as_tuple(self, "views")
-        as_tuple(self, "missing_views")
-        require_utc(self, "first_captured_at")
-        require_utc(self, "decided_at")
+        check.not_empty(self, "part_id", self.part_id)
+        check.coerce_enum(self, "decision", PartOutcome)
+        check.coerce_enum(self, "reason", PartDecisionReason)
+        check.as_tuple(self, "views")
+        check.as_tuple(self, "missing_views")
+        check.require_utc(self, "first_captured_at")
+        check.require_utc(self, "decided_at")
         if self.reason is PartDecisionReason.MISSING_VIEWS and not self.missing_views:
-            raise fail(self, "reason MISSING_VIEWS needs the missing views")
+            raise check.fail(self, "reason MISSING_VIEWS needs the missing views")
 
     def to_dict(self) -> AvroDict:
         return {
@@ -140,7 +131,7 @@ class PartDecision:
             defect_label=data.get("defect_label"),
             views=tuple(PartView.from_dict(view) for view in data.get("views", ())),
             missing_views=tuple(data.get("missing_views", ())),
-            first_captured_at=timestamp(data["first_captured_at"]),
-            decided_at=timestamp(data["decided_at"]),
+            first_captured_at=check.timestamp(data["first_captured_at"]),
+            decided_at=check.timestamp(data["decided_at"]),
             metadata=data.get("metadata") or {},
         )

@@ -9,18 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from schemas import fields as check
 from schemas.catalog import NAMESPACE
-from schemas.fields import (
-    AvroDict,
-    AvroMapping,
-    as_tuple,
-    coerce_enum,
-    fail,
-    not_empty,
-    require_utc,
-    timestamp,
-    unit_interval,
-)
+from schemas.fields import AvroDict, AvroMapping
 from schemas.frame import Box
 from schemas.vocabulary import Task, Verdict
 
@@ -37,7 +28,7 @@ class KafkaCoordinates:
 
     def __post_init__(self) -> None:
         if self.partition < 0 or self.offset < 0:
-            raise fail(self, f"partition and offset must be >= 0, got {self.partition}/{self.offset}")
+            raise check.fail(self, f"partition and offset must be >= 0, got {self.partition}/{self.offset}")
 
     def to_dict(self) -> AvroDict:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
@@ -58,14 +49,15 @@ class ModelInfo:
     task: Task
 
     def __post_init__(self) -> None:
-        coerce_enum(self, "task", Task)
+        check.coerce_enum(self, "task", Task)
 
     def to_dict(self) -> AvroDict:
         return {"name": self.name, "version": self.version, "task": self.task.name}
 
     @classmethod
     def from_dict(cls, data: AvroMapping) -> ModelInfo:
-        return cls(name=data["name"], version=data["version"], task=data["task"])
+        # Readers return the Avro symbol, Task's member name (its value is the short name models use).
+        return cls(name=data["name"], version=data["version"], task=Task[data["task"]])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +70,7 @@ class ClassScore:
     score: float
 
     def __post_init__(self) -> None:
-        unit_interval(self, "score", self.score)
+        check.unit_interval(self, "score", self.score)
 
     def to_dict(self) -> AvroDict:
         return {"label": self.label, "score": self.score}
@@ -99,7 +91,7 @@ class Detection:
     box: Box
 
     def __post_init__(self) -> None:
-        unit_interval(self, "score", self.score)
+        check.unit_interval(self, "score", self.score)
 
     def to_dict(self) -> AvroDict:
         return {"label": self.label, "score": self.score, "box": self.box.to_dict()}
@@ -137,17 +129,17 @@ class InspectionResult:
     deadline_missed: bool = False
 
     def __post_init__(self) -> None:
-        not_empty(self, "camera_id", self.camera_id)
+        check.not_empty(self, "camera_id", self.camera_id)
         if self.frame_number < 0:
-            raise fail(self, f"frame_number must be >= 0, got {self.frame_number}")
+            raise check.fail(self, f"frame_number must be >= 0, got {self.frame_number}")
         if self.batch_size < 1:
-            raise fail(self, f"batch_size must be >= 1, got {self.batch_size}")
-        coerce_enum(self, "verdict", Verdict)
-        as_tuple(self, "class_scores")
-        as_tuple(self, "detections")
-        require_utc(self, "captured_at")
-        require_utc(self, "received_at")
-        require_utc(self, "inferred_at")
+            raise check.fail(self, f"batch_size must be >= 1, got {self.batch_size}")
+        check.coerce_enum(self, "verdict", Verdict)
+        check.as_tuple(self, "class_scores")
+        check.as_tuple(self, "detections")
+        check.require_utc(self, "captured_at")
+        check.require_utc(self, "received_at")
+        check.require_utc(self, "inferred_at")
 
     @property
     def identity(self) -> tuple[str, int]:
@@ -192,9 +184,9 @@ class InspectionResult:
             detections=tuple(Detection.from_dict(detection) for detection in data.get("detections", ())),
             anomaly_score=data.get("anomaly_score"),
             anomaly_mask_png=data.get("anomaly_mask_png"),
-            captured_at=timestamp(data["captured_at"]),
-            received_at=timestamp(data["received_at"]),
-            inferred_at=timestamp(data["inferred_at"]),
+            captured_at=check.timestamp(data["captured_at"]),
+            received_at=check.timestamp(data["received_at"]),
+            inferred_at=check.timestamp(data["inferred_at"]),
             batch_size=data["batch_size"],
             worker_id=data["worker_id"],
             metadata=data.get("metadata") or {},
