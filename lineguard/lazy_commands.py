@@ -86,7 +86,7 @@ class LazyTyperGroup(TyperGroup):
         loaded = typer.main.get_group(holder)
         for name, command in loaded.commands.items():
             self.add_command(command, name)
-        from lineguard.option_aliases import install
+        from lineguard.option_aliases import install  # only once a subcommand is loaded, never for --help
 
         install(self)  # renamed options keep their old spelling, hidden (lineguard/option_aliases.py)
 

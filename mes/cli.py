@@ -3,6 +3,9 @@
 PostgreSQL comes from ``POSTGRES_URI`` (or ``--postgres-uri``), else the local server ``lineguard stack up
 --with postgres`` started. Exit codes: 0 after SIGTERM/SIGINT, 1 when PostgreSQL stayed away longer than
 ``--outage-timeout-s``, 2 for a refused login or an unreachable server at start.
+
+Settings, clients and psycopg are imported inside the commands: ``lineguard sink postgres --help`` loads Typer
+and little else.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""``lineguard parts`` (the per-part join) and ``lineguard plc`` (the OPC UA bridge), until SIGTERM."""
+"""``lineguard parts`` (the per-part join) and ``lineguard plc`` (the OPC UA bridge), until SIGTERM.
+
+Settings, clients and the OPC UA client are imported inside the commands: ``lineguard parts --help`` loads
+Typer and little else.
+"""
 
 from __future__ import annotations
 

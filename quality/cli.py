@@ -2,6 +2,9 @@
 
 Exit codes: 0 with a report, 1 when no inspection matches the range and filters (nothing to report, said in
 one line, like ``grep`` without a match), 2 for bad options or an unreachable / refusing MongoDB.
+
+Settings, clients and pandas are imported inside the commands: ``lineguard report --help`` loads Typer and
+little else.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""``lineguard camera``: run one camera producer. Every option has a ``LINEGUARD_CAMERA_*`` fallback."""
+"""``lineguard camera``: run one camera producer. Every option has a ``LINEGUARD_CAMERA_*`` fallback.
+
+Settings, clients and the sources are imported inside the commands: ``lineguard camera --help`` loads Typer
+and little else.
+"""
 
 from __future__ import annotations
 

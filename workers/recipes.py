@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) not in (3, 4) or args[0] != "set":
         print("usage: python -m workers.recipes set <line> <recipe> [topic]", file=sys.stderr)
         return 2
-    from infra.settings import KafkaSettings
+    from infra.settings import KafkaSettings  # pydantic-settings: only this entry point needs it
 
     config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
     publish_recipe(config, args[3] if len(args) == 4 else RECIPE_TOPIC, args[1], args[2])

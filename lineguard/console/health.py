@@ -57,6 +57,7 @@ class BrokerHealth:
             return self._cached
 
     def _lag(self) -> dict[str, Any] | None:
+        # prometheus_client and the Kafka client load with the first check.
         from lineguard.lag.exporter import LagReader
         from schemas.errors import LineguardError
 

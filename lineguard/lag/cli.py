@@ -1,4 +1,8 @@
-"""``lineguard lag``: serve the frames topic's consumer lag on /metrics, read from the broker."""
+"""``lineguard lag``: serve the frames topic's consumer lag on /metrics, read from the broker.
+
+Settings, clients and prometheus_client are imported inside the commands: ``lineguard lag --help`` loads Typer
+and little else.
+"""
 
 from __future__ import annotations
 

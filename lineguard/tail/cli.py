@@ -1,4 +1,8 @@
-"""``lineguard tail TOPIC``: print a lineguard topic as JSON lines."""
+"""``lineguard tail TOPIC``: print a lineguard topic as JSON lines.
+
+Settings, clients and the Avro readers are imported inside the commands: ``lineguard tail --help`` loads Typer
+and little else.
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ class SyntheticSource:
         surface: str = "metal",
         first_index: int = 0,
     ) -> None:
-        from vision.synthetic import SyntheticDefectGenerator
+        from vision.synthetic import SyntheticDefectGenerator  # OpenCV only for synthetic sources
 
         self.generator = SyntheticDefectGenerator(
             width=width,
@@ -57,7 +57,7 @@ class SyntheticSource:
             )
 
     def _ground_truth(self, label: str, boxes: tuple[BoxLabel, ...], mask: np.ndarray) -> FrameGroundTruth:
-        from vision.synthetic import GOOD_LABEL
+        from vision.synthetic import GOOD_LABEL  # OpenCV only for synthetic sources
 
         if label == GOOD_LABEL:
             return FrameGroundTruth(labels=(), boxes=(), mask=None)

@@ -116,7 +116,7 @@ class DirectoryRegistry(ModelRegistry):
     # versions
 
     def publish(self, artifact: Path) -> ModelVersion:
-        from vision.artifact import load_metadata
+        from vision.artifact import load_metadata  # artifacts pull in OpenCV; listing a registry does not
 
         metadata = load_metadata(artifact)
         name, version = validate_name("model name", metadata.name), validate_name("version", metadata.version)
@@ -137,7 +137,7 @@ class DirectoryRegistry(ModelRegistry):
         return self._version(name, version)
 
     def _version(self, name: str, version: str) -> ModelVersion:
-        from vision.artifact import load_metadata
+        from vision.artifact import load_metadata  # artifacts pull in OpenCV; listing a registry does not
 
         folder = self.root / "models" / name / version
         metadata = load_metadata(folder)

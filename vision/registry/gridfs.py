@@ -107,7 +107,7 @@ class GridFSRegistry(ModelRegistry):
     # versions
 
     def publish(self, artifact: Path) -> ModelVersion:
-        from vision.artifact import load_metadata
+        from vision.artifact import load_metadata  # artifacts pull in OpenCV; listing a registry does not
 
         metadata = load_metadata(artifact)
         name, version = validate_name("model name", metadata.name), validate_name("version", metadata.version)

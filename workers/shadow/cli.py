@@ -8,6 +8,9 @@ inspected, printing a JSON summary.
 ``report`` compares the candidate's shadow documents with production's and the reviewers' labels, writes
 ``report.json``, ``report.md`` and ``scores.png``, and stores one gate summary per line with the model
 registry for ``lineguard models promote``.
+
+Settings, clients and the model runtimes are imported inside the commands: ``lineguard shadow run --help``
+loads Typer and little else.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ def range_frames(
     kafka_config: dict[str, Any], topic: str, ranges: list[PartitionRange], camera: str | None
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(camera, decoded image) of every inline frame in the range (claim-checked frames are skipped)."""
+    # The worker's runtime (OpenCV, settings) loads with the watch.
     from workers.serving import frame_deserializer
 
     deserialize = frame_deserializer()
@@ -86,7 +87,7 @@ def _features(images: list[np.ndarray]) -> dict[str, list[float]]:
 
 
 def _scores(model: LoadedModel, images: list[np.ndarray]) -> list[float]:
-    from vision.preprocess import preprocess_batch
+    from vision.preprocess import preprocess_batch  # OpenCV, only when a model scores frames
 
     scores: list[float] = []
     for start in range(0, len(images), 16):

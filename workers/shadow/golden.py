@@ -74,7 +74,7 @@ def _scores(model: LoadedModel, images: list[np.ndarray]) -> list[float]:
 
 def golden_replay(artifact: Path, folder: Path, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """The golden report of one artifact: verdict diffs and per-frame backend parity."""
-    from vision.artifact import load_metadata
+    from vision.artifact import load_metadata  # the model runtimes load with the replay, not with the CLI
     from workers.backends import load_model
     from workers.verdicts import model_thresholds
 
