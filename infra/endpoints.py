@@ -18,10 +18,12 @@ KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 MONGODB_ENV = "MONGODB_URI"
 
 POSTGRES_ENV = "POSTGRES_URI"
+REDIS_ENV = "REDIS_URL"
 
 KAFKA = "kafka"
 MONGODB = "mongodb"
 POSTGRES = "postgres"
+REDIS = "redis"
 
 # Given a service name (KAFKA, MONGODB, POSTGRES...), its address; raises ConfigurationError saying why.
 EndpointFallback = Callable[[str], str]

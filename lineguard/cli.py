@@ -109,6 +109,12 @@ COMMANDS = (
     LazyModule(
         "mes.cli:app", "group", {"sink": "Sinks that consume the results topic."}, groups=frozenset({"sink"})
     ),
+    LazyModule(
+        "quality.counters.cli:app",
+        "group",
+        {"counters": "Live counters per line and window (Redis), from the results topic."},
+        groups=frozenset({"counters"}),
+    ),
 )
 
 app = typer.Typer(

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from infra.endpoints import POSTGRES_ENV
+from infra.endpoints import POSTGRES_ENV, REDIS_ENV
 from lineguard.stack import security
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, mongodb_uri_for
 from lineguard.stack.launcher import SECURE_PORT, LocalStack
 from lineguard.stack.postgres import local_server
 from lineguard.stack.processes import tail
+from lineguard.stack.redis_server import RedisServer
+from lineguard.stack.redis_server import local_server as local_redis
 from lineguard.stack.settings import StackSettings
 from lineguard.stack.state import KAFKA, MONGODB, SERVICES, ServiceState, StackState
 from schemas.errors import ConfigurationError
@@ -43,10 +45,14 @@ ServiceOption = typer.Option(None, "--service", "-s", help="only this service (r
 
 class Extra(StrEnum):
     postgres = "postgres"
+    redis = "redis"
 
 
 WithOption = typer.Option(
-    None, "--with", help="also this optional server: postgres (for `lineguard sink postgres`)"
+    None,
+    "--with",
+    help="also this optional server (repeatable): postgres (for `lineguard sink postgres`), redis (for "
+    "`lineguard counters run`)",
 )
 
 
@@ -59,6 +65,21 @@ def _postgres(extras: list[Extra] | None) -> bool:
         typer.echo(f"{POSTGRES_ENV} is set: using it, not starting postgres", err=True)
         return False
     return True
+
+
+def _redis(extras: list[Extra] | None) -> bool:
+    """Whether Redis is asked for and not given by REDIS_URL (then lineguard uses that one)."""
+    if not extras or Extra.redis not in extras:
+        return False
+    if os.environ.get(REDIS_ENV):
+        typer.echo(f"{REDIS_ENV} is set: using it, not starting redis", err=True)
+        return False
+    return True
+
+
+def _redis_server() -> RedisServer:
+    settings = StackSettings()
+    return local_redis(settings.state_dir or settings.cache_dir / "stack")
 
 
 def _postgres_server() -> PostgresServer:
@@ -111,6 +132,11 @@ def up(
         server.start()
         typer.echo(f"postgres running on 127.0.0.1:{server.port} (data: {server.home})", err=True)
         typer.echo(f"export POSTGRES_URI={server.uri}")
+    if _redis(extras):
+        redis = _redis_server()
+        redis.start()
+        typer.echo(f"redis running on 127.0.0.1:{redis.port} (data: {redis.home})", err=True)
+        typer.echo(f"export {REDIS_ENV}={redis.uri}")
     if not to_start:
         return
     stack = _stack(secure)
@@ -170,6 +196,11 @@ def down(
         if server.running():
             server.purge() if purge else server.stop()
             typer.echo("stopped: postgres" + (" (data purged)" if purge else ""))
+    if _redis(extras):
+        redis = _redis_server()
+        if redis.running():
+            redis.purge() if purge else redis.stop()
+            typer.echo("stopped: redis" + (" (data purged)" if purge else ""))
     stack = _stack()
     wanted = _names(services)
     stopped = stack.down(wanted, purge=purge)

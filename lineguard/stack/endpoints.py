@@ -15,6 +15,8 @@ from infra.endpoints import (
     MONGODB_ENV,
     POSTGRES,
     POSTGRES_ENV,
+    REDIS,
+    REDIS_ENV,
     EndpointFallback,
     Endpoints,
     install_fallback,
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 # The variable that overrides each service, for the messages that say what to do.
-_ENV_OF = {KAFKA: KAFKA_ENV, MONGODB: MONGODB_ENV, POSTGRES: POSTGRES_ENV}
+_ENV_OF = {KAFKA: KAFKA_ENV, MONGODB: MONGODB_ENV, POSTGRES: POSTGRES_ENV, REDIS: REDIS_ENV}
 
 
 def default_state_dir() -> Path:

@@ -122,6 +122,25 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.purge()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's own Redis from the machine's binary (as `lineguard stack up --with redis`)."""
+    from lineguard.stack.redis_server import local_server
+
+    server = local_server(tmp_path_factory.mktemp("redis-state"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.purge()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    """``REDIS_URL`` when set, else the session's server. Tests keep apart by key prefix (uuid)."""
+    return os.environ.get("REDIS_URL") or str(redis_server.uri)
+
+
 @pytest.fixture
 def postgres_uri(postgres_server: Any) -> Iterator[str]:
     """A database of its own for this test on ``POSTGRES_URI`` when set, else on the session's server."""
