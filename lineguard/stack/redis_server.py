@@ -4,6 +4,7 @@ It listens on a free port of 127.0.0.1 only (no password: like the stack's Kafka
 server), daemonizes with a pid file, and keeps its data in an append-only file fsynced on every write
 (``appendfsync always``): `lineguard counters run` commits Kafka offsets only after a counter update
 returned, and with this setting "returned" means "on disk". RDB snapshots are off (the AOF is the data).
+Integer sets stay packed up to 16,384 members: the counters' per-window sets of result digests.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class RedisServer:
             _binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
             "--dir", str(self.home), "--daemonize", "yes", "--pidfile", str(self.pid_file),
             "--logfile", str(self.log_file), "--appendonly", "yes", "--appendfsync", "always",
-            "--save", "", "--maxmemory-policy", "noeviction",
+            "--save", "", "--maxmemory-policy", "noeviction", "--set-max-intset-entries", "16384",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
         deadline = time.monotonic() + timeout_s

@@ -3,8 +3,12 @@
 Keys (``<p>`` the prefix, ``<w>`` the window length in seconds)::
 
     <p>:<w>:<line>:<start>:counts   hash  frames, ok, defect, uncertain, deadline_missed, class:<name>
-    <p>:<w>:<line>:<start>:seen     set   the result ids already counted in that window (exact, not HLL:
-                                          a window of a line holds thousands of ids, a few hundred kB)
+    <p>:<w>:<line>:<start>:seen     set   the results already counted in that window, each as a 63-bit
+                                          digest of its result id: an integer set ("intset", 8 bytes a
+                                          member up to ``set-max-intset-entries``, which the stack's
+                                          server raises to 16384) instead of ~90 bytes for the id string.
+                                          Exact for practical purposes (a collision among 10^4 ids of one
+                                          window: ~3e-12), unlike a HyperLogLog (0.8 % error).
     <p>:<w>:windows:<line>          zset  window starts of the line (score = start), trimmed to the retention
     <p>:lines                       set   line ids
     <p>:offsets:<stream>            hash  partition -> next offset, raised only (max)
@@ -17,6 +21,7 @@ none of it, offsets included.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import redis
@@ -59,6 +64,11 @@ return counted
 
 DEFAULT_PREFIX = "lineguard:live"
 DEFAULT_RETENTION_S = 2 * 24 * 3600
+
+
+def member(result_id: str) -> int:
+    """The set member of a result id: a non-negative 63-bit digest (Redis keeps small integer sets packed)."""
+    return int.from_bytes(hashlib.blake2b(result_id.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
@@ -112,7 +122,7 @@ class RedisStore:
         head = (self.prefix, self.window_s, self.retention_s, len(tallies))
         args: list[str | int] = [*head, self._offsets_key(stream), len(offsets)]
         for item in tallies:
-            args += [item.line_id, item.window_start, item.result_id, "\t".join(item.fields)]
+            args += [item.line_id, item.window_start, member(item.result_id), "\t".join(item.fields)]
         for partition, offset in offsets.items():
             args += [partition, offset]
         return int(self._apply(keys=[], args=args))
