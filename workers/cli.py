@@ -108,6 +108,14 @@ def worker(
         min=0,
         help="wait this long for MongoDB at start (default 60; 0 = no wait)",
     ),
+    deadline_ms: float | None = typer.Option(
+        None,
+        "--deadline-ms",
+        min=0,
+        envvar=f"{_ENV}DEADLINE_MS",
+        help="capture -> verdict deadline of every line, ms (0 = none); frames that cannot make it are "
+        f"decided fail-safe ({_ENV}DEADLINE_FAIL_SAFE; per line: {_ENV}DEADLINE_LINES)",
+    ),
 ) -> None:
     """Consume frames, run the model in dynamic batches, write results, defect events and MongoDB docs."""
     from pydantic import ValidationError
@@ -130,6 +138,7 @@ def worker(
         "line": line,
         "registry": registry,
         "startup_timeout_s": startup_timeout_s,
+        "deadline_ms": deadline_ms,
     }
     if topic_prefix:
         names = TopicNames.with_prefix(topic_prefix)
