@@ -37,7 +37,7 @@ NOT_FOR_DEPLOYMENTS: dict[tuple[str, ...], set[str]] = {
     ("shadow", "run"): {"--from", "--to", "--from-offset", "--to-offset", "--partition", "--timeout-s"},
 }
 # Connection strings every tool of the ecosystem reads under these names.
-STANDARD_VARIABLES = {"KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "POSTGRES_URI"}
+STANDARD_VARIABLES = {"KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "POSTGRES_URI", "REDIS_URL"}
 # Same spelling, two kinds of value: (option, command path) -> why that is not a second vocabulary.
 TWO_KINDS = {
     ("--version", ()): "the root's --version flag prints lineguard's version; below it, a model version",
