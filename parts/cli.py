@@ -91,6 +91,7 @@ def plc_command(
     from infra.settings import KafkaSettings, MongoSettings
     from parts.plc import PlcBridge
     from parts.plc_config import load_plc_config
+    from parts.plc_recipes import RecipeWatcher, kafka_publisher
 
     logging.getLogger("asyncua").setLevel(logging.WARNING)  # it logs every request at INFO
     plc_config = load_plc_config(config)
@@ -112,7 +113,9 @@ def plc_command(
     )
 
     async def _main() -> None:
-        bridge = PlcBridge(plc_config, consumer, mongo[MongoSettings().database]["plc_acks"])
+        recipe = plc_config.recipe
+        recipes = RecipeWatcher(recipe, kafka_publisher(kafka_config, recipe.topic)) if recipe else None
+        bridge = PlcBridge(plc_config, consumer, mongo[MongoSettings().database]["plc_acks"], recipes=recipes)
         await bridge.connect()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -30,6 +30,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from parts.plc_config import ERROR_CODES, NODE_NAMES, UNKNOWN_CLASS_CODE, PlcConfig
+from parts.plc_recipes import RecipeWatcher
 from schemas.errors import ConfigurationError
 from schemas.parts import PartDecision, PartOutcome
 from schemas.serde import AvroRecordDeserializer
@@ -57,11 +58,13 @@ class PlcBridge:
         consumer: Consumer,
         acks: Collection[dict[str, Any]],
         on_write: Callable[[PartDecision, float, float], None] | None = None,
+        recipes: RecipeWatcher | None = None,
     ) -> None:
         self._config = config
         self._consumer = consumer
         self._acks = acks
         self._on_write = on_write  # (decision, written_at, acked_at): the benchmark's stage timestamps
+        self.recipes = recipes  # the PLC's recipe node -> changeover signals (config `recipe`)
         self._read = AvroRecordDeserializer(PartDecision)
         self._client = Client(config.endpoint, timeout=config.connect_timeout_s)
         self._nodes: dict[str, Node] = {}
@@ -90,6 +93,12 @@ class PlcBridge:
                 await self._client.disconnect()
                 raise ConfigurationError(f"PLC node {name} = {node_id!r} is not usable: {exc}") from None
             self._nodes[name] = node
+        if self.recipes is not None:
+            try:
+                await self.recipes.check(self._client)
+            except ConfigurationError:
+                await self._client.disconnect()
+                raise
         ack_sequence, self._ack_part = await self._values("ack_sequence", "ack_part_id")
         self.sequence = int(ack_sequence or 0)
         log.info("PLC %s: connected, last acknowledged sequence %d", self._config.endpoint, self.sequence)
@@ -99,6 +108,7 @@ class PlcBridge:
 
     async def run(self, stop: asyncio.Event) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(stop))
+        recipes = asyncio.create_task(self.recipes.run(stop)) if self.recipes is not None else None
         try:
             while not stop.is_set():
                 message = await asyncio.to_thread(self._consumer.poll, 0.1)
@@ -110,6 +120,8 @@ class PlcBridge:
                 await self.handle(message)
         finally:
             heartbeat.cancel()
+            if recipes is not None:
+                recipes.cancel()
 
     async def handle(self, message: Message) -> None:
         try:

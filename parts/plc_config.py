@@ -16,8 +16,10 @@ class_codes: {scratch: 1, dent: 2}
 ack_timeout_s: 2.0      # an ack slower than this raises the alarm (the bridge keeps waiting: never drops)
 heartbeat_s: 1.0
 security: {policy: Basic256Sha256, mode: SignAndEncrypt, certificate: c.der, private_key: k.pem}  # optional
+recipe: {line: line-1, node: "ns=2;s=Line.RecipeIndex", recipes: {1: A, 2: B}}  # optional
 ```
-(``security``: see :mod:`parts.plc_security`; without it the session is unencrypted.)
+(``security``: see :mod:`parts.plc_security`; without it the session is unencrypted. ``recipe``: the node the
+PLC writes its recipe index to, see :mod:`parts.plc_recipes`.)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parts.plc_recipes import RecipeNodeConfig, recipe_node_from_dict
 from parts.plc_security import PlcSecurity, plc_security_from_dict
 from schemas.errors import ConfigurationError
 from schemas.parts import PartDecisionReason
@@ -62,6 +65,7 @@ class PlcConfig:
     heartbeat_s: float = 1.0
     connect_timeout_s: float = 5.0
     security: PlcSecurity | None = None
+    recipe: RecipeNodeConfig | None = None
 
 
 def plc_config_from_dict(data: object) -> PlcConfig:
@@ -96,6 +100,7 @@ def plc_config_from_dict(data: object) -> PlcConfig:
         heartbeat_s=heartbeat_s,
         connect_timeout_s=connect_timeout_s,
         security=plc_security_from_dict(data.get("security")),
+        recipe=recipe_node_from_dict(data.get("recipe")),
     )
 
 

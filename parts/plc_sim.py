@@ -40,6 +40,9 @@ class Received:
     at: float
 
 
+RECIPE_NODE = "Line.RecipeIndex"  # Int16: the recipe index of the product the line runs
+
+
 def node_ids(namespace_index: int = 2) -> dict[str, str]:
     """The node ids of the simulator, as a bridge config's ``nodes``."""
     return {name: f"ns={namespace_index};s=Gate.{name}" for name in _NODES}
@@ -60,6 +63,7 @@ class SimulatedPlc:
         self._thread = threading.Thread(target=self._run, name="plc-sim", daemon=True)
         self.namespace_index = 2
         self.ignored_scans = 0
+        self._recipe_node: Any = None
 
     def start(self) -> SimulatedPlc:
         self._thread.start()
@@ -71,6 +75,15 @@ class SimulatedPlc:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+
+    @property
+    def recipe_node_id(self) -> str:
+        return f"ns={self.namespace_index};s={RECIPE_NODE}"
+
+    def set_recipe_index(self, index: int) -> None:
+        """What the PLC program does at a product change: write the new recipe index (from any thread)."""
+        value = ua.Variant(index, ua.VariantType.Int16)
+        asyncio.run_coroutine_threadsafe(self._recipe_node.write_value(value), self._loop).result(10)
 
     def _run(self) -> None:
         self._loop.run_until_complete(self._serve())
@@ -88,6 +101,11 @@ class SimulatedPlc:
             node = await gate.add_variable(node_id, name, ua.Variant(initial, variant_type))
             await node.set_writable()
             nodes[name] = node
+        line = await server.nodes.objects.add_object(self.namespace_index, "Line")
+        self._recipe_node = await line.add_variable(
+            f"ns={self.namespace_index};s={RECIPE_NODE}", "RecipeIndex", ua.Variant(0, ua.VariantType.Int16)
+        )
+        await self._recipe_node.set_writable()
         async with server:
             self._ready.set()
             while not self._stop.is_set():

@@ -35,12 +35,11 @@ from typing import Any
 
 from infra.endpoints import resolve_endpoints
 from schemas.errors import ConfigurationError
+from schemas.recipe_signal import RECIPE_TOPIC, recipe_signal
 from workers.verdicts import ThresholdLookup, VerdictThresholds
 from workers.verdicts import _read_mapping as read_mapping
 
 log = logging.getLogger(__name__)
-
-RECIPE_TOPIC = "lineguard.recipes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +227,8 @@ def publish_recipe(client_config: Mapping[str, Any], topic: str, line_id: str, r
     from confluent_kafka import Producer
 
     producer = Producer({**client_config, "enable.idempotence": True})
-    producer.produce(topic, key=line_id.encode(), value=json.dumps({"recipe": recipe}).encode())
+    key, value = recipe_signal(line_id, recipe)  # the record the PLC bridge's recipe node writes too
+    producer.produce(topic, key=key, value=value)
     if producer.flush(30) != 0:
         raise ConfigurationError(f"could not publish the recipe signal to {topic}")
 
