@@ -25,9 +25,7 @@ planned fault observed, every fault recovered, each within ``plan.recovery_bound
 from __future__ import annotations
 
 import logging
-import os
 import random
-import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,20 +34,19 @@ from typing import Any
 
 from chaos.audit import AuditFigures, audit
 from chaos.corpus import BadInputCorpus, ClaimCheckTarget, CorpusLimits
-from chaos.faults import FaultKind, FaultPlan, ScheduledFault, planned_duration_s, schedule
+from chaos.fault_injection import WorkerPool, inject_faults
+from chaos.faults import FaultKind, FaultPlan, planned_duration_s, schedule
 from chaos.frames import good_frames
 from chaos.kafka_io import TopicReader
 from chaos.producer import ProducerThread
-from chaos.recovery import FaultRecord, ProgressClock, measure, port_refuses
+from chaos.recovery import FaultRecord, ProgressClock, measure
 from chaos.report import HarnessReport
 from chaos.worker_process import WorkerOptions, WorkerProcess
 from infra.kafka_topics import ensure_topics
 from infra.settings import default_cache_dir
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from lineguard.stack.launcher import LocalStack
-from lineguard.stack.mongodb import ping
 from lineguard.stack.settings import StackSettings
-from lineguard.stack.state import KAFKA, MONGODB, is_running
 from schemas.records import DeadLetter, InspectionResult
 from schemas.serde import AvroRecordDeserializer
 from schemas.topics import TopicNames
@@ -76,45 +73,6 @@ class HarnessConfig:
     cameras: int = 6
     idle_timeout_s: float = 180.0
     spool_max_bytes: int = 256 * 1024 * 1024
-
-
-class _Workers:
-    """The worker processes, shared by the fault thread (kills) and the supervisor loop (unplanned exits)."""
-
-    def __init__(self, processes: list[WorkerProcess]) -> None:
-        self.processes = processes
-        self.lock = threading.Lock()
-        self._down: set[int] = set()  # killed by a fault, restart pending
-
-    def supervise(self) -> None:
-        with self.lock:
-            for process in self.processes:
-                code = process.check()
-                if code is not None:
-                    log.warning(
-                        "worker %s exited on its own (code %s): restarting", process.options.worker_id, code
-                    )
-                    process.start()
-
-    def kill_one(self, preferred: int) -> int | None:
-        """SIGKILL the preferred worker, or another one if that one is down already; returns the slot."""
-        with self.lock:
-            slots = [preferred, *(s for s in range(len(self.processes)) if s != preferred)]
-            for slot in slots:
-                if slot not in self._down and self.processes[slot].running():
-                    self.processes[slot].kill()
-                    self._down.add(slot)
-                    return slot
-        return None
-
-    def start(self, slot: int) -> None:
-        with self.lock:
-            self.processes[slot].start()
-            self._down.discard(slot)
-
-    def stop_all(self) -> list[int | None]:
-        with self.lock:
-            return [process.terminate(60.0) for process in self.processes]
 
 
 def run_harness(config: HarnessConfig) -> HarnessReport:
@@ -158,7 +116,7 @@ def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started
         spool_max_bytes=config.spool_max_bytes,
         bad_cases={index: corpus.case(number) for number, index in enumerate(bad_at)},
     )
-    workers = _Workers(
+    workers = WorkerPool(
         [
             WorkerProcess(
                 WorkerOptions(
@@ -190,7 +148,7 @@ def _run(config: HarnessConfig, stack: LocalStack, endpoints: Endpoints, started
             workers.start(slot)
         producer.start()
         injector = threading.Thread(
-            target=_inject,
+            target=inject_faults,
             args=(faults, time.monotonic(), stack, endpoints, workers, producer, config.plan, records),
             name="chaos-faults",
             daemon=True,
@@ -241,115 +199,9 @@ def _target_image() -> bytes:
     return bytes(cv2.imencode(".jpg", np.full((128, 128, 3), 90, np.uint8))[1].tobytes())
 
 
-def _inject(
-    faults: list[ScheduledFault],
-    start: float,
-    stack: LocalStack,
-    endpoints: Endpoints,
-    workers: _Workers,
-    producer: ProducerThread,
-    plan: FaultPlan,
-    records: list[FaultRecord],
-) -> None:
-    """Start each fault at its time, on a thread of its own: a broker restart that takes 30 s must not
-    postpone the worker kills scheduled meanwhile (faults overlap in real life too)."""
-    running: list[threading.Thread] = []
-    for fault in faults:
-        delay = start + fault.at_s - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        record = FaultRecord(fault.kind, time.monotonic())
-        records.append(record)
-        thread = threading.Thread(
-            target=_apply,
-            args=(fault, record, stack, endpoints, workers, producer, plan),
-            name=f"chaos-{fault.kind}",
-        )
-        thread.start()
-        running.append(thread)
-    for thread in running:
-        thread.join()
-
-
-def _apply(
-    fault: ScheduledFault,
-    record: FaultRecord,
-    stack: LocalStack,
-    endpoints: Endpoints,
-    workers: _Workers,
-    producer: ProducerThread,
-    plan: FaultPlan,
-) -> None:
-    try:
-        if fault.kind is FaultKind.worker_kill:
-            slot = workers.kill_one(fault.target)
-            if slot is None:
-                log.warning("worker kill skipped: every worker is already down (not observed)")
-                return
-            process = workers.processes[slot]
-            record.worker_id = process.options.worker_id
-            record.observed = not process.running()
-            record.down_at = time.monotonic()
-            time.sleep(fault.restart_after_s)
-            workers.start(slot)
-        elif fault.kind is FaultKind.broker_restart:
-            address = stack.state().services[KAFKA].address
-            record.observed = _kill_service(stack, KAFKA) and port_refuses(address)
-            record.down_at = time.monotonic()
-            stack.up([KAFKA])
-        elif fault.kind is FaultKind.mongo_outage:
-            # SIGKILL, not a clean stop: whatever the server acknowledged must already be durable.
-            if plan.mongo_sigkill:
-                gone = _kill_service(stack, MONGODB)
-            else:
-                stack.down([MONGODB])
-                gone = True
-            record.observed = gone and _stops_answering(endpoints.mongodb_uri)
-            record.down_at = time.monotonic()
-            time.sleep(plan.mongo_outage_s)
-            stack.up([MONGODB])
-        else:
-            before = producer.totals.restarts
-            producer.request_restart()
-            deadline = time.monotonic() + 60
-            while producer.totals.restarts == before and producer.alive and time.monotonic() < deadline:
-                time.sleep(0.1)
-            record.observed = producer.totals.restarts > before
-    except Exception:  # a fault that could not be injected or repaired is reported, not hidden
-        log.exception("fault %s failed", fault.kind.value)
-        return
-    record.repaired = time.monotonic()
-    log.info(
-        "fault %s done in %.1f s (observed: %s)",
-        fault.kind.value,
-        record.repaired - record.started,
-        record.observed,
-    )
-
-
-def _stops_answering(mongodb_uri: str, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while ping(mongodb_uri, 1.0):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _kill_service(stack: LocalStack, name: str) -> bool:
-    """SIGKILL a stack service; True once its process is confirmed gone."""
-    service = stack.state().services[name]
-    assert service.pid is not None
-    os.kill(service.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while is_running(service) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not is_running(service)
-
-
 def _supervise_until_done(
     config: HarnessConfig,
-    workers: _Workers,
+    workers: WorkerPool,
     producer: ProducerThread,
     injector: threading.Thread,
     collection: Any,
