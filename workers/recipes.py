@@ -13,7 +13,12 @@ The recipe book (``LINEGUARD_WORKER_RECIPES``, YAML or JSON)::
         default: A            # before any signal
         recipes:
           A: {thresholds: {defect: 0.5}}
-          B: {thresholds: {defect: 0.9, uncertain: 0.8}}
+          B: {thresholds: {defect: 0.9, uncertain: 0.8}, model_alias: line-1.B}
+
+``model_alias`` (optional) names the registry alias whose production model the line's worker serves under
+that recipe (``lineguard models promote --line line-1.B ...``); without it the worker follows the line's own
+alias. Only a worker that serves one line from the registry (``--line``) switches models this way; see
+:class:`workers.serving.ModelSource`.
 
 A line not in the book, or whose recipe names no thresholds, keeps the worker's other thresholds (file,
 registry, model). A signal naming a recipe the book does not know is logged and ignored (the line keeps its
@@ -46,6 +51,7 @@ log = logging.getLogger(__name__)
 class LineRecipes:
     default: str | None
     thresholds: Mapping[str, Mapping[str, Any]]  # recipe -> {"defect": x, "uncertain": y}
+    model_aliases: Mapping[str, str] = field(default_factory=dict)  # recipe -> registry alias (its "line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +69,17 @@ class RecipeBook:
                 raise ConfigurationError(f"recipe book line {line!r}: expected 'default' and 'recipes'")
             recipes = entry.get("recipes") or {}
             thresholds: dict[str, Mapping[str, Any]] = {}
+            aliases: dict[str, str] = {}
             for name, recipe in recipes.items():
-                if not isinstance(recipe, Mapping) or set(recipe) - {"thresholds"}:
-                    raise ConfigurationError(f"recipe {line}/{name}: expected only 'thresholds'")
+                if not isinstance(recipe, Mapping) or set(recipe) - {"thresholds", "model_alias"}:
+                    raise ConfigurationError(
+                        f"recipe {line}/{name}: expected only 'thresholds' and 'model_alias'"
+                    )
+                alias = recipe.get("model_alias")
+                if alias is not None:
+                    if not isinstance(alias, str) or not alias.strip():
+                        raise ConfigurationError(f"recipe {line}/{name}: model_alias must be an alias name")
+                    aliases[str(name)] = alias.strip()
                 limits = recipe.get("thresholds") or {}
                 VerdictThresholds.from_mapping(limits, VerdictThresholds(0.5, 0.4))  # checked now, not later
                 thresholds[str(name)] = limits
@@ -74,7 +88,7 @@ class RecipeBook:
                 raise ConfigurationError(
                     f"line {line!r}: default recipe {default!r} is not one of its recipes"
                 )
-            lines[str(line)] = LineRecipes(None if default is None else str(default), thresholds)
+            lines[str(line)] = LineRecipes(None if default is None else str(default), thresholds, aliases)
         return cls(lines)
 
     @classmethod
@@ -93,6 +107,7 @@ class RecipeState:
         self._current = {line: r.default for line, r in book.lines.items() if r.default is not None}
         self._lock = threading.Lock()
         self.changes = 0
+        self.caught_up = threading.Event()  # set by the follower once the topic was read to its end
 
     def current(self, line_id: str) -> str | None:
         with self._lock:
@@ -118,6 +133,12 @@ class RecipeState:
             self.changes += 1
         log.info("line %s changed over to recipe %s", line_id, recipe)
         return True
+
+    def model_alias(self, line_id: str) -> str | None:
+        """The registry alias the line's current recipe serves its model from, None for the line's own."""
+        recipe = self.current(line_id)
+        line = self.book.lines.get(line_id)
+        return None if recipe is None or line is None else line.model_aliases.get(recipe)
 
     def thresholds(self, line_id: str, base: VerdictThresholds) -> VerdictThresholds | None:
         recipe = self.current(line_id)
@@ -181,6 +202,7 @@ class RecipeFollower:
                 partitions = list(topic.partitions) if topic is not None and not topic.error else []
                 if not partitions:
                     self.caught_up.set()  # no topic yet: no signal yet, the defaults hold
+                    self.state.caught_up.set()
                     self._stop.wait(1.0)
             consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
             at_end: set[int] = set()
@@ -194,6 +216,7 @@ class RecipeFollower:
                         at_end.add(message.partition() or 0)
                         if at_end >= set(partitions):
                             self.caught_up.set()
+                            self.state.caught_up.set()
                     else:
                         log.warning("recipe topic: %s", error.str())
                     continue

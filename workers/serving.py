@@ -5,6 +5,8 @@ Resolution order:
 1. ``--model DIR``: that artifact, for the worker's lifetime;
 2. ``--line L`` (or a registry with a fleet-wide ``*`` alias): the line's ``production`` alias in the model
    registry (``vision.registry``), polled between batches; a promote or rollback swaps the model in place;
+   with a recipe book whose current recipe for that line names a ``model_alias`` (``workers.recipes``), that
+   alias instead, so a changeover signal swaps the model the same way;
 3. the shipped default model.
 
 A :class:`Serving` bundles what depends on the model: the backend, the preprocessing, the decoder built
@@ -33,7 +35,7 @@ from vision.registry import DEFAULT_LINE, AliasWatcher, ModelRegistry, open_regi
 from vision.thresholds import Thresholds, ThresholdStore
 from workers.backends import LoadedModel, load_model
 from workers.decode import ClaimCheckReader, FrameDecoder, ImageSpec
-from workers.recipes import RecipeThresholds, follow_recipes
+from workers.recipes import RecipeState, RecipeThresholds, follow_recipes
 from workers.settings import WorkerSettings
 from workers.verdicts import (
     ResultBuilder,
@@ -110,11 +112,44 @@ class ModelSource:
         self._followed: tuple[ModelRegistry, AliasWatcher] | None = None
         if registry is not None and settings.model is None:
             self._followed = (registry, AliasWatcher(registry, settings.line or DEFAULT_LINE))
+        # Recipe changeover of the model: only a worker serving one line (--line) from the registry.
+        self._recipes: RecipeState | None = None
+        self._alias = settings.line or DEFAULT_LINE  # the registry alias the watcher follows
+        if self._followed is not None and settings.line and settings.recipes is not None:
+            config = KafkaSettings().client_config(resolve_endpoints().kafka_bootstrap)
+            self._recipes = follow_recipes(settings.recipes, settings.recipe_topic, config)
+
+    def _follow_recipe_alias(self) -> None:
+        """Point the watcher at the alias of the line's current recipe when that changed: its first poll
+        then reports the production model there, which the caller loads like any promotion."""
+        if self._recipes is None or self._followed is None or self._settings.line is None:
+            return
+        wanted = self._recipes.model_alias(self._settings.line) or self._settings.line
+        if wanted == self._alias:
+            return
+        registry = self._followed[0]
+        log.info("line %s: recipe %s serves the model of alias %s", self._settings.line,
+                 self._recipes.current(self._settings.line), wanted)  # fmt: skip
+        self._followed = (registry, AliasWatcher(registry, wanted))
+        self._alias = wanted
+        try:
+            if registry.current_production(wanted) is None:
+                log.error(
+                    "alias %s has no production model yet: the current model stays until one is promoted "
+                    "there (`lineguard models promote --line %s ...`)",
+                    wanted,
+                    wanted,
+                )
+        except Exception as exc:  # the watcher logs an unreachable registry on its own polls
+            log.debug("registry check of alias %s failed: %s", wanted, exc)
 
     def initial(self, preloaded: LoadedModel | None = None) -> Serving:
         if preloaded is not None:
             return self._serving(preloaded)
         if self._followed is not None:
+            if self._recipes is not None:
+                self._recipes.caught_up.wait(10)  # start with the line's current recipe when Kafka answers
+                self._follow_recipe_alias()
             registry, watcher = self._followed
             alias = watcher.poll()
             if alias is not None:
@@ -130,6 +165,7 @@ class ModelSource:
         """Between batches: a new Serving when the production alias names another model, else None."""
         if self._followed is None:
             return None
+        self._follow_recipe_alias()
         registry, watcher = self._followed
         alias = watcher.poll()
         if alias is None:
