@@ -21,151 +21,42 @@ Everything runs on the caller's thread: delivery callbacks fire inside ``poll``;
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.serialization import MessageField, SerializationContext
 
-from infra.kafka_topics import topic_max_message_bytes
-from schemas.errors import ConfigurationError, FrameTooLargeError, LineguardError, ServiceUnavailableError
-from schemas.records import Frame, ImageEncoding, ImageReference
-from schemas.topics import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    HEADER_CONTENT_TYPE,
-    HEADER_SCHEMA,
-    HEADER_TRACE_ID,
-    HEADER_TRACEPARENT,
+from schemas.errors import FrameTooLargeError, LineguardError
+from schemas.records import Frame
+from streams.frame_encoding import FrameEncoder
+from streams.publisher_contract import (
+    DEFAULT_INLINE_LIMIT_BYTES,
+    ClaimCheckStore,
+    CloseReport,
+    FrameSerializer,
+    Headers,
+    PublisherOptions,
+    PublisherStats,
+    is_unreachable_error,
+    producer_config,
 )
-from schemas.tracecontext import new_trace
 from streams.spool import DiskSpool, SpooledMessage, SpoolFullError, SpoolPolicy, SpoolWriteError
 
+__all__ = [
+    "DEFAULT_INLINE_LIMIT_BYTES",
+    "ClaimCheckStore",
+    "CloseReport",
+    "FramePublisher",
+    "PublisherOptions",
+    "PublisherStats",
+    "is_unreachable_error",
+    "producer_config",
+]
+
 logger = logging.getLogger(__name__)
-
-DEFAULT_INLINE_LIMIT_BYTES = 8 * 1024 * 1024
-# Room the Avro record needs around the image (ids, ground truth, metadata) below the Kafka record limit.
-_RECORD_HEADROOM_BYTES = 256 * 1024
-
-_CONTENT_TYPES = {ImageEncoding.JPEG: b"image/jpeg", ImageEncoding.PNG: b"image/png"}
-_SCHEMA_HEADER = Frame.avro_name.encode()
-
-# Delivery errors that mean "the broker could not be reached (in time)", not "this message is bad": such a
-# message is spooled and sent again later. Anything else (too large, not authorized...) fails for good.
-_UNREACHABLE = frozenset(
-    {
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._QUEUE_FULL,
-        KafkaError._PURGE_QUEUE,
-        KafkaError._PURGE_INFLIGHT,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NOT_ENOUGH_REPLICAS,
-        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-    }
-)
-
-
-def is_unreachable_error(error: KafkaError) -> bool:
-    return error.code() in _UNREACHABLE or (error.retriable() and not error.fatal())
-
-
-class ClaimCheckStore(Protocol):
-    """Where images above the inline limit go (``infra.claimcheck.GridFSClaimCheckStore``)."""
-
-    def put(
-        self, data: bytes, filename: str = "", metadata: Mapping[str, Any] | None = None
-    ) -> ImageReference: ...
-
-
-Headers = tuple[tuple[str, bytes], ...]
-FrameSerializer = Callable[[Frame, SerializationContext], bytes | None]
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherOptions:
-    topic: str
-    inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    drain_window: int = 32  # spooled messages handed to librdkafka at once while draining
-    drain_retry_s: float = 1.0  # pause after a failed drain attempt before trying again
-    delivery_timeout_ms: int = 60_000  # librdkafka message.timeout.ms: after this a message is spooled
-    queue_full_grace_s: float = 2.0  # how long a full producer queue is waited on before frames are spooled
-
-    def __post_init__(self) -> None:
-        if not self.topic:
-            raise ConfigurationError("the frames topic name must not be empty")
-        if self.inline_limit_bytes <= 0:
-            raise ConfigurationError(f"inline limit must be positive, got {self.inline_limit_bytes} bytes")
-        if self.inline_limit_bytes > self.max_message_bytes - _RECORD_HEADROOM_BYTES:
-            raise ConfigurationError(
-                f"inline limit {self.inline_limit_bytes} bytes leaves no room for the record inside the "
-                f"Kafka message limit ({self.max_message_bytes} bytes); use at most "
-                f"{self.max_message_bytes - _RECORD_HEADROOM_BYTES}"
-            )
-        if self.drain_window < 1:
-            raise ConfigurationError("drain window must be at least 1")
-
-
-def producer_config(kafka_config: Mapping[str, Any], options: PublisherOptions) -> dict[str, Any]:
-    """The librdkafka settings of a frame producer; keys in ``kafka_config`` win (raw pass-through)."""
-    config: dict[str, Any] = {
-        "enable.idempotence": True,
-        "acks": "all",
-        # The same limit the topics are created with (record limit plus batch overhead), so they agree.
-        "message.max.bytes": topic_max_message_bytes(options.max_message_bytes),
-        "compression.type": "none",  # JPEG/PNG do not compress further; compressing only burns CPU
-        "linger.ms": 5,
-        "message.timeout.ms": options.delivery_timeout_ms,
-        "queue.buffering.max.kbytes": 256 * 1024,  # bounded memory: beyond this, frames go to the spool
-    }
-    config.update(kafka_config)
-    return config
-
-
-@dataclass(slots=True)
-class PublisherStats:
-    published: int = 0  # frames accepted by publish()
-    delivered: int = 0  # acknowledged by the broker (directly or from the spool)
-    delivered_bytes: int = 0  # record bytes acknowledged
-    failed: int = 0  # deliveries that failed for good (lost)
-    too_large: int = 0  # frames refused before sending (FrameTooLargeError)
-    claim_checked: int = 0  # frames whose image went to the claim-check store
-    claim_check_failed: int = 0  # frames lost because the claim-check store was unreachable
-    spooled: int = 0  # messages written to the spool
-    drained: int = 0  # spooled messages delivered
-    spool_dropped: int = 0  # spooled messages deleted to make room (drop-oldest): lost
-    spool_quarantined: int = 0  # spool files found empty, torn or corrupt (power cut, bad disk): lost
-    spool_write_errors: int = 0  # frames the disk refused (full under block, read-only, I/O): lost, in failed
-    blocked_s: float = 0.0  # time publish() waited for spool room (block policy)
-
-    @property
-    def lost(self) -> int:
-        """Frames that will never be delivered, as known so far (``failed`` includes spool write errors)."""
-        dropped = self.spool_dropped + self.spool_quarantined
-        return self.failed + self.too_large + self.claim_check_failed + dropped
-
-
-@dataclass(frozen=True, slots=True)
-class CloseReport:
-    """What happened to every published frame, as known at close."""
-
-    delivered: int
-    failed: int
-    in_spool: int  # still on disk: sent on the next start with the same spool directory
-    undelivered: int  # neither delivered nor spooled when the flush timeout ran out
-
-    @property
-    def clean(self) -> bool:
-        return self.failed == 0 and self.undelivered == 0
 
 
 class FramePublisher:
@@ -183,11 +74,9 @@ class FramePublisher:
     ) -> None:
         self.options = options
         self.stats = PublisherStats()
-        self._serializer = serializer
-        self._claim_check = claim_check
+        self._encoder = FrameEncoder(options, serializer, claim_check, self.stats)
         self._spool = spool
         self._clock = clock
-        self._context = SerializationContext(options.topic, MessageField.VALUE)
         config = producer_config(kafka_config, options)
         config["error_cb"] = self._on_error
         self._producer = producer_factory(config)
@@ -214,7 +103,7 @@ class FramePublisher:
         """
         if self._fatal is not None:
             raise LineguardError(f"Kafka producer failed for good: {self._fatal.str()}")
-        value, headers = self._encode(frame)
+        value, headers = self._encoder.encode(frame)
         key = frame.camera_id.encode()
         seq = self._next_seq
         self._next_seq += 1
@@ -225,49 +114,6 @@ class FramePublisher:
             self._producer.poll(0)
             return
         self._produce_direct(seq, key, value, headers)
-
-    def _encode(self, frame: Frame) -> tuple[bytes, Headers]:
-        if len(frame.image) > self.options.inline_limit_bytes:
-            frame = self._claim_check_image(frame)
-        value = self._serializer(frame, self._context)
-        if value is None:
-            raise LineguardError("the frame serializer returned no bytes")
-        if len(value) > self.options.max_message_bytes:
-            self.stats.too_large += 1
-            raise FrameTooLargeError(
-                f"frame {frame.camera_id}#{frame.frame_number} serializes to {len(value)} bytes, above the "
-                f"Kafka record limit of {self.options.max_message_bytes} bytes"
-            )
-        trace = new_trace()
-        headers = (
-            (HEADER_CONTENT_TYPE, _CONTENT_TYPES.get(frame.encoding, b"application/octet-stream")),
-            (HEADER_SCHEMA, _SCHEMA_HEADER),
-            (HEADER_TRACE_ID, trace.trace_id.encode()),
-            (HEADER_TRACEPARENT, trace.header()),
-        )
-        return value, headers
-
-    def _claim_check_image(self, frame: Frame) -> Frame:
-        size = len(frame.image)
-        if self._claim_check is None:
-            self.stats.too_large += 1
-            raise FrameTooLargeError(
-                f"frame {frame.camera_id}#{frame.frame_number} has a {size}-byte image, above the inline "
-                f"limit of {self.options.inline_limit_bytes} bytes, and claim-check is disabled (enable it, "
-                "or lower the JPEG quality or the resolution)"
-            )
-        try:
-            reference = self._claim_check.put(
-                frame.image,
-                filename=f"{frame.camera_id}/{frame.frame_number}",
-                metadata={"camera_id": frame.camera_id, "frame_number": frame.frame_number},
-            )
-        except ServiceUnavailableError:
-            # The store's own bounded wait (server selection) already slowed capture down; count the frame.
-            self.stats.claim_check_failed += 1
-            raise
-        self.stats.claim_checked += 1
-        return dataclasses.replace(frame, image=b"", image_ref=reference)
 
     def _produce_direct(self, seq: int, key: bytes, value: bytes, headers: Headers) -> None:
         on_delivery = partial(self._on_direct_delivery, seq, len(value), headers)
