@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from infra.endpoints import Endpoints
+    from lineguard.demo.console_step import DemoConsole
     from lineguard.demo.run import DemoOptions
 
 
@@ -46,6 +48,15 @@ def demo(
         ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="no live table; print the summary as JSON")] = False,
+    console: Annotated[
+        bool,
+        typer.Option(
+            "--console",
+            help="also serve the inspection console on the demo's topics (its live view shows the defects as "
+            "they come); it keeps serving after the summary until Ctrl-C",
+        ),
+    ] = False,
+    console_port: Annotated[int, typer.Option("--console-port", min=1, max=65535)] = 8765,
 ) -> None:
     """Run the whole system: a synthetic camera -> Kafka -> a worker -> results, events and MongoDB.
 
@@ -72,24 +83,45 @@ def demo(
         max_wait_ms=max_wait_ms,
     )
     resolve_model(model)  # a missing or broken model fails here, before any service is touched
-    summary = _run_json(options, start_stack) if as_json else _run_live(options, start_stack)
+    port = console_port if console else None
+    summary = _run_json(options, start_stack, port) if as_json else _run_live(options, start_stack, port)
     complete = summary["missing_results"] == 0 or summary["stopped_by"] != "frames"
     raise typer.Exit(0 if complete else 1)
 
 
-def _run_json(options: DemoOptions, start_stack: bool) -> dict[str, Any]:
+def _start_console(options: DemoOptions, endpoints: Endpoints, port: int | None) -> DemoConsole | None:
+    from lineguard.demo.console_step import DemoConsole
+
+    if port is None:
+        return None
+    return DemoConsole.start(
+        endpoints, options.database, options.topic_prefix, options.group_id, port, options.log_dir
+    )
+
+
+def _run_json(options: DemoOptions, start_stack: bool, console_port: int | None = None) -> dict[str, Any]:
     from lineguard.demo.run import DemoRun, prepare_endpoints
 
     def progress(message: str) -> None:
         typer.echo(message, err=True)
 
     endpoints = prepare_endpoints(start_stack, progress)
-    summary = DemoRun(options, endpoints).run()
-    typer.echo(json.dumps(summary, indent=2))
+    console = _start_console(options, endpoints, console_port)
+    try:
+        summary = DemoRun(options, endpoints).run()
+    except BaseException:
+        if console is not None:
+            console.stop()
+        raise
+    if console is not None:
+        console.describe(summary)
+    typer.echo(json.dumps(summary, indent=2), color=False)
+    if console is not None:
+        console.serve_until_interrupted(progress)
     return summary
 
 
-def _run_live(options: DemoOptions, start_stack: bool) -> dict[str, Any]:
+def _run_live(options: DemoOptions, start_stack: bool, console_port: int | None = None) -> dict[str, Any]:
     from rich.console import Console
     from rich.live import Live
     from rich.logging import RichHandler
@@ -99,6 +131,7 @@ def _run_live(options: DemoOptions, start_stack: bool) -> dict[str, Any]:
 
     console = Console()
     endpoints = prepare_endpoints(start_stack, lambda message: console.print(f"[dim]{message}[/dim]"))
+    web = _start_console(options, endpoints, console_port)
     root = logging.getLogger()
     previous = root.handlers[:]
     # Log lines go through the console, above the live table, instead of tearing it.
@@ -110,9 +143,17 @@ def _run_live(options: DemoOptions, start_stack: bool) -> dict[str, Any]:
                 live.update(live_table(status))
 
             summary = DemoRun(options, endpoints, on_update=show).run()
+    except BaseException:
+        if web is not None:
+            web.stop()
+        raise
     finally:
         root.handlers[:] = previous
+    if web is not None:
+        web.describe(summary)
     console.print(summary_view(summary))
+    if web is not None:
+        web.serve_until_interrupted(console.print)
     return summary
 
 
