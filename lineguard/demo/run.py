@@ -17,94 +17,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.settings import KafkaSettings, default_cache_dir
-from lineguard.demo.tally import DemoTally, Snapshot
+from infra.settings import KafkaSettings
+from lineguard.demo.options import DemoOptions, LiveStatus, prepare_endpoints, resolve_model
+from lineguard.demo.tally import DemoTally
 from lineguard.demo.watch import LagProbe, OutputWatcher, wait_for_assignment
-from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints, resolve_endpoints
+from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints
 from schemas.errors import ConfigurationError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame
-from schemas.topics import TopicNames
+
+__all__ = ["DemoOptions", "DemoRun", "LiveStatus", "prepare_endpoints", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
 _WORKER_STOP_TIMEOUT_S = 40.0  # SIGTERM grace (the worker drains within its own 20 s bound) before SIGKILL
 _LAG_INTERVAL_S = 1.0
 _FINAL_SETTLE_S = 1.0  # let the watcher read what the worker flushed while it stopped
-
-
-@dataclass(frozen=True, slots=True)
-class DemoOptions:
-    """Everything one demo run is configured with (the CLI fills it from its options)."""
-
-    frames: int = 300
-    fps: float = 10.0
-    width: int = 640
-    height: int = 480
-    defect_rate: float = 0.3
-    seed: int = 0
-    model: Path | None = None
-    topic_prefix: str = "lineguard-demo"
-    partitions: int = 3
-    database: str = "lineguard_demo"
-    collection: str = "inspections"
-    camera_id: str = "demo-camera-1"
-    line_id: str = "demo-line-1"
-    max_batch_size: int = 16
-    max_wait_ms: float = 20.0
-    worker_start_timeout_s: float = 120.0
-    drain_timeout_s: float = 60.0  # after the last frame: how long to wait for outstanding results
-    log_dir: Path = field(default_factory=lambda: default_cache_dir() / "demo")
-
-    @property
-    def topics(self) -> TopicNames:
-        return TopicNames.with_prefix(self.topic_prefix)
-
-    @property
-    def group_id(self) -> str:
-        return f"{self.topic_prefix}-workers"
-
-
-@dataclass(frozen=True, slots=True)
-class LiveStatus:
-    """What the live view shows at one refresh."""
-
-    phase: str
-    elapsed_s: float
-    frames_target: int
-    snapshot: Snapshot
-    lag: int | None
-
-
-def prepare_endpoints(start_stack: bool, progress: Callable[[str], None]) -> Endpoints:
-    """The services to use: the environment variables, else the running local stack, else start it."""
-    try:
-        return resolve_endpoints()
-    except ConfigurationError:
-        if not start_stack:
-            raise
-    from lineguard.stack.launcher import LocalStack
-
-    needed = [
-        name for name, var in (("kafka", KAFKA_ENV), ("mongodb", MONGODB_ENV)) if not os.environ.get(var)
-    ]
-    progress(f"starting the local stack ({', '.join(needed)}); the first start downloads Kafka and FerretDB")
-    stack = LocalStack(progress=progress)
-    stack.up(services=needed)
-    return resolve_endpoints(state_dir=stack.state_dir)
-
-
-def resolve_model(path: Path | None) -> tuple[Path, Any]:
-    """The artifact directory and its metadata; a missing or broken artifact is a ConfigurationError."""
-    from vision.artifact import load_metadata
-    from workers.pipeline import default_model_path
-
-    directory = path if path is not None else default_model_path()
-    return directory, load_metadata(directory)
 
 
 class _GroundTruthRecorder:
