@@ -46,7 +46,12 @@ def test_a_changeover_to_a_recipe_with_a_model_alias_swaps_the_model(
     book.write_text(json.dumps(BOOK))
     recipe_topic = f"{topics.frames}.recipes-{uuid.uuid4().hex[:6]}"
     settings = _settings(
-        topics, None, line="line-1", registry=str(registry.root), recipes=book, recipe_topic=recipe_topic  # type: ignore[arg-type]
+        topics,
+        None,
+        line="line-1",
+        registry=str(registry.root),
+        recipes=book,
+        recipe_topic=recipe_topic,  # type: ignore[arg-type]
     )
     running = _start(settings, endpoints, mongo_db.name)
 
