@@ -55,6 +55,40 @@ def _mongo_uri() -> str:
     return resolve_endpoints().mongodb_uri
 
 
+def _from_mongodb(
+    database: str | None, collection: str, labels_collection: str, query: ReportQuery
+) -> tuple[Any, list[dict[str, Any]]]:
+    from pymongo import MongoClient
+
+    from infra.settings import MongoSettings
+    from quality.source import load_cube, load_labels
+
+    client: MongoClient[dict[str, Any]] = MongoClient(_mongo_uri(), serverSelectionTimeoutMS=10_000)
+    try:
+        db = client[database or MongoSettings().database]
+        try:
+            cube = load_cube(db, collection, query)
+            labels = load_labels(db, collection, labels_collection, query) if cube.total else []
+        except ServiceUnavailableError as exc:
+            raise ConfigurationError(f"{exc} (is MONGODB_URI right and the server up?)") from None
+    finally:
+        client.close()
+    return cube, labels
+
+
+def _from_postgres(uri: str | None, query: ReportQuery) -> tuple[Any, list[dict[str, Any]]]:
+    """The MES sink's rows; labels live in MongoDB, not in the sink's tables, so none (said in one line)."""
+    from infra.endpoints import POSTGRES, POSTGRES_ENV, resolve_service
+    from quality.source_pg import load_cube_pg
+
+    try:
+        cube = load_cube_pg(uri or resolve_service(POSTGRES, POSTGRES_ENV), query)
+    except ServiceUnavailableError as exc:
+        raise ConfigurationError(f"{exc} (is POSTGRES_URI right and the server up?)") from None
+    typer.secho("--source postgres: no human labels in the MES tables, label agreement left out", err=True)
+    return cube, []
+
+
 def report_command(
     start: Annotated[str, typer.Option("--from", help="start of the range, ISO (UTC when no zone)")],
     end: Annotated[str | None, typer.Option("--to", help="end of the range (exclusive); default now")] = None,
@@ -78,17 +112,22 @@ def report_command(
         "lineguard-report"
     ),
     json_summary: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    source: Annotated[
+        str, typer.Option(help="where the rows come from: mongodb, or postgres (the MES sink's tables)")
+    ] = "mongodb",
+    postgres_uri: Annotated[
+        str | None,
+        typer.Option("--postgres-uri", envvar="POSTGRES_URI", help="PostgreSQL URI (with --source postgres)"),
+    ] = None,
 ) -> None:
     """Yield, first-pass yield, defect Pareto, shifts, lots, trends, SPC p-chart and model health."""
-    from pymongo import MongoClient
-
-    from infra.settings import MongoSettings
     from quality.output import write_tables
     from quality.render import write_html
     from quality.shifts import ShiftCalendar
-    from quality.source import load_cube, load_labels
     from quality.tables import build_report
 
+    if source not in ("mongodb", "postgres"):
+        raise ConfigurationError(f"--source {source!r}: use mongodb or postgres")
     if spc_period not in ("hour", "shift", "day"):
         raise ConfigurationError(f"--spc-period {spc_period!r}: use hour, shift or day")
     if spc_baseline is not None and not 0.0 < spc_baseline < 1.0:
@@ -103,16 +142,10 @@ def report_command(
     )
     calendar = ShiftCalendar.parse(shifts, timezone)
     rates = _rates(expected_rate or [])
-    client: MongoClient[dict[str, Any]] = MongoClient(_mongo_uri(), serverSelectionTimeoutMS=10_000)
-    try:
-        db = client[database or MongoSettings().database]
-        try:
-            cube = load_cube(db, collection, query)
-            labels = load_labels(db, collection, labels_collection, query) if cube.total else []
-        except ServiceUnavailableError as exc:
-            raise ConfigurationError(f"{exc} (is MONGODB_URI right and the server up?)") from None
-    finally:
-        client.close()
+    if source == "postgres":
+        cube, labels = _from_postgres(postgres_uri, query)
+    else:
+        cube, labels = _from_mongodb(database, collection, labels_collection, query)
     if not cube.total:
         typer.secho(f"no inspections in {query.describe()}: nothing to report", err=True)
         sys.exit(NO_DATA_EXIT)
