@@ -1,7 +1,8 @@
 """``lineguard report``: the quality report of a time range, as HTML + CSV/Parquet + JSON.
 
 Exit codes: 0 with a report, 1 when no inspection matches the range and filters (nothing to report, said in
-one line, like ``grep`` without a match), 2 for bad options or an unreachable / refusing MongoDB.
+one line, like ``grep`` without a match), 2 for bad options or an unreachable / refusing MongoDB (or
+PostgreSQL with ``--source postgres``).
 
 Settings, clients and pandas are imported inside the commands: ``lineguard report --help`` loads Typer and
 little else.

@@ -101,3 +101,9 @@ def test_postgres_source_with_nothing_in_range_or_no_table(postgres_uri: str, tm
     assert empty.returncode == 1 and "nothing to report" in empty.stderr
     wrong = _report({}, tmp_path, "--source", "sqlite")
     assert wrong.returncode == 2 and "--source 'sqlite'" in wrong.stderr
+    missing = postgres_uri.rsplit("/", 1)[0] + "/no_such_database"
+    refused = _report({"POSTGRES_URI": missing}, tmp_path, "--source", "postgres")
+    assert refused.returncode == 2 and "PostgreSQL refused the login" in refused.stderr
+    down = _report({}, tmp_path, "--source", "postgres", "--postgres-uri", "postgresql://u@127.0.0.1:9/x")
+    assert down.returncode == 2 and "cannot read inspections from PostgreSQL" in down.stderr
+    assert "Traceback" not in refused.stderr + down.stderr
