@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.kafka_topics import topic_max_message_bytes
 from schemas.topics import (
     DEAD_LETTER_TOPIC,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -229,11 +230,11 @@ class WorkerSettings(BaseSettings):
             "partition.assignment.strategy": "cooperative-sticky",
             "queued.max.messages.kbytes": self.queued_max_messages_kbytes,
             # One record of the largest size must fit in a fetch, or the consumer stalls on it.
-            "fetch.max.bytes": self.max_message_bytes + 64 * 1024,
+            "fetch.max.bytes": topic_max_message_bytes(self.max_message_bytes),
             # librdkafka refuses fetch.max.bytes below message.max.bytes (default 1,000,000): without this a
             # worker configured for records under ~940 KB could not even create its consumer.
-            "message.max.bytes": self.max_message_bytes + 64 * 1024,
-            "max.partition.fetch.bytes": self.max_message_bytes + 64 * 1024,
+            "message.max.bytes": topic_max_message_bytes(self.max_message_bytes),
+            "max.partition.fetch.bytes": topic_max_message_bytes(self.max_message_bytes),
             "receive.message.max.bytes": self.max_message_bytes + 2 * 1024 * 1024,
             "isolation.level": "read_committed",
         }
@@ -251,7 +252,7 @@ class WorkerSettings(BaseSettings):
             "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
-            "message.max.bytes": self.max_message_bytes + 64 * 1024,
+            "message.max.bytes": topic_max_message_bytes(self.max_message_bytes),
         }
         if self.exactly_once:
             config["transactional.id"] = f"lineguard-{self.group_id}-{self.worker_id}"
