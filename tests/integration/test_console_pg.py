@@ -82,7 +82,7 @@ def test_list_query_reads_an_index(stores: tuple[PostgresReadModel, Database[dic
     pg, _ = stores
     pg.connection.execute("ANALYZE inspections")
     _, cursor = pg.list_inspections(ListFilter(), 50, None)
-    for selection in (ListFilter(), ListFilter(camera="L1-C1")):
+    for selection in (ListFilter(), ListFilter(camera="cam-L1")):
         query, params = list_sql(selection, 50, cursor)
         with pg.connection.cursor() as cur:
             plan = "\n".join(row[0] for row in cur.execute(f"EXPLAIN {query}", params).fetchall())
