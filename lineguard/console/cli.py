@@ -69,6 +69,31 @@ def _database(name: str | None) -> Database[dict[str, Any]]:
     return client[database]
 
 
+def _postgres_read_model(uri: str) -> Any:
+    """The PostgreSQL read model on the MES tables, migrated (003 adds the console's indexes); a bad or
+    unreachable URI is one line (exit 2). Messages never hold the URI, which may carry the password."""
+    import psycopg
+
+    from lineguard.console.queries_pg import PostgresReadModel
+    from mes.connect import refused
+    from mes.migrations import migrate
+
+    try:
+        connection = psycopg.connect(uri, connect_timeout=5)
+        migrate(connection)
+        connection.commit()
+        connection.autocommit = True  # reads only from here on
+    except psycopg.OperationalError as exc:
+        refusal = refused(exc)
+        if refusal is not None:
+            raise refusal from None
+        reason = str(exc).splitlines()[0].split("failed:", 1)[-1].strip()
+        raise ConfigurationError(f"cannot reach PostgreSQL ({reason}): check --postgres-uri") from None
+    except psycopg.Error as exc:  # a malformed URI
+        raise ConfigurationError(f"--postgres-uri cannot be used: {type(exc).__name__}") from None
+    return PostgresReadModel(connection)
+
+
 def _check_port_free(host: str, port: int) -> None:
     import socket
 
@@ -108,11 +133,19 @@ def console(
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", envvar=f"{_ENV}SECURE_COOKIES", help="behind TLS only")
     ] = False,
+    postgres_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-uri",
+            envvar="POSTGRES_URI",
+            help="serve the list and tiles from the MES PostgreSQL tables (`lineguard sink postgres`)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the console (sign in with a user made by `lineguard console user add`).
 
     Kafka: KAFKA_BOOTSTRAP_SERVERS (else the local stack); MongoDB: MONGODB_URI; a registry:
-    LINEGUARD_SCHEMA_REGISTRY_URL.
+    LINEGUARD_SCHEMA_REGISTRY_URL; the list and tiles from PostgreSQL when POSTGRES_URI is given.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -124,6 +157,7 @@ def console(
     from infra.settings import RegistrySettings
     from lineguard.console.app import ConsoleConfig, create_app
 
+    read_model = _postgres_read_model(postgres_uri) if postgres_uri else None
     db = _database(database)
     registry_settings = RegistrySettings()
     auth = registry_settings.basic_auth_user_info
@@ -132,6 +166,7 @@ def console(
         collection=collection,
         worker_group=worker_group,
         secure_cookies=secure_cookies,
+        read_model=read_model,
         registry=schema_registry_client(registry_settings.url, auth.get_secret_value() if auth else None),
     )
     web = create_app(db, kafka_client_config(), config, GridFSClaimCheckStore(db.client, db.name))

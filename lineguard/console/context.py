@@ -34,6 +34,7 @@ class ConsoleConfig:
     secure_cookies: bool = False  # set behind TLS: the cookie then never travels in clear
     live_backlog: int = 20
     registry: Any = None  # a schema registry client for Confluent-framed records, else None
+    read_model: Any = None  # the list page's and tiles' store (queries_pg.ReadModel); None: MongoDB
 
 
 class Console:
@@ -48,6 +49,7 @@ class Console:
     ) -> None:
         self.config = config
         self.inspections = database[config.collection]
+        self.read_model = config.read_model or queries.MongoReadModel(self.inspections)
         self.labels = database[config.labels_collection]
         self.access = AccessStore(database)
         self.live = LiveFeed(kafka_config, config.topics.defect_events, config.live_backlog, config.registry)

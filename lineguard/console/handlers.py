@@ -108,7 +108,7 @@ def tiles(request: Request) -> Response:
     require(request, Role.viewer)
     console: Console = request.app.state.console
     minutes = _int(request, "window_min", 15, 1, 24 * 60)
-    found = queries.line_tiles(console.inspections, timedelta(minutes=minutes))
+    found = console.read_model.line_tiles(timedelta(minutes=minutes))
     health = console.health.snapshot()
     lag = health.get("lag") or {}
     for tile in found:
@@ -138,7 +138,7 @@ def inspections(request: Request) -> Response:
         until=queries.parse_time(params.get("until"), "until"),
     )
     limit = _int(request, "limit", 50, 1, queries.PAGE_LIMIT_MAX)
-    rows, cursor = queries.list_inspections(console.inspections, selection, limit, params.get("cursor"))
+    rows, cursor = console.read_model.list_inspections(selection, limit, params.get("cursor"))
     return JSONResponse({"items": rows, "next": cursor})
 
 

@@ -124,6 +124,21 @@ def list_inspections(
     return [public_document(row) for row in rows[:limit]], next_cursor
 
 
+class MongoReadModel:
+    """The list page and tiles on MongoDB (the default read model; queries_pg.PostgresReadModel at scale)."""
+
+    def __init__(self, collection: Collection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    def list_inspections(
+        self, selection: ListFilter, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return list_inspections(self.collection, selection, limit, cursor)
+
+    def line_tiles(self, window: timedelta, now: datetime | None = None) -> list[dict[str, Any]]:
+        return line_tiles(self.collection, window, now)
+
+
 def frame_results(collection: Collection[dict[str, Any]], camera: str, number: int) -> list[dict[str, Any]]:
     """Every model version's result for one frame, newest inference first."""
     rows = collection.find({"camera_id": camera, "frame_number": number}).sort("inferred_at", DESCENDING)

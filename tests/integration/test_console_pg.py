@@ -3,6 +3,9 @@ tiles from MongoDB and PostgreSQL, keyset pages neither repeat nor skip rows, an
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,3 +90,16 @@ def test_list_query_reads_an_index(stores: tuple[PostgresReadModel, Database[dic
         with pg.connection.cursor() as cur:
             plan = "\n".join(row[0] for row in cur.execute(f"EXPLAIN {query}", params).fetchall())
         assert "Index" in plan and "Seq Scan" not in plan and "Sort" not in plan.split("Limit", 1)[1], plan
+
+
+@pytest.mark.parametrize("uri", ["postgresql://lineguard:x@127.0.0.1:1/none", "not a uri="])
+def test_a_bad_or_unreachable_postgres_uri_is_one_line_and_exit_2(uri: str) -> None:
+    env = {**os.environ, "POSTGRES_URI": uri}
+    done = subprocess.run(
+        [sys.executable, "-m", "lineguard.cli", "console", "--port", "18932"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "postgres" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
