@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from schemas.errors import ServiceUnavailableError
+from workers.clients import ConsumerClient, ConsumerFactory, kafka_consumer
 from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey, Ticket
 
@@ -85,7 +86,7 @@ class Backpressure:
 
 
 class FrameConsumer:
-    """Owns the ``Consumer`` and its poll thread."""
+    """Owns the consumer (made by ``consumer_factory``) and its poll thread."""
 
     def __init__(
         self,
@@ -102,8 +103,9 @@ class FrameConsumer:
         revoke_timeout_s: float = 10.0,
         poll_batch: int = 64,
         hold: Callable[[], bool] | None = None,
+        consumer_factory: ConsumerFactory = kafka_consumer,
     ) -> None:
-        self._consumer = Consumer(config)
+        self._consumer = consumer_factory(config)
         self._topic = topic
         self._tracker = tracker
         self._intake = intake
@@ -275,21 +277,21 @@ class FrameConsumer:
             log.debug("lag update skipped: %s", exc)
 
     # -- rebalance callbacks (run on the poll thread, inside consume) ----------------------------------
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._assignment |= set(keys)
         self._group_metadata = consumer.consumer_group_metadata()  # the new generation, before any record
         log.info("assigned %s", _describe(keys))
         self._listener.partitions_assigned(keys)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         # The group has moved to a new generation (this member keeps the rest of its assignment): a
         # transaction finishing the revoked partitions' in-flight work during the wait below must commit its
         # offsets with it, or the broker refuses them (ILLEGAL_GENERATION) for as long as the wait lasts.
         self._group_metadata = consumer.consumer_group_metadata()
         self._revoke([(tp.topic, tp.partition) for tp in partitions], lost=False)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         # Not refreshed before the release: a lost member has no valid generation to commit with.
         self._revoke([(tp.topic, tp.partition) for tp in partitions], lost=True)
         self._group_metadata = consumer.consumer_group_metadata()

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from schemas.errors import LineguardError, ServiceUnavailableError
 from schemas.records import DeadLetter, DefectEvent, InspectionResult
 from schemas.serde import AvroRecordSerializer
 from schemas.topics import HEADER_SCHEMA, TopicNames
 from schemas.tracecontext import output_headers
+from workers.clients import ProducerFactory, kafka_producer
 from workers.sinks.dead_letters import dead_letter_headers, record_bytes
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class KafkaOutputs:
         config: dict[str, Any],
         topics: TopicNames,
         transactional: bool = False,
-        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+        producer_factory: ProducerFactory = kafka_producer,
     ) -> None:
         self._config = dict(config)
         self._producer_factory = producer_factory

@@ -1,0 +1,98 @@
+"""The Kafka client surface the worker uses, as Protocols, and the factories that make the clients.
+
+The worker never calls ``Consumer(...)`` or ``Producer(...)`` itself: :mod:`workers.assemble` passes a factory
+(by default the confluent-kafka class) to :class:`~workers.consumer.FrameConsumer` and
+:class:`~workers.sinks.kafka.KafkaOutputs`. So the delivery logic (which offsets get committed, when a
+transaction is committed or aborted) can be exercised with stand-in clients as well as against a real
+broker (tests/integration/). Only the methods the worker calls are listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+ClientConfig = dict[str, Any]
+Headers = list[tuple[str, str | bytes | None]]
+RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class ConsumerClient(Protocol):
+    """What :class:`~workers.consumer.FrameConsumer` calls on its consumer (confluent_kafka.Consumer)."""
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None: ...
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]: ...
+
+    def consumer_group_metadata(self) -> Any: ...
+
+    def commit(
+        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
+    ) -> list[TopicPartition]: ...
+
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int]: ...
+
+    def close(self) -> None: ...
+
+
+class ProducerClient(Protocol):
+    """What :class:`~workers.sinks.kafka.KafkaOutputs` calls on its producer (confluent_kafka.Producer)."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: str | bytes | None = None,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+        headers: Headers | None = None,
+    ) -> None: ...
+
+    def poll(self, timeout: float = -1) -> int: ...
+
+    def flush(self, timeout: float = -1) -> int: ...
+
+    def init_transactions(self, timeout: float = -1) -> None: ...
+
+    def begin_transaction(self) -> None: ...
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = -1
+    ) -> None: ...
+
+    def commit_transaction(self, timeout: float = -1) -> None: ...
+
+    def abort_transaction(self, timeout: float = -1) -> None: ...
+
+
+ConsumerFactory = Callable[[ClientConfig], ConsumerClient]
+ProducerFactory = Callable[[ClientConfig], ProducerClient]
+
+
+def kafka_consumer(config: ClientConfig) -> ConsumerClient:
+    """The real consumer (the default :data:`ConsumerFactory`)."""
+    client: ConsumerClient = Consumer(config)
+    return client
+
+
+def kafka_producer(config: ClientConfig) -> ProducerClient:
+    """The real producer (the default :data:`ProducerFactory`)."""
+    client: ProducerClient = Producer(config)
+    return client
