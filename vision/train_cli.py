@@ -101,6 +101,13 @@ def train_command(
     epochs: Annotated[int, typer.Option(min=1, help="maximum epochs (early stopping may end sooner)")] = 20,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     input_size: Annotated[str, typer.Option(help="model input, N or WxH (multiples of 16)")] = "160",
+    crop: Annotated[
+        str | None,
+        typer.Option(
+            help="train on random crops N or WxH of the input (small defects at full detail for the cost "
+            "of a crop); the model still serves the whole --input-size"
+        ),
+    ] = None,
     channels: Annotated[int, typer.Option(min=1, max=3, help="3 (colour) or 1 (grey)")] = 3,
     seed: Annotated[int, typer.Option(help="seeds the split, augmentation, weights and synthetic data")] = 0,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
@@ -149,6 +156,9 @@ def train_command(
         raise ConfigurationError(f"--input-size for {model_task.value} must be a multiple of 16")
     if detector_head is DetectorHead.fcos and (input_width % 32 or input_height % 32):
         raise ConfigurationError("--input-size for --detector-head fcos must be a multiple of 32")
+    crop_size = parse_size(crop) if crop else None
+    if crop_size is not None:
+        _check_crop(crop_size, (input_width, input_height), model_task, detector_head)
     frame_size = parse_size(synthetic_size) if synthetic_size else (input_height * 5 // 4, input_height)
     dataset = load_training_data(data, model_task, fmt, seed, frame_size, channels, defect_rate)
 
@@ -175,6 +185,7 @@ def train_command(
         false_reject_budget=false_reject_budget,
         init_from=str(init_from) if init_from else None,
         detector_head=detector_head.value,
+        crop=crop_size,
         command=shlex.join(["lineguard", *sys.argv[1:]]),
     )
     result = train_model(dataset, config, out)
@@ -186,6 +197,20 @@ def train_command(
             typer.echo(f"  {key}: {value:.4f}")
     if onnx:
         _export_after_training(result.artifact)
+
+
+def _check_crop(crop: tuple[int, int], input_size: tuple[int, int], task: Task, head: DetectorHead) -> None:
+    if task is Task.CLASSIFICATION:
+        raise ConfigurationError(
+            "--crop is for detect, segment and anomaly: a classifier sees the whole frame"
+        )
+    if crop[0] > input_size[0] or crop[1] > input_size[1]:
+        raise ConfigurationError(
+            f"--crop {crop[0]}x{crop[1]} is larger than --input-size {input_size[0]}x{input_size[1]}"
+        )
+    multiple = 32 if head is DetectorHead.fcos and task is Task.DETECTION else 16
+    if crop[0] % multiple or crop[1] % multiple:
+        raise ConfigurationError(f"--crop for {task.value} must be a multiple of {multiple}")
 
 
 def _export_after_training(model: Path) -> None:

@@ -10,7 +10,8 @@ The pipeline, and why it looks like this:
 3. A ``tf.data`` pipeline draws shuffled indices, augments the cached pixels with their boxes and masks
    (``vision.datasets.augment``, seeded per step so runs repeat exactly), applies the second half of the
    preprocessing (:func:`vision.preprocess.normalize`) and builds the task's targets, on 2 parallel calls.
-4. Keras ``fit`` with a cosine learning-rate schedule, early stopping on validation loss (best weights
+4. Keras ``fit`` with a cosine learning-rate schedule planned for the steps or the time budget
+   (:mod:`vision.schedule`), early stopping on validation loss (best weights
    restored), a best-weights checkpoint and an optional wall-clock budget.
 5. Validation predictions go through the same decoding as serving (:mod:`vision.outputs`); metrics and the
    calibrated decision threshold go into ``model.json`` next to ``model.keras``.
@@ -25,8 +26,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -46,8 +46,7 @@ from vision.artifact import (
     new_version,
     save_artifact,
 )
-from vision.calibration import DEFAULT_FALSE_REJECT_BUDGET, decision_rates, good_only_threshold
-from vision.datasets.augment import AugmentConfig, augment
+from vision.calibration import decision_rates, good_only_threshold
 from vision.datasets.splits import split_dataset
 from vision.metrics import (
     ScoredBox,
@@ -58,57 +57,20 @@ from vision.metrics import (
     segmentation_metrics,
 )
 from vision.nets.build import Network, build_network
-from vision.nets.detection_training import point_decoding, point_targets
+from vision.nets.detection_training import point_decoding
 from vision.nets.detector import OUTPUT_STRIDE
-from vision.nets.targets import class_index, detection_targets
 from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, Prediction, decode_outputs
-from vision.preprocess import PreprocessSpec, normalize, prepare_pixels, resize_mask
-from vision.samples import BoxLabel, LabeledDataset
-from vision.simulated_defects import simulate_anomaly
+from vision.preprocess import PreprocessSpec, normalize
+from vision.samples import LabeledDataset
+from vision.schedule import PlannedSchedule
+from vision.train_config import TrainConfig
+from vision.training_data import Prepared, prepare, tiled, training_pipeline, validation_arrays
+
+__all__ = ["TrainConfig", "TrainResult", "train_model"]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = ".checkpoints"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run (recorded in the artifact's training summary)."""
-
-    task: Task
-    input_width: int = 160
-    input_height: int = 160
-    channels: int = 3
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    seed: int = 0
-    validation_fraction: float = 0.15
-    patience: int = 5
-    augment: bool = True
-    width: float = 1.0
-    max_minutes: float | None = None
-    name: str | None = None
-    version: str | None = None
-    keep_checkpoints: bool = False
-    progress: bool = True
-    command: str = ""
-    augment_config: AugmentConfig = field(default_factory=AugmentConfig)
-    # Anomaly: "simulated" (good images + painted-in defects) or "autoencoder" (reconstruction error).
-    anomaly_method: str = "simulated"
-    # Anomaly: share of good images the good-only threshold may reject.
-    false_reject_budget: float = DEFAULT_FALSE_REJECT_BUDGET
-    # Start from another artifact's weights where layer names and shapes match (e.g. a segmenter from the
-    # simulated-defect anomaly model: same U-Net body, another head).
-    init_from: str | None = None
-    # Detection: "centernet" (stride 4) or "fcos" (strides 8/16/32; vision.nets.detection_training).
-    detector_head: str = "centernet"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "task", Task(self.task))
-
-    def preprocess_spec(self) -> PreprocessSpec:
-        return PreprocessSpec.for_input(self.input_width, self.input_height, self.channels)
 
 
 @dataclass(frozen=True)
@@ -117,16 +79,6 @@ class TrainResult:
     metadata: ModelMetadata
     history: dict[str, list[float]]
     duration_s: float
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A dataset cached at the model's input size."""
-
-    pixels: np.ndarray  # uint8 (N, H, W, C)
-    labels: tuple[str, ...]
-    boxes: tuple[tuple[BoxLabel, ...], ...]
-    masks: np.ndarray | None  # uint8 (N, H, W) for segmentation (and anomaly ground truth), else None
 
 
 def train_model(
@@ -153,34 +105,42 @@ def train_model(
         spec.width,
         spec.height,
     )
-    train_data = _prepare(train_set, spec, task)
-    validation_data = _prepare(validation_set, spec, task)
+    train_data = prepare(train_set, spec, task)
+    validation_data = prepare(validation_set, spec, task)
 
+    # With --crop the fitted network sees crops; the served one is the same network built for the whole
+    # input, given the fitted weights afterwards (fully convolutional: same layers, same weight shapes).
+    train_spec = config.training_spec()
     network = build_network(
         task, spec.input_shape, classes, config.width, config.anomaly_method, config.detector_head
     )
+    fitted = network
+    if config.crop is not None:
+        fitted = build_network(
+            task, train_spec.input_shape, classes, config.width, config.anomaly_method, config.detector_head
+        )
+        logger.info("training on %dx%d crops, serving %dx%d", *config.crop, spec.width, spec.height)
     if config.init_from:
-        _initialize_from(network.trainable, Path(config.init_from))
+        _initialize_from(fitted.trainable, Path(config.init_from))
     steps = max(1, len(train_set) // config.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
-    )
-    network.trainable.compile(optimizer=keras.optimizers.Adam(schedule), loss=network.loss)
+    budget_s = config.max_minutes * 60.0 if config.max_minutes is not None else None
+    schedule = PlannedSchedule(config.learning_rate, steps * config.epochs, budget_s)
+    fitted.trainable.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=fitted.loss)
 
-    pipeline = _training_pipeline(train_data, classes, spec, config)
-    fit_validation = _validation_arrays(validation_data, classes, spec, task, config)
+    pipeline = training_pipeline(train_data, classes, train_spec, config)
+    fit_source = validation_data if config.crop is None else tiled(validation_data, config.crop)
+    fit_validation = validation_arrays(fit_source, classes, train_spec, task, config)
     checkpoint_dir = out / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.TerminateOnNaN(),
+        schedule,
         keras.callbacks.ModelCheckpoint(
             str(checkpoint_dir / "best.weights.h5"), save_best_only=True, save_weights_only=True
         ),
         keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
     ]
-    if config.max_minutes is not None:
-        callbacks.append(_TimeBudget(config.max_minutes * 60.0))
-    history = network.trainable.fit(
+    history = fitted.trainable.fit(
         pipeline,
         steps_per_epoch=steps,
         epochs=config.epochs,
@@ -191,6 +151,8 @@ def train_model(
         verbose=(1 if sys.stdout.isatty() else 2) if config.progress else 0,
     )
     epochs_run = len(history.history.get("loss", []))
+    if fitted is not network:
+        network.trainable.set_weights(fitted.trainable.get_weights())
 
     metadata = _metadata(config, dataset, train_set, validation_set, network, classes, spec, epochs_run)
     raw = _predict(network.serving, validation_data.pixels, spec)
@@ -248,169 +210,6 @@ def _split(
     return train_set, validation
 
 
-def _prepare(dataset: LabeledDataset, spec: PreprocessSpec, task: Task) -> _Prepared:
-    needs_masks = task in (Task.SEGMENTATION, Task.ANOMALY)
-
-    def load(index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        sample = dataset.samples[index]
-        pixels = prepare_pixels(sample.load_image(), spec)
-        mask = None
-        if needs_masks:
-            raw = sample.load_mask() if sample.load_mask is not None else None
-            mask = (
-                np.zeros((spec.height, spec.width), np.uint8)
-                if raw is None
-                else resize_mask(raw, spec.width, spec.height)
-            )
-        return pixels, mask
-
-    # OpenCV releases the GIL while decoding and resizing: two threads keep both cores busy.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        loaded = list(pool.map(load, range(len(dataset))))
-    pixels = np.empty((len(dataset), *spec.input_shape), dtype=np.uint8)
-    for i, (image, _) in enumerate(loaded):
-        pixels[i] = image
-    masks = np.stack([m for _, m in loaded if m is not None]) if needs_masks and loaded else None
-    return _Prepared(
-        pixels=pixels,
-        labels=tuple(s.label for s in dataset.samples),
-        boxes=tuple(s.boxes for s in dataset.samples),
-        masks=masks,
-    )
-
-
-def _target(
-    task: Task,
-    label: str,
-    boxes: Sequence[BoxLabel],
-    mask: np.ndarray | None,
-    x: np.ndarray,
-    classes: tuple[str, ...],
-    spec: PreprocessSpec,
-    head: str = "centernet",
-) -> np.ndarray:
-    if task is Task.CLASSIFICATION:
-        return np.asarray(class_index(label, classes), dtype=np.float32)
-    if task is Task.DETECTION and head == "fcos":
-        return point_targets(boxes, classes, spec)
-    if task is Task.DETECTION:
-        return detection_targets(boxes, classes, spec.width // OUTPUT_STRIDE, spec.height // OUTPUT_STRIDE)
-    if task is Task.SEGMENTATION:
-        assert mask is not None
-        return mask[..., None].astype(np.float32)
-    return x  # the autoencoder reconstructs its input
-
-
-def _training_pipeline(
-    data: _Prepared, classes: tuple[str, ...], spec: PreprocessSpec, config: TrainConfig
-) -> tf.data.Dataset:
-    task = config.task
-    count = len(data.labels)
-    example_x = normalize(data.pixels[0], spec)
-    example_y = _target(
-        task, data.labels[0], data.boxes[0], _mask_of(data, 0), example_x, classes, spec, config.detector_head
-    )
-
-    simulated = task is Task.ANOMALY and config.anomaly_method == "simulated"
-    if simulated:
-        example_y = np.zeros((*spec.input_shape[:2], 1), np.float32)
-
-    def make_example(step: np.int64, index: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        i = int(index)
-        pixels, boxes, mask = data.pixels[i], data.boxes[i], _mask_of(data, i)
-        # Seeded by (seed, step): the same run gives the same augmentations, whatever the threading.
-        rng = np.random.default_rng([config.seed, int(step)])
-        if config.augment:
-            augmented = augment(pixels, boxes, mask, config.augment_config, rng)
-            pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
-        pixels = pixels.reshape(spec.input_shape)
-        if simulated:
-            # Another good image lends its texture; the target is the painted region.
-            source = data.pixels[int(rng.integers(count))]
-            pixels, painted = simulate_anomaly(pixels, source, rng)
-            return normalize(pixels, spec), painted[..., None].astype(np.float32)
-        x = normalize(pixels, spec)
-        return x, _target(task, data.labels[i], boxes, mask, x, classes, spec, config.detector_head)
-
-    def to_tensors(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x, y = tf.numpy_function(make_example, [step, index], [tf.float32, tf.float32], stateful=False)
-        x.set_shape(example_x.shape)
-        y.set_shape(example_y.shape)
-        return x, y
-
-    options = tf.data.Options()
-    options.deterministic = True
-    return (
-        tf.data.Dataset.range(count)
-        .shuffle(count, seed=config.seed, reshuffle_each_iteration=True)
-        .repeat()
-        .enumerate()
-        .map(to_tensors, num_parallel_calls=2)
-        .batch(config.batch_size, drop_remainder=True)
-        .prefetch(2)
-        .with_options(options)
-    )
-
-
-def _mask_of(data: _Prepared, index: int) -> np.ndarray | None:
-    return None if data.masks is None else data.masks[index]
-
-
-def _validation_arrays(
-    data: _Prepared,
-    classes: tuple[str, ...],
-    spec: PreprocessSpec,
-    task: Task,
-    config: TrainConfig | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    if task is Task.ANOMALY and config is not None and config.anomaly_method == "simulated":
-        return _simulated_validation(data, spec, config.seed)
-    xs = normalize(data.pixels, spec)
-    if task is Task.ANOMALY:
-        # Validation loss of an autoencoder only means something on the kind of image it learns.
-        good = np.array([label == GOOD_LABEL for label in data.labels])
-        xs = xs[good] if good.any() else xs
-        return xs, xs
-    ys = np.stack(
-        [
-            _target(
-                task,
-                data.labels[i],
-                data.boxes[i],
-                _mask_of(data, i),
-                xs[i],
-                classes,
-                spec,
-                config.detector_head if config is not None else "centernet",
-            )
-            for i in range(len(data.labels))
-        ]
-    )
-    return xs, ys
-
-
-def _simulated_validation(data: _Prepared, spec: PreprocessSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation loss for the simulated-defect model: real defects with their masks where there are any,
-    and every good image once more with a fixed simulated defect (good images alone would reward a model
-    that flags nothing)."""
-    rng = np.random.default_rng([seed, 7919])
-    images: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    for i, label in enumerate(data.labels):
-        pixels = data.pixels[i]
-        mask = _mask_of(data, i)
-        images.append(pixels)
-        masks.append(mask if mask is not None else np.zeros(pixels.shape[:2], np.uint8))
-        if label == GOOD_LABEL:
-            source = data.pixels[int(rng.integers(len(data.labels)))]
-            painted, painted_mask = simulate_anomaly(pixels, source, rng)
-            images.append(painted)
-            masks.append(painted_mask)
-    xs = normalize(np.stack(images), spec)
-    ys = (np.stack(masks) > 0).astype(np.float32)[..., None]
-    return xs, ys
-
-
 def _initialize_from(model: keras.Model, artifact: Path) -> None:
     """Copy the weights of every layer of ``artifact``'s model with the same name and weight shapes."""
     from vision.nets.build import load_keras_model
@@ -450,20 +249,6 @@ def _inference_copy(model: keras.Model) -> keras.Model:
     tensors per weight too, tripling the artifact for nothing a server uses."""
     # A new functional model over the same layers: shares the weights, was never compiled.
     return keras.Model(model.inputs, model.outputs, name=model.name)
-
-
-class _TimeBudget(keras.callbacks.Callback):
-    """Stops training after the epoch that exhausts a wall-clock budget (shared machines, benchmarks)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self._seconds = seconds
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if time.perf_counter() - self._started > self._seconds:
-            logger.info("time budget of %.0f s spent after epoch %d: stopping", self._seconds, epoch + 1)
-            self.model.stop_training = True
 
 
 # -- metadata and metrics ---------------------------------------------------------------------------------
@@ -512,6 +297,7 @@ def _metadata(
                 "width": config.width,
                 "validation_fraction": config.validation_fraction,
                 **({"detector_head": config.detector_head} if config.task is Task.DETECTION else {}),
+                **({"crop": f"{config.crop[0]}x{config.crop[1]}"} if config.crop is not None else {}),
                 **(
                     {
                         "anomaly_method": config.anomaly_method,
@@ -528,7 +314,7 @@ def _metadata(
 
 
 def _validation_metrics(
-    task: Task, predictions: list[Prediction], data: _Prepared, classes: tuple[str, ...]
+    task: Task, predictions: list[Prediction], data: Prepared, classes: tuple[str, ...]
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Metrics on the validation set and the thresholds calibrated there.
 
@@ -569,7 +355,7 @@ def _validation_metrics(
 
 
 def _anomaly_calibration(
-    raw: np.ndarray, data: _Prepared, config: TrainConfig, thresholds: dict[str, float]
+    raw: np.ndarray, data: Prepared, config: TrainConfig, thresholds: dict[str, float]
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """The good-only threshold (false-reject budget), its rates on the validation defects, pixel AUROC.
 

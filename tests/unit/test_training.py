@@ -21,7 +21,8 @@ from vision.nets.build import load_keras_model
 from vision.preprocess import preprocess_batch
 from vision.samples import LabeledDataset
 from vision.synthetic import synthetic_dataset
-from vision.training import TrainConfig, _prepare, _training_pipeline, _validation_arrays, train_model
+from vision.training import TrainConfig, train_model
+from vision.training_data import prepare, training_pipeline, validation_arrays
 
 pytestmark = pytest.mark.slow
 
@@ -117,17 +118,43 @@ def test_training_sees_exactly_the_serving_preprocessing() -> None:
     spec = config.preprocess_spec()
     served = preprocess_batch([s.load_image() for s in dataset.samples], spec)
 
-    prepared = _prepare(dataset, spec, Task.CLASSIFICATION)
-    validation_x, _ = _validation_arrays(prepared, dataset.classes, spec, Task.CLASSIFICATION)
+    prepared = prepare(dataset, spec, Task.CLASSIFICATION)
+    validation_x, _ = validation_arrays(prepared, dataset.classes, spec, Task.CLASSIFICATION)
     np.testing.assert_array_equal(validation_x, served)
 
-    x, y = next(iter(_training_pipeline(prepared, dataset.classes, spec, config)))
+    x, y = next(iter(training_pipeline(prepared, dataset.classes, spec, config)))
     trained = x.numpy()
     # The pipeline shuffles: every training input must be one of the served inputs, with its label.
     for row, label in zip(trained, y.numpy(), strict=True):
         match = [i for i in range(len(served)) if np.array_equal(row, served[i])]
         assert len(match) == 1
         assert dataset.classes[int(label)] == dataset.samples[match[0]].label
+
+
+def test_crop_training_feeds_crops_and_serves_the_whole_input(tmp_path: Path) -> None:
+    # Segmentation frames 96x64, crops 32x32: batches are crops with their masks cut alike, the saved
+    # model takes the whole 96x64 input, and the served weights are the fitted ones.
+    dataset = synthetic_dataset(64, Task.SEGMENTATION, width=96, height=64, seed=4, classes=CLASSES)
+    config = replace(
+        _config(Task.SEGMENTATION, epochs=1), input_width=96, input_height=64, crop=(32, 32), augment=False
+    )
+    prepared = prepare(dataset, config.preprocess_spec(), Task.SEGMENTATION)
+    x, y = next(iter(training_pipeline(prepared, dataset.classes, config.training_spec(), config)))
+    assert x.shape == (32, 32, 32, 3) and y.shape == (32, 32, 32, 1)
+    # Every crop's mask is the same window of its image's mask as its pixels are of its image.
+    assert set(np.unique(y.numpy())) <= {0.0, 1.0, 2.0, 3.0}
+
+    result = train_model(dataset, config, tmp_path)
+    assert result.metadata.training is not None
+    assert result.metadata.training.hyperparameters["crop"] == "32x32"
+    served = load_keras_model(tmp_path / "model.keras")
+    assert served.input_shape == (None, 64, 96, 3)
+    assert served.output_shape[1:3] == (64, 96)
+
+
+def test_a_crop_larger_than_the_input_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="larger than the input"):
+        TrainConfig(task=Task.ANOMALY, input_width=64, input_height=64, crop=(96, 32))
 
 
 def test_too_little_data_is_a_configuration_error(tmp_path: Path) -> None:

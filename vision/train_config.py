@@ -1,0 +1,68 @@
+"""The settings of one training run (recorded in the artifact's training summary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.errors import ConfigurationError
+from schemas.vocabulary import Task
+from vision.calibration import DEFAULT_FALSE_REJECT_BUDGET
+from vision.datasets.augment import AugmentConfig
+from vision.preprocess import PreprocessSpec
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (recorded in the artifact's training summary)."""
+
+    task: Task
+    input_width: int = 160
+    input_height: int = 160
+    channels: int = 3
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+    validation_fraction: float = 0.15
+    patience: int = 5
+    augment: bool = True
+    width: float = 1.0
+    max_minutes: float | None = None
+    name: str | None = None
+    version: str | None = None
+    keep_checkpoints: bool = False
+    progress: bool = True
+    command: str = ""
+    augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    # Anomaly: "simulated" (good images + painted-in defects) or "autoencoder" (reconstruction error).
+    anomaly_method: str = "simulated"
+    # Anomaly: share of good images the good-only threshold may reject.
+    false_reject_budget: float = DEFAULT_FALSE_REJECT_BUDGET
+    # Start from another artifact's weights where layer names and shapes match (e.g. a segmenter from the
+    # simulated-defect anomaly model: same U-Net body, another head).
+    init_from: str | None = None
+    # Detection: "centernet" (stride 4) or "fcos" (strides 8/16/32; vision.nets.detection_training).
+    detector_head: str = "centernet"
+    # Train on random crops of this size (width, height) of the prepared input; serve the whole input with
+    # the same weights (vision.crops). None: train on the whole input.
+    crop: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))
+        if self.crop is not None:
+            crop_w, crop_h = self.crop
+            if crop_w > self.input_width or crop_h > self.input_height:
+                raise ConfigurationError(
+                    f"crop {crop_w}x{crop_h} is larger than the input {self.input_width}x{self.input_height}"
+                )
+            if self.crop == (self.input_width, self.input_height):
+                object.__setattr__(self, "crop", None)
+
+    def preprocess_spec(self) -> PreprocessSpec:
+        return PreprocessSpec.for_input(self.input_width, self.input_height, self.channels)
+
+    def training_spec(self) -> PreprocessSpec:
+        """The shape the trained network sees: the crop where there is one, else the whole input."""
+        if self.crop is None:
+            return self.preprocess_spec()
+        return PreprocessSpec.for_input(self.crop[0], self.crop[1], self.channels)

@@ -1,0 +1,233 @@
+"""Training data: images cached at the model's input size, the augmented ``tf.data`` pipeline, validation
+arrays, and the targets each task learns.
+
+Every image goes once through the first half of the serving preprocessing (colour order and resize) and is
+cached as uint8; each step augments the cached pixels with their boxes and masks (seeded per step, so runs
+repeat exactly), crops them when the run trains on crops (:mod:`vision.crops`), applies the second half of
+the preprocessing and builds the task's target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from schemas.vocabulary import Task
+from vision.crops import crop_at, random_origin, tile_origins
+from vision.datasets.augment import augment
+from vision.nets.detection_training import point_targets
+from vision.nets.detector import OUTPUT_STRIDE
+from vision.nets.targets import class_index, detection_targets
+from vision.outputs import GOOD_LABEL
+from vision.preprocess import PreprocessSpec, normalize, prepare_pixels, resize_mask
+from vision.samples import BoxLabel, LabeledDataset
+from vision.simulated_defects import simulate_anomaly
+from vision.train_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset cached at the model's input size."""
+
+    pixels: np.ndarray  # uint8 (N, H, W, C)
+    labels: tuple[str, ...]
+    boxes: tuple[tuple[BoxLabel, ...], ...]
+    masks: np.ndarray | None  # uint8 (N, H, W) for segmentation (and anomaly ground truth), else None
+
+
+def prepare(dataset: LabeledDataset, spec: PreprocessSpec, task: Task) -> Prepared:
+    needs_masks = task in (Task.SEGMENTATION, Task.ANOMALY)
+
+    def load(index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        sample = dataset.samples[index]
+        pixels = prepare_pixels(sample.load_image(), spec)
+        mask = None
+        if needs_masks:
+            raw = sample.load_mask() if sample.load_mask is not None else None
+            mask = (
+                np.zeros((spec.height, spec.width), np.uint8)
+                if raw is None
+                else resize_mask(raw, spec.width, spec.height)
+            )
+        return pixels, mask
+
+    # OpenCV releases the GIL while decoding and resizing: two threads keep both cores busy.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        loaded = list(pool.map(load, range(len(dataset))))
+    pixels = np.empty((len(dataset), *spec.input_shape), dtype=np.uint8)
+    for i, (image, _) in enumerate(loaded):
+        pixels[i] = image
+    masks = np.stack([m for _, m in loaded if m is not None]) if needs_masks and loaded else None
+    return Prepared(
+        pixels=pixels,
+        labels=tuple(s.label for s in dataset.samples),
+        boxes=tuple(s.boxes for s in dataset.samples),
+        masks=masks,
+    )
+
+
+def target(
+    task: Task,
+    label: str,
+    boxes: Sequence[BoxLabel],
+    mask: np.ndarray | None,
+    x: np.ndarray,
+    classes: tuple[str, ...],
+    spec: PreprocessSpec,
+    head: str = "centernet",
+) -> np.ndarray:
+    if task is Task.CLASSIFICATION:
+        return np.asarray(class_index(label, classes), dtype=np.float32)
+    if task is Task.DETECTION and head == "fcos":
+        return point_targets(boxes, classes, spec)
+    if task is Task.DETECTION:
+        return detection_targets(boxes, classes, spec.width // OUTPUT_STRIDE, spec.height // OUTPUT_STRIDE)
+    if task is Task.SEGMENTATION:
+        assert mask is not None
+        return mask[..., None].astype(np.float32)
+    return x  # the autoencoder reconstructs its input
+
+
+def training_pipeline(
+    data: Prepared, classes: tuple[str, ...], spec: PreprocessSpec, config: TrainConfig
+) -> tf.data.Dataset:
+    """Endless shuffled, augmented batches. ``spec`` is what the trained network sees: with
+    ``config.crop`` each example is a random crop of that size out of the cached (larger) input."""
+    task = config.task
+    count = len(data.labels)
+    cached_size = (data.pixels.shape[2], data.pixels.shape[1])
+    crop_size = (spec.width, spec.height)
+    first = crop_at(data.pixels[0], data.boxes[0], mask_of(data, 0), (0, 0), crop_size)
+    example_x = normalize(first.image, spec)
+    example_y = target(
+        task, data.labels[0], first.boxes, first.mask, example_x, classes, spec, config.detector_head
+    )
+
+    simulated = task is Task.ANOMALY and config.anomaly_method == "simulated"
+    if simulated:
+        example_y = np.zeros((*spec.input_shape[:2], 1), np.float32)
+
+    def make_example(step: np.int64, index: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        i = int(index)
+        pixels, boxes, mask = data.pixels[i], data.boxes[i], mask_of(data, i)
+        # Seeded by (seed, step): the same run gives the same augmentations, whatever the threading.
+        rng = np.random.default_rng([config.seed, int(step)])
+        if config.augment:
+            augmented = augment(pixels, boxes, mask, config.augment_config, rng)
+            pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
+        pixels = pixels.reshape(data.pixels.shape[1:])
+        if crop_size != cached_size:
+            cropped = crop_at(pixels, boxes, mask, random_origin(cached_size, crop_size, rng), crop_size)
+            pixels, boxes, mask = cropped.image, cropped.boxes, cropped.mask
+        if simulated:
+            # Another good image lends its texture; the target is the painted region.
+            source = data.pixels[int(rng.integers(count))]
+            if crop_size != cached_size:
+                source = crop_at(
+                    source, (), None, random_origin(cached_size, crop_size, rng), crop_size
+                ).image
+            pixels, painted = simulate_anomaly(pixels, source, rng)
+            return normalize(pixels, spec), painted[..., None].astype(np.float32)
+        x = normalize(pixels, spec)
+        return x, target(task, data.labels[i], boxes, mask, x, classes, spec, config.detector_head)
+
+    def to_tensors(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y = tf.numpy_function(make_example, [step, index], [tf.float32, tf.float32], stateful=False)
+        x.set_shape(example_x.shape)
+        y.set_shape(example_y.shape)
+        return x, y
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return (
+        tf.data.Dataset.range(count)
+        .shuffle(count, seed=config.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .enumerate()
+        .map(to_tensors, num_parallel_calls=2)
+        .batch(config.batch_size, drop_remainder=True)
+        .prefetch(2)
+        .with_options(options)
+    )
+
+
+def mask_of(data: Prepared, index: int) -> np.ndarray | None:
+    return None if data.masks is None else data.masks[index]
+
+
+def validation_arrays(
+    data: Prepared,
+    classes: tuple[str, ...],
+    spec: PreprocessSpec,
+    task: Task,
+    config: TrainConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    if task is Task.ANOMALY and config is not None and config.anomaly_method == "simulated":
+        return simulated_validation(data, spec, config.seed)
+    xs = normalize(data.pixels, spec)
+    if task is Task.ANOMALY:
+        # Validation loss of an autoencoder only means something on the kind of image it learns.
+        good = np.array([label == GOOD_LABEL for label in data.labels])
+        xs = xs[good] if good.any() else xs
+        return xs, xs
+    ys = np.stack(
+        [
+            target(
+                task,
+                data.labels[i],
+                data.boxes[i],
+                mask_of(data, i),
+                xs[i],
+                classes,
+                spec,
+                config.detector_head if config is not None else "centernet",
+            )
+            for i in range(len(data.labels))
+        ]
+    )
+    return xs, ys
+
+
+def simulated_validation(data: Prepared, spec: PreprocessSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation loss for the simulated-defect model: real defects with their masks where there are any,
+    and every good image once more with a fixed simulated defect (good images alone would reward a model
+    that flags nothing)."""
+    rng = np.random.default_rng([seed, 7919])
+    images: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for i, label in enumerate(data.labels):
+        pixels = data.pixels[i]
+        mask = mask_of(data, i)
+        images.append(pixels)
+        masks.append(mask if mask is not None else np.zeros(pixels.shape[:2], np.uint8))
+        if label == GOOD_LABEL:
+            source = data.pixels[int(rng.integers(len(data.labels)))]
+            painted, painted_mask = simulate_anomaly(pixels, source, rng)
+            images.append(painted)
+            masks.append(painted_mask)
+    xs = normalize(np.stack(images), spec)
+    ys = (np.stack(masks) > 0).astype(np.float32)[..., None]
+    return xs, ys
+
+
+def tiled(data: Prepared, crop_size: tuple[int, int]) -> Prepared:
+    """Every image cut into the fewest crops of ``crop_size`` that cover it (see
+    :func:`vision.crops.tile_origins`), with their boxes and masks: the validation loss of a network
+    trained on crops. Tiles keep their image's label."""
+    height, width = data.pixels.shape[1:3]
+    origins = tile_origins((width, height), crop_size)
+    crops = [
+        crop_at(data.pixels[i], data.boxes[i], mask_of(data, i), origin, crop_size)
+        for i in range(len(data.labels))
+        for origin in origins
+    ]
+    return Prepared(
+        pixels=np.stack([c.image for c in crops]),
+        labels=tuple(label for label in data.labels for _ in origins),
+        boxes=tuple(c.boxes for c in crops),
+        masks=None if data.masks is None else np.stack([c.mask for c in crops if c.mask is not None]),
+    )
