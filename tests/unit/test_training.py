@@ -204,6 +204,9 @@ def test_cli_trains_and_exports(tmp_path: Path) -> None:
         (["--input-size", "10"], "must be N or WxH"),
         (["--data", "synthetic:zero"], "synthetic:N"),
         (["--task", "detect", "--input-size", "40"], "multiple of 16"),
+        (["--task", "anomaly", "--input-size", "64", "--crop", "96x32"], "larger than --input-size"),
+        (["--task", "segment", "--input-size", "64", "--crop", "40"], "--crop for segment must be"),
+        (["--crop", "32"], "a classifier sees the whole frame"),
     ],
 )
 def test_cli_mistakes_are_one_line_and_exit_2(tmp_path: Path, arguments: list[str], message: str) -> None:
