@@ -157,6 +157,11 @@ def line_tiles(
     counts: dict[str, dict[str, int]] = {}
     for row in collection.aggregate(pipeline):
         counts.setdefault(str(row["_id"]["line"]), {})[str(row["_id"]["verdict"])] = int(row["n"])
+    return tiles_from_counts(counts, window)
+
+
+def tiles_from_counts(counts: dict[str, dict[str, int]], window: timedelta) -> list[dict[str, Any]]:
+    """Per-line tiles from verdict counts per line over ``window`` (both read models count, this shapes)."""
     minutes = window.total_seconds() / 60
     tiles = []
     for line, verdicts in sorted(counts.items()):

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.rows import dict_row
 
-from lineguard.console.queries import PAGE_LIMIT_MAX, BadQuery, ListFilter, decode_cursor, encode_cursor
+from lineguard.console.queries import (
+    PAGE_LIMIT_MAX,
+    BadQuery,
+    ListFilter,
+    decode_cursor,
+    encode_cursor,
+    tiles_from_counts,
+)
 from schemas.records import Verdict
 
 _FIELDS = (
@@ -146,18 +153,4 @@ class PostgresReadModel:
         counts: dict[str, dict[str, int]] = {}
         for line, verdict, n in rows:
             counts.setdefault(str(line), {})[str(verdict)] = int(n)
-        minutes = window.total_seconds() / 60
-        tiles = []
-        for line, verdicts in sorted(counts.items()):
-            frames = sum(verdicts.values())
-            tiles.append(
-                {
-                    "line_id": line,
-                    "frames": frames,
-                    "frames_per_min": round(frames / minutes, 2),
-                    "defect_rate": round(verdicts.get("DEFECT", 0) / frames, 4),
-                    "yield": round(verdicts.get("OK", 0) / frames, 4),
-                    "verdicts": verdicts,
-                }
-            )
-        return tiles
+        return tiles_from_counts(counts, window)
