@@ -18,7 +18,7 @@ from schemas.errors import ConfigurationError
 from schemas.vocabulary import Task
 from vision.artifact import load_metadata
 from vision.nets.build import load_keras_model
-from vision.preprocess import preprocess_batch
+from vision.preprocess import normalize, preprocess_batch
 from vision.samples import LabeledDataset
 from vision.synthetic import synthetic_dataset
 from vision.training import TrainConfig, train_model
@@ -132,8 +132,8 @@ def test_training_sees_exactly_the_serving_preprocessing() -> None:
 
 
 def test_crop_training_feeds_crops_and_serves_the_whole_input(tmp_path: Path) -> None:
-    # Segmentation frames 96x64, crops 32x32: batches are crops with their masks cut alike, the saved
-    # model takes the whole 96x64 input, and the served weights are the fitted ones.
+    # Segmentation frames 96x64, crops 32x32: batches are crops with their masks cut alike, and the saved
+    # model takes the whole 96x64 input.
     dataset = synthetic_dataset(64, Task.SEGMENTATION, width=96, height=64, seed=4, classes=CLASSES)
     config = replace(
         _config(Task.SEGMENTATION, epochs=1), input_width=96, input_height=64, crop=(32, 32), augment=False
@@ -141,8 +141,22 @@ def test_crop_training_feeds_crops_and_serves_the_whole_input(tmp_path: Path) ->
     prepared = prepare(dataset, config.preprocess_spec(), Task.SEGMENTATION)
     x, y = next(iter(training_pipeline(prepared, dataset.classes, config.training_spec(), config)))
     assert x.shape == (32, 32, 32, 3) and y.shape == (32, 32, 32, 1)
-    # Every crop's mask is the same window of its image's mask as its pixels are of its image.
-    assert set(np.unique(y.numpy())) <= {0.0, 1.0, 2.0, 3.0}
+    # Every crop's mask is the same window of its image's mask as its pixels are of its image (normalize
+    # is elementwise, so a window of the normalized frame is the normalized crop).
+    frames = normalize(prepared.pixels, config.preprocess_spec())
+    assert prepared.masks is not None
+    for crop, crop_mask in zip(x.numpy(), y.numpy()[..., 0], strict=True):
+        windows = [
+            (i, top, left)
+            for i in range(len(frames))
+            for top in range(64 - 32 + 1)
+            for left in range(96 - 32 + 1)
+            if frames[i, top, left, 0] == crop[0, 0, 0]
+            and np.array_equal(frames[i, top : top + 32, left : left + 32], crop)
+        ]
+        assert windows, "a training crop that is no window of any prepared frame"
+        i, top, left = windows[0]
+        np.testing.assert_array_equal(crop_mask, prepared.masks[i, top : top + 32, left : left + 32])
 
     result = train_model(dataset, config, tmp_path)
     assert result.metadata.training is not None
