@@ -43,6 +43,14 @@ def evaluate_command(
             "--start-index", min=0, help="synthetic data: first frame (default: after the training frames)"
         ),
     ] = None,
+    examples: Annotated[
+        int,
+        typer.Option(
+            "--examples",
+            min=0,
+            help="pictures of the worst false rejects, escapes and task errors in the report (0: none)",
+        ),
+    ] = 8,
     synthetic_size: Annotated[
         str | None,
         typer.Option("--synthetic-size", help="synthetic frame WxH (default: 5:4 at the input height)"),
@@ -88,9 +96,13 @@ def evaluate_command(
             false_reject_rate=false_reject_rate,
             on_batch=lambda n: progress.advance(task, n),
         )
-    files = write_report(out, metadata, evaluation)
+    files = write_report(out, metadata, evaluation, examples)
     _print_headline(evaluation.metrics)
-    console.print(f"wrote {', '.join(str(f) for f in files)}")
+    pictures = [f for f in files if f.parent.name == "examples"]
+    shown = [f for f in files if f not in pictures]
+    console.print(f"wrote {', '.join(str(f) for f in shown)}")
+    if pictures:
+        console.print(f"and {len(pictures)} example pictures in {pictures[0].parent}")
 
 
 def _print_headline(metrics: dict) -> None:

@@ -25,7 +25,7 @@ from schemas.errors import ConfigurationError
 from schemas.vocabulary import Task
 from vision import metrics as measures
 from vision.artifact import ModelMetadata, fingerprint_dataset, load_metadata
-from vision.outputs import GOOD_LABEL, Prediction, decode_outputs
+from vision.outputs import GOOD_LABEL, Prediction, decode_outputs, unletterbox
 from vision.preprocess import PreprocessSpec, preprocess_batch, resize_mask
 from vision.samples import LabeledDataset, Sample
 
@@ -90,8 +90,9 @@ def predict_dataset(
     """
     spec: PreprocessSpec = metadata.preprocess
 
-    def prepare(chunk: Sequence[Sample]) -> np.ndarray:
-        return preprocess_batch(list(pool.map(lambda sample: sample.load_image(), chunk)), spec)
+    def prepare(chunk: Sequence[Sample]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        images = list(pool.map(lambda sample: sample.load_image(), chunk))
+        return preprocess_batch(images, spec), [(image.shape[1], image.shape[0]) for image in images]
 
     chunks = [samples[start : start + batch_size] for start in range(0, len(samples), batch_size)]
     predictions: list[Prediction] = []
@@ -99,9 +100,14 @@ def predict_dataset(
         pending = ahead.submit(prepare, chunks[0]) if chunks else None
         for index, chunk in enumerate(chunks):
             assert pending is not None
-            batch = pending.result()
+            batch, sizes = pending.result()
             pending = ahead.submit(prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
-            predictions.extend(decode_outputs(model(batch), metadata))
+            decoded = decode_outputs(model(batch), metadata)
+            # As the worker does: a letterboxed model's boxes and masks go back onto each image, so they
+            # are scored against labels normalized to the image, not to the padded input.
+            if spec.resize == "letterbox":
+                decoded = unletterbox(decoded, sizes, spec)
+            predictions.extend(decoded)
             if on_batch is not None:
                 on_batch(len(chunk))
     return predictions
@@ -109,13 +115,16 @@ def predict_dataset(
 
 @dataclass
 class Evaluation:
-    """Metrics (JSON-ready) plus the curves the report draws."""
+    """Metrics (JSON-ready) plus the curves the report draws, and the samples with their predictions (same
+    order) that the report's examples are picked from."""
 
     metrics: dict[str, Any]
     pr_curves: dict[str, measures.PrecisionRecallCurve] = field(default_factory=dict)
     roc: measures.RocCurve | None = None
     confusion: np.ndarray | None = None
     classes: tuple[str, ...] = ()
+    samples: Sequence[Sample] = ()
+    predictions: Sequence[Prediction] = ()
 
 
 def _defect_vs_good(
@@ -244,6 +253,7 @@ def evaluate_predictions(
     defect_view, roc = _defect_vs_good(samples, predictions, false_reject_rate)
     evaluation.metrics["defect_vs_good"] = defect_view
     evaluation.roc = roc
+    evaluation.samples, evaluation.predictions = samples, predictions
     return evaluation
 
 

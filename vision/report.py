@@ -17,6 +17,7 @@ import numpy as np
 
 from vision.artifact import ModelMetadata
 from vision.evaluation import Evaluation
+from vision.report_examples import write_examples
 
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
@@ -145,7 +146,9 @@ def _write_png(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], figures: list[Path]) -> str:
+def _markdown(
+    metadata: ModelMetadata, metrics: dict[str, Any], figures: list[Path], examples: Sequence[str] = ()
+) -> str:
     data = metrics.get("data", {})
     lines = [
         f"# Evaluation of {metadata.name} {metadata.version} ({metadata.task.value})",
@@ -182,12 +185,15 @@ def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], figures: list[Pa
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += [f"![{figure.stem}]({figure.name})" for figure in figures]
-    lines += ["", "All figures: `metrics.json`.", ""]
+    lines += ["", *examples, "All figures: `metrics.json`.", ""]
     return "\n".join(lines)
 
 
-def write_report(out_dir: Path, metadata: ModelMetadata, evaluation: Evaluation) -> list[Path]:
-    """Write ``metrics.json``, the plots that apply to the task, and ``report.md``; return the files."""
+def write_report(
+    out_dir: Path, metadata: ModelMetadata, evaluation: Evaluation, examples: int = 0
+) -> list[Path]:
+    """Write ``metrics.json``, the plots that apply to the task, up to ``examples`` pictures of the worst
+    failures (:mod:`vision.report_examples`) and ``report.md``; return the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
     if evaluation.confusion is not None:
@@ -219,8 +225,14 @@ def write_report(out_dir: Path, metadata: ModelMetadata, evaluation: Evaluation)
             "Defect vs good ROC", "false positive rate", "true positive rate", [roc], True
         )
         figures.append(_write_png(out_dir / "roc.png", chart))
+    pictures: list[Path] = []
+    section: list[str] = []
+    if examples > 0 and evaluation.samples:
+        pictures, section = write_examples(
+            out_dir, metadata, evaluation.samples, evaluation.predictions, examples
+        )
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(evaluation.metrics, indent=2) + "\n", encoding="utf-8")
     report_path = out_dir / "report.md"
-    report_path.write_text(_markdown(metadata, evaluation.metrics, figures), encoding="utf-8")
-    return [metrics_path, *figures, report_path]
+    report_path.write_text(_markdown(metadata, evaluation.metrics, figures, section), encoding="utf-8")
+    return [metrics_path, *figures, *pictures, report_path]
