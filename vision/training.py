@@ -56,6 +56,7 @@ from vision.metrics import (
     max_f1_threshold,
     segmentation_metrics,
 )
+from vision.nets.blocks import inputs_prestandardized
 from vision.nets.build import Network, build_network
 from vision.nets.detection_training import point_decoding
 from vision.nets.detector import OUTPUT_STRIDE
@@ -110,15 +111,14 @@ def train_model(
 
     # With --crop the fitted network sees crops; the served one is the same network built for the whole
     # input, given the fitted weights afterwards (fully convolutional: same layers, same weight shapes).
+    # Crops come standardized with their frame's statistics (training_data.prestandardized).
     train_spec = config.training_spec()
-    network = build_network(
-        task, spec.input_shape, classes, config.width, config.anomaly_method, config.detector_head
-    )
+    shape_options = (config.width, config.anomaly_method, config.detector_head)
+    network = build_network(task, spec.input_shape, classes, *shape_options)
     fitted = network
     if config.crop is not None:
-        fitted = build_network(
-            task, train_spec.input_shape, classes, config.width, config.anomaly_method, config.detector_head
-        )
+        with inputs_prestandardized():
+            fitted = build_network(task, train_spec.input_shape, classes, *shape_options)
         logger.info("training on %dx%d crops, serving %dx%d", *config.crop, spec.width, spec.height)
     if config.init_from:
         _initialize_from(fitted.trainable, Path(config.init_from))
@@ -128,7 +128,7 @@ def train_model(
     fitted.trainable.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=fitted.loss)
 
     pipeline = training_pipeline(train_data, classes, train_spec, config)
-    fit_source = validation_data if config.crop is None else tiled(validation_data, config.crop)
+    fit_source = validation_data if config.crop is None else tiled(validation_data, config.crop, train_spec)
     fit_validation = validation_arrays(fit_source, classes, train_spec, task, config)
     checkpoint_dir = out / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import tensorflow as tf
 from schemas.vocabulary import Task
 from vision.crops import crop_at, random_origin, tile_origins
 from vision.datasets.augment import augment
+from vision.nets.blocks import STANDARDIZATION_EPSILON
 from vision.nets.detection_training import point_targets
 from vision.nets.detector import OUTPUT_STRIDE
 from vision.nets.targets import class_index, detection_targets
@@ -37,6 +38,28 @@ class Prepared:
     labels: tuple[str, ...]
     boxes: tuple[tuple[BoxLabel, ...], ...]
     masks: np.ndarray | None  # uint8 (N, H, W) for segmentation (and anomaly ground truth), else None
+    # Crops only: each crop's whole-frame (mean, std) per channel, float64 (N, 2, C): see frame_statistics.
+    frame_stats: np.ndarray | None = None
+
+
+def frame_statistics(x: np.ndarray) -> np.ndarray:
+    """(mean, std) per channel of one normalized HxWxC frame, float64, as the served network's
+    :class:`~vision.nets.blocks.ImageStandardization` computes them over the whole frame."""
+    values = x.astype(np.float64).reshape(-1, x.shape[-1])
+    mean = values.mean(axis=0)
+    std = np.sqrt(((values - mean) ** 2).mean(axis=0) + STANDARDIZATION_EPSILON)
+    return np.stack([mean, std])
+
+
+def prestandardized(x: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
+    """A normalized crop (HxWxC or NxHxWxC with per-item stats) standardized with its frame's statistics;
+    unchanged without stats (whole frames: the network standardizes them itself)."""
+    if stats is None:
+        return x
+    mean, std = (stats[..., 0, :], stats[..., 1, :]) if stats.ndim == 3 else (stats[0], stats[1])
+    if x.ndim == 4:
+        mean, std = mean[:, None, None, :], std[:, None, None, :]
+    return ((x.astype(np.float64) - mean) / std).astype(np.float32)
 
 
 def prepare(dataset: LabeledDataset, spec: PreprocessSpec, task: Task) -> Prepared:
@@ -120,7 +143,10 @@ def training_pipeline(
             augmented = augment(pixels, boxes, mask, config.augment_config, rng)
             pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
         pixels = pixels.reshape(data.pixels.shape[1:])
+        stats = None
         if crop_size != cached_size:
+            # The crop is standardized as the served network will standardize its frame (blocks.py).
+            stats = frame_statistics(normalize(pixels, spec))
             cropped = crop_at(pixels, boxes, mask, random_origin(cached_size, crop_size, rng), crop_size)
             pixels, boxes, mask = cropped.image, cropped.boxes, cropped.mask
         if simulated:
@@ -131,9 +157,11 @@ def training_pipeline(
                     source, (), None, random_origin(cached_size, crop_size, rng), crop_size
                 ).image
             pixels, painted = simulate_anomaly(pixels, source, rng)
-            return normalize(pixels, spec), painted[..., None].astype(np.float32)
+            return prestandardized(normalize(pixels, spec), stats), painted[..., None].astype(np.float32)
         x = normalize(pixels, spec)
-        return x, target(task, data.labels[i], boxes, mask, x, classes, spec, config.detector_head)
+        # The autoencoder's target stays the plain input: the served one reconstructs what it is given.
+        y = target(task, data.labels[i], boxes, mask, x, classes, spec, config.detector_head)
+        return prestandardized(x, stats), y
 
     def to_tensors(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x, y = tf.numpy_function(make_example, [step, index], [tf.float32, tf.float32], stateful=False)
@@ -172,8 +200,9 @@ def validation_arrays(
     if task is Task.ANOMALY:
         # Validation loss of an autoencoder only means something on the kind of image it learns.
         good = np.array([label == GOOD_LABEL for label in data.labels])
-        xs = xs[good] if good.any() else xs
-        return xs, xs
+        keep = good if good.any() else np.ones(len(good), bool)
+        stats = None if data.frame_stats is None else data.frame_stats[keep]
+        return prestandardized(xs[keep], stats), xs[keep]
     ys = np.stack(
         [
             target(
@@ -189,7 +218,7 @@ def validation_arrays(
             for i in range(len(data.labels))
         ]
     )
-    return xs, ys
+    return prestandardized(xs, data.frame_stats), ys
 
 
 def simulated_validation(data: Prepared, spec: PreprocessSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,27 +228,34 @@ def simulated_validation(data: Prepared, spec: PreprocessSpec, seed: int) -> tup
     rng = np.random.default_rng([seed, 7919])
     images: list[np.ndarray] = []
     masks: list[np.ndarray] = []
+    stats: list[np.ndarray] = []
     for i, label in enumerate(data.labels):
         pixels = data.pixels[i]
         mask = mask_of(data, i)
         images.append(pixels)
         masks.append(mask if mask is not None else np.zeros(pixels.shape[:2], np.uint8))
+        if data.frame_stats is not None:
+            stats.append(data.frame_stats[i])
         if label == GOOD_LABEL:
             source = data.pixels[int(rng.integers(len(data.labels)))]
             painted, painted_mask = simulate_anomaly(pixels, source, rng)
             images.append(painted)
             masks.append(painted_mask)
-    xs = normalize(np.stack(images), spec)
+            if data.frame_stats is not None:
+                stats.append(data.frame_stats[i])
+    xs = prestandardized(normalize(np.stack(images), spec), np.stack(stats) if stats else None)
     ys = (np.stack(masks) > 0).astype(np.float32)[..., None]
     return xs, ys
 
 
-def tiled(data: Prepared, crop_size: tuple[int, int]) -> Prepared:
+def tiled(data: Prepared, crop_size: tuple[int, int], spec: PreprocessSpec) -> Prepared:
     """Every image cut into the fewest crops of ``crop_size`` that cover it (see
     :func:`vision.crops.tile_origins`), with their boxes and masks: the validation loss of a network
-    trained on crops. Tiles keep their image's label."""
+    trained on crops. Tiles keep their image's label, and carry their image's statistics (normalized by
+    ``spec``) to be standardized with."""
     height, width = data.pixels.shape[1:3]
     origins = tile_origins((width, height), crop_size)
+    frames = [frame_statistics(normalize(data.pixels[i], spec)) for i in range(len(data.labels))]
     crops = [
         crop_at(data.pixels[i], data.boxes[i], mask_of(data, i), origin, crop_size)
         for i in range(len(data.labels))
@@ -230,4 +266,5 @@ def tiled(data: Prepared, crop_size: tuple[int, int]) -> Prepared:
         labels=tuple(label for label in data.labels for _ in origins),
         boxes=tuple(c.boxes for c in crops),
         masks=None if data.masks is None else np.stack([c.mask for c in crops if c.mask is not None]),
+        frame_stats=np.stack([frames[i] for i in range(len(data.labels)) for _ in origins]),
     )

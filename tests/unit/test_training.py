@@ -17,12 +17,19 @@ import pytest
 from schemas.errors import ConfigurationError
 from schemas.vocabulary import Task
 from vision.artifact import load_metadata
+from vision.nets.blocks import ImageStandardization, inputs_prestandardized
 from vision.nets.build import load_keras_model
 from vision.preprocess import normalize, preprocess_batch
 from vision.samples import LabeledDataset
 from vision.synthetic import synthetic_dataset
 from vision.training import TrainConfig, train_model
-from vision.training_data import prepare, training_pipeline, validation_arrays
+from vision.training_data import (
+    frame_statistics,
+    prepare,
+    prestandardized,
+    training_pipeline,
+    validation_arrays,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -141,9 +148,10 @@ def test_crop_training_feeds_crops_and_serves_the_whole_input(tmp_path: Path) ->
     prepared = prepare(dataset, config.preprocess_spec(), Task.SEGMENTATION)
     x, y = next(iter(training_pipeline(prepared, dataset.classes, config.training_spec(), config)))
     assert x.shape == (32, 32, 32, 3) and y.shape == (32, 32, 32, 1)
-    # Every crop's mask is the same window of its image's mask as its pixels are of its image (normalize
-    # is elementwise, so a window of the normalized frame is the normalized crop).
-    frames = normalize(prepared.pixels, config.preprocess_spec())
+    # Every crop is a window of what the served network's first layer makes of its whole frame (the
+    # frame standardized with its own statistics, not the crop with the crop's), and its mask is the same
+    # window of the frame's mask.
+    frames = np.asarray(ImageStandardization()(normalize(prepared.pixels, config.preprocess_spec())))
     assert prepared.masks is not None
     for crop, crop_mask in zip(x.numpy(), y.numpy()[..., 0], strict=True):
         windows = [
@@ -151,8 +159,8 @@ def test_crop_training_feeds_crops_and_serves_the_whole_input(tmp_path: Path) ->
             for i in range(len(frames))
             for top in range(64 - 32 + 1)
             for left in range(96 - 32 + 1)
-            if frames[i, top, left, 0] == crop[0, 0, 0]
-            and np.array_equal(frames[i, top : top + 32, left : left + 32], crop)
+            if abs(frames[i, top, left, 0] - crop[0, 0, 0]) < 1e-4
+            and np.allclose(frames[i, top : top + 32, left : left + 32], crop, atol=1e-4)
         ]
         assert windows, "a training crop that is no window of any prepared frame"
         i, top, left = windows[0]
@@ -164,6 +172,24 @@ def test_crop_training_feeds_crops_and_serves_the_whole_input(tmp_path: Path) ->
     served = load_keras_model(tmp_path / "model.keras")
     assert served.input_shape == (None, 64, 96, 3)
     assert served.output_shape[1:3] == (64, 96)
+    assert served.get_layer("standardize").passthrough is False  # the served model standardizes frames
+
+
+def test_crops_are_standardized_with_their_frames_statistics() -> None:
+    # A 1x4 grey frame [0, 2, 4, 6]: mean 3, variance 5. Its right half [4, 6] standardized with the
+    # frame's statistics is [1, 3] / sqrt(5 + 1e-6), not the crop's own [-1, 1].
+    frame = np.array([[[0.0], [2.0], [4.0], [6.0]]], np.float32)
+    stats = frame_statistics(frame)
+    np.testing.assert_allclose(stats, [[3.0], [np.sqrt(5.0 + 1e-6)]])
+    crop = prestandardized(frame[:, 2:], stats)
+    np.testing.assert_allclose(crop[0, :, 0], np.array([1.0, 3.0]) / np.sqrt(5.0 + 1e-6), rtol=1e-6)
+    assert prestandardized(frame, None) is frame  # whole frames: the network standardizes them itself
+    # Inside inputs_prestandardized the layer passes inputs through; elsewhere it standardizes.
+    with inputs_prestandardized():
+        fitted_layer = ImageStandardization()
+    np.testing.assert_array_equal(np.asarray(fitted_layer(frame[None])), frame[None])
+    served = np.asarray(ImageStandardization()(frame[None]))
+    np.testing.assert_allclose(served[0, 0, 2:, 0], crop[0, :, 0], rtol=1e-5)
 
 
 def test_a_crop_larger_than_the_input_is_a_configuration_error() -> None:
