@@ -115,7 +115,13 @@ def train_command(
     validation_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.15,
     augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
     width: Annotated[float, typer.Option(min=0.25, max=4.0, help="channel-width multiplier")] = 1.0,
-    max_minutes: Annotated[float | None, typer.Option(help="stop after the epoch that passes this")] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="training budget in minutes: the learning-rate schedule ends with it, and no epoch "
+            "starts that would overrun it"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="model name (default lineguard-<task>)")] = None,
     version: Annotated[str | None, typer.Option(help="model version (default: creation time)")] = None,
     synthetic_size: Annotated[
