@@ -146,6 +146,16 @@ def train_command(
         DetectorHead,
         typer.Option(help="detect: centernet (stride 4) or fcos (strides 8/16/32, input multiple of 32)"),
     ] = DetectorHead.centernet,
+    ema: Annotated[
+        float | None,
+        typer.Option(
+            "--ema",
+            min=0.0,
+            max=0.999,
+            help="momentum of the weights' moving average that is validated and served (0: off; "
+            "default: 0.99 for detect, off for the other tasks)",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -192,6 +202,7 @@ def train_command(
         init_from=str(init_from) if init_from else None,
         detector_head=detector_head.value,
         crop=crop_size,
+        ema=ema,
         command=shlex.join(["lineguard", *sys.argv[1:]]),
     )
     result = train_model(dataset, config, out)

@@ -10,6 +10,9 @@ from vision.calibration import DEFAULT_FALSE_REJECT_BUDGET
 from vision.datasets.augment import AugmentConfig
 from vision.preprocess import PreprocessSpec
 
+# ~100 steps of memory: a few epochs of the small real sets trained here (15-20 steps per epoch).
+DEFAULT_EMA_MOMENTUM: dict[Task, float] = {Task.DETECTION: 0.99}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -46,9 +49,14 @@ class TrainConfig:
     # Train on random crops of this size (width, height) of the prepared input; serve the whole input with
     # the same weights (vision.crops). None: train on the whole input.
     crop: tuple[int, int] | None = None
+    # Momentum of the weights' moving average that is validated and served (vision.fit_setup); 0 = off,
+    # None = the task's default (see ema_momentum).
+    ema: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ConfigurationError(f"EMA momentum must be in [0, 1), got {self.ema_momentum}")
         if self.crop is not None:
             crop_w, crop_h = self.crop
             if crop_w > self.input_width or crop_h > self.input_height:
@@ -57,6 +65,12 @@ class TrainConfig:
                 )
             if self.crop == (self.input_width, self.input_height):
                 object.__setattr__(self, "crop", None)
+
+    @property
+    def ema_momentum(self) -> float:
+        """The EMA momentum this run uses: ``ema``, else the task's default (on for detection, whose short
+        high-rate runs gain most from averaged weights; off elsewhere until measured there)."""
+        return self.ema if self.ema is not None else DEFAULT_EMA_MOMENTUM.get(self.task, 0.0)
 
     def preprocess_spec(self) -> PreprocessSpec:
         return PreprocessSpec.for_input(self.input_width, self.input_height, self.channels)

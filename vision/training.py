@@ -48,6 +48,7 @@ from vision.artifact import (
 )
 from vision.calibration import decision_rates, good_only_threshold
 from vision.datasets.splits import split_dataset
+from vision.fit_setup import fit_callbacks, optimizer_for
 from vision.metrics import (
     ScoredBox,
     auroc,
@@ -125,21 +126,14 @@ def train_model(
     steps = max(1, len(train_set) // config.batch_size)
     budget_s = config.max_minutes * 60.0 if config.max_minutes is not None else None
     schedule = PlannedSchedule(config.learning_rate, steps * config.epochs, budget_s)
-    fitted.trainable.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=fitted.loss)
+    fitted.trainable.compile(optimizer=optimizer_for(config.learning_rate), loss=fitted.loss)
 
     pipeline = training_pipeline(train_data, classes, train_spec, config)
     fit_source = validation_data if config.crop is None else tiled(validation_data, config.crop, train_spec)
     fit_validation = validation_arrays(fit_source, classes, train_spec, task, config)
     checkpoint_dir = out / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.TerminateOnNaN(),
-        schedule,
-        keras.callbacks.ModelCheckpoint(
-            str(checkpoint_dir / "best.weights.h5"), save_best_only=True, save_weights_only=True
-        ),
-        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-    ]
+    callbacks = fit_callbacks(schedule, checkpoint_dir, config.patience, config.ema_momentum)
     history = fitted.trainable.fit(
         pipeline,
         steps_per_epoch=steps,
@@ -297,6 +291,7 @@ def _metadata(
                 "width": config.width,
                 "validation_fraction": config.validation_fraction,
                 **({"detector_head": config.detector_head} if config.task is Task.DETECTION else {}),
+                **({"ema_momentum": config.ema_momentum} if config.ema_momentum > 0 else {}),
                 **({"crop": f"{config.crop[0]}x{config.crop[1]}"} if config.crop is not None else {}),
                 **(
                     {
