@@ -19,6 +19,7 @@ MONGODB_ENV = "MONGODB_URI"
 
 POSTGRES_ENV = "POSTGRES_URI"
 REDIS_ENV = "REDIS_URL"
+MQTT_ENV = "MQTT_URL"  # the MQTT broker of `lineguard plc` over MQTT (mqtt://host:port)
 
 KAFKA = "kafka"
 MONGODB = "mongodb"

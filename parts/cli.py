@@ -81,8 +81,10 @@ def plc_command(
         str, typer.Option("--group", envvar="LINEGUARD_PLC_GROUP", help="consumer group id")
     ] = "lineguard-plc",
 ) -> None:
-    """Hand part decisions to the line's PLC over OPC UA (request/acknowledge handshake, once per part)."""
+    """Hand part decisions to the line's PLC over OPC UA (request/acknowledge handshake, once per part), or
+    with `transport: mqtt` in the config to an MQTT broker (Sparkplug-style topics, QoS 1, retained state)."""
     import asyncio
+    import os
 
     from confluent_kafka import Consumer
     from pymongo import MongoClient
@@ -90,11 +92,11 @@ def plc_command(
     from infra.endpoints import resolve_endpoints
     from infra.settings import KafkaSettings, MongoSettings
     from parts.plc import PlcBridge
-    from parts.plc_config import load_plc_config
+    from parts.plc_mqtt import MqttBridge, MqttConfig, load_bridge_config
     from parts.plc_recipes import RecipeWatcher, kafka_publisher
 
     logging.getLogger("asyncua").setLevel(logging.WARNING)  # it logs every request at INFO
-    plc_config = load_plc_config(config)
+    plc_config = load_bridge_config(config, os.environ)  # a bad file: ConfigurationError, one line, exit 2
     endpoints = resolve_endpoints()
     kafka_config = KafkaSettings().client_config(endpoints.kafka_bootstrap)
     mongo: MongoClient[dict[str, object]] = MongoClient(endpoints.mongodb_uri)
@@ -112,7 +114,23 @@ def plc_command(
         }
     )
 
+    if isinstance(plc_config, MqttConfig):
+        bridge = MqttBridge(plc_config, consumer, mongo[MongoSettings().database]["plc_acks"])
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            bridge.connect()
+            consumer.subscribe([topic])
+            bridge.run(stop)
+        finally:
+            bridge.close()
+            consumer.close()
+            mongo.close()
+        return
+
     async def _main() -> None:
+        assert not isinstance(plc_config, MqttConfig)
         recipe = plc_config.recipe
         recipes = RecipeWatcher(recipe, kafka_publisher(kafka_config, recipe.topic)) if recipe else None
         bridge = PlcBridge(plc_config, consumer, mongo[MongoSettings().database]["plc_acks"], recipes=recipes)

@@ -105,6 +105,11 @@ def plc_config_from_dict(data: object) -> PlcConfig:
 
 
 def load_plc_config(path: Path) -> PlcConfig:
+    return plc_config_from_dict(read_config_data(path))
+
+
+def read_config_data(path: Path) -> object:
+    """The parsed YAML/JSON file; unreadable or malformed is a ConfigurationError (one line, exit 2)."""
     import yaml
 
     try:
@@ -115,4 +120,4 @@ def load_plc_config(path: Path) -> PlcConfig:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"PLC config {path} is not valid YAML/JSON: {exc}") from None
-    return plc_config_from_dict(data)
+    return data

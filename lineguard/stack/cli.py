@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from infra.endpoints import POSTGRES_ENV, REDIS_ENV
+from infra.endpoints import MQTT_ENV, POSTGRES_ENV, REDIS_ENV
 from lineguard.stack import security
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, mongodb_uri_for
 from lineguard.stack.launcher import SECURE_PORT, LocalStack
+from lineguard.stack.mosquitto import MosquittoServer
+from lineguard.stack.mosquitto import local_server as local_mosquitto
 from lineguard.stack.postgres import local_server
 from lineguard.stack.processes import tail
 from lineguard.stack.redis_server import RedisServer
@@ -46,13 +48,14 @@ ServiceOption = typer.Option(None, "--service", "-s", help="only this service (r
 class Extra(StrEnum):
     postgres = "postgres"
     redis = "redis"
+    mqtt = "mqtt"
 
 
 WithOption = typer.Option(
     None,
     "--with",
     help="also this optional server (repeatable): postgres (for `lineguard sink postgres`), redis (for "
-    "`lineguard counters run`)",
+    "`lineguard counters run`), mqtt (mosquitto, for `lineguard plc` over MQTT)",
 )
 
 
@@ -75,6 +78,21 @@ def _redis(extras: list[Extra] | None) -> bool:
         typer.echo(f"{REDIS_ENV} is set: using it, not starting redis", err=True)
         return False
     return True
+
+
+def _mqtt(extras: list[Extra] | None) -> bool:
+    """Whether the MQTT broker is asked for and not given by MQTT_URL (then lineguard uses that one)."""
+    if not extras or Extra.mqtt not in extras:
+        return False
+    if os.environ.get(MQTT_ENV):
+        typer.echo(f"{MQTT_ENV} is set: using it, not starting mosquitto", err=True)
+        return False
+    return True
+
+
+def _mqtt_server() -> MosquittoServer:
+    settings = StackSettings()
+    return local_mosquitto(settings.state_dir or settings.cache_dir / "stack")
 
 
 def _redis_server() -> RedisServer:
@@ -137,6 +155,11 @@ def up(
         redis.start()
         typer.echo(f"redis running on 127.0.0.1:{redis.port} (data: {redis.home})", err=True)
         typer.echo(f"export {REDIS_ENV}={redis.uri}")
+    if _mqtt(extras):
+        broker = _mqtt_server()
+        broker.start()
+        typer.echo(f"mosquitto running on 127.0.0.1:{broker.port} (data: {broker.home})", err=True)
+        typer.echo(f"export {MQTT_ENV}={broker.uri}")
     if not to_start:
         return
     stack = _stack(secure)
@@ -201,6 +224,11 @@ def down(
         if redis.running():
             redis.purge() if purge else redis.stop()
             typer.echo("stopped: redis" + (" (data purged)" if purge else ""))
+    if _mqtt(extras):
+        broker = _mqtt_server()
+        if broker.running():
+            broker.purge() if purge else broker.stop()
+            typer.echo("stopped: mosquitto" + (" (data purged)" if purge else ""))
     stack = _stack()
     wanted = _names(services)
     stopped = stack.down(wanted, purge=purge)
