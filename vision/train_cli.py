@@ -19,6 +19,7 @@ from schemas.errors import ConfigurationError
 from schemas.vocabulary import ModelTaskName, Task
 from vision.datasets import load_dataset
 from vision.samples import LabeledDataset
+from vision.train_defaults import choose_recipe, sample_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +101,26 @@ def train_command(
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="maximum epochs (early stopping may end sooner)")] = 20,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    input_size: Annotated[str, typer.Option(help="model input, N or WxH (multiples of 16)")] = "160",
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            help="model input, N or WxH (multiples of 16; 32 for the fcos head); default: from the data "
+            "(median image size, longest side at most 640 for detect/segment, 320 for anomaly; 160 to "
+            "classify)"
+        ),
+    ] = None,
     crop: Annotated[
         str | None,
         typer.Option(
             help="train on random crops N or WxH of the input (small defects at full detail for the cost "
-            "of a crop); the model still serves the whole --input-size"
+            "of a crop); the model still serves the whole --input-size; default: 320 px crops for "
+            "detect/segment inputs larger than that, when the input size is chosen from the data"
         ),
     ] = None,
-    channels: Annotated[int, typer.Option(min=1, max=3, help="3 (colour) or 1 (grey)")] = 3,
+    channels: Annotated[
+        int | None,
+        typer.Option(min=1, max=3, help="3 (colour) or 1 (grey); default: 1 when the images are grey"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seeds the split, augmentation, weights and synthetic data")] = 0,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
     patience: Annotated[int, typer.Option(min=1, help="early stopping: epochs without improvement")] = 5,
@@ -143,9 +155,11 @@ def train_command(
         typer.Option(min=0.0, max=0.5, help="anomaly: share of good images the good-only threshold rejects"),
     ] = 0.01,
     detector_head: Annotated[
-        DetectorHead,
-        typer.Option(help="detect: centernet (stride 4) or fcos (strides 8/16/32, input multiple of 32)"),
-    ] = DetectorHead.centernet,
+        DetectorHead | None,
+        typer.Option(
+            help="detect: fcos (strides 8/16/32, input multiple of 32; the default) or centernet (stride 4)"
+        ),
+    ] = None,
     ema: Annotated[
         float | None,
         typer.Option(
@@ -167,16 +181,33 @@ def train_command(
     model_task = Task(task)
     if channels == 2:
         raise ConfigurationError("--channels must be 1 or 3")
-    input_width, input_height = parse_size(input_size)
+    given = {
+        "input_size": parse_size(input_size) if input_size else None,
+        "crop": parse_size(crop) if crop else None,
+        "channels": channels,
+        "detector_head": detector_head.value if detector_head else None,
+    }
+    if parse_synthetic(data) is not None:
+        # Generated frames take their size from the input, so the input cannot come from them.
+        recipe = choose_recipe(model_task, [], **given)  # type: ignore[arg-type]
+        frame_h = recipe.input_size[1]
+        frame_size = parse_size(synthetic_size) if synthetic_size else (frame_h * 5 // 4, frame_h)
+        dataset = load_training_data(data, model_task, fmt, seed, frame_size, recipe.channels, defect_rate)
+    else:
+        dataset = load_training_data(data, model_task, fmt, seed, (0, 0), 3, defect_rate)
+        recipe = choose_recipe(model_task, sample_shapes(dataset), **given)  # type: ignore[arg-type]
+    head = DetectorHead(recipe.detector_head)
+    input_width, input_height = recipe.input_size
     if model_task is not Task.CLASSIFICATION and (input_width % 16 or input_height % 16):
         raise ConfigurationError(f"--input-size for {model_task.value} must be a multiple of 16")
-    if detector_head is DetectorHead.fcos and (input_width % 32 or input_height % 32):
+    if model_task is Task.DETECTION and head is DetectorHead.fcos and (input_width % 32 or input_height % 32):
         raise ConfigurationError("--input-size for --detector-head fcos must be a multiple of 32")
-    crop_size = parse_size(crop) if crop else None
+    crop_size = recipe.crop
     if crop_size is not None:
-        _check_crop(crop_size, (input_width, input_height), model_task, detector_head)
-    frame_size = parse_size(synthetic_size) if synthetic_size else (input_height * 5 // 4, input_height)
-    dataset = load_training_data(data, model_task, fmt, seed, frame_size, channels, defect_rate)
+        _check_crop(crop_size, (input_width, input_height), model_task, head)
+    budget = f", within {max_minutes:g} min" if max_minutes else ""
+    plan = f"up to {epochs} epochs{budget} (stop after {patience} without improvement)"
+    typer.echo(f"recipe: {'; '.join([*recipe.notes, plan])}")
 
     from vision.training import TrainConfig, train_model
 
@@ -184,7 +215,7 @@ def train_command(
         task=model_task,
         input_width=input_width,
         input_height=input_height,
-        channels=channels,
+        channels=recipe.channels,
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
@@ -200,7 +231,7 @@ def train_command(
         anomaly_method=anomaly_method.value,
         false_reject_budget=false_reject_budget,
         init_from=str(init_from) if init_from else None,
-        detector_head=detector_head.value,
+        detector_head=head.value,
         crop=crop_size,
         ema=ema,
         command=shlex.join(["lineguard", *sys.argv[1:]]),

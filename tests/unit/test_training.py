@@ -236,6 +236,7 @@ def test_cli_trains_and_exports(tmp_path: Path) -> None:
     assert metadata.files.onnx == "model.onnx"
     assert "synthetic:96" in (metadata.training.command if metadata.training else "")
     assert "max |onnx - keras|" in completed.stdout
+    assert "recipe: input 32x32 (given); channels 3 (the default); up to 1 epochs" in completed.stdout
 
 
 @pytest.mark.parametrize(
