@@ -6,7 +6,9 @@ verdicts against the ground truth.
 
 - :mod:`lineguard.demo.tally`: pure bookkeeping (counts, latency percentiles, accuracy); no I/O.
 - :mod:`lineguard.demo.watch`: the Kafka side of watching (results, defect events, dead letters, lag).
-- :mod:`lineguard.demo.run`: orchestration (services, topics, worker process, camera thread, shutdown).
+- :mod:`lineguard.demo.run`: orchestration (services, topics, camera thread, watch loop, shutdown).
+- :mod:`lineguard.demo.worker_process`: the worker subprocess (environment, start, join, stop).
+- :mod:`lineguard.demo.summary`: the summary a run returns.
 - :mod:`lineguard.demo.view`: the live table and the printed summary (rich).
 - :mod:`lineguard.demo.cli`: the ``lineguard demo`` command.
 """
