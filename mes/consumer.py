@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from mes.connect import connect
+from infra.consumer_loop import Interrupted as Interrupted
+from infra.consumer_loop import manual_commit_config, records, run_batches, through_outages
+from infra.postgres_access import connect
 from mes.migrations import migrate
 from mes.writer import PostgresWriter, Rejected
 from schemas.records import InspectionResult
 from schemas.serde import AvroRecordDeserializer
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(Exception):
-    """Asked to stop while PostgreSQL was down."""
 
 
 @dataclass(slots=True)
@@ -67,14 +64,8 @@ class PostgresSink:
         self._connection = connect(config.postgres_uri, config.startup_timeout_s)
         migrate(self._connection)
         self._writer = PostgresWriter(self._connection, config.window_seconds)
-        consumer_config: dict[str, Any] = {
-            **kafka_config,
-            "group.id": config.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-            "session.timeout.ms": 10_000,
-        }
+        consumer_config = manual_commit_config(kafka_config, config.group_id)
+        consumer_config["enable.partition.eof"] = False
         if config.instance_id:
             consumer_config["group.instance.id"] = config.instance_id
         self._consumer = Consumer(consumer_config)
@@ -82,14 +73,15 @@ class PostgresSink:
     def run(self, stop: threading.Event) -> SinkStats:
         self._consumer.subscribe([self.config.topic])
         try:
-            while not stop.is_set():
-                messages = self._consumer.consume(self.config.batch_size, timeout=self.config.max_wait_s)
-                if messages:
-                    self._handle(messages, stop)
-        except Interrupted:
-            log.info("stopped during a PostgreSQL outage; the batch in flight was not committed")
+            run_batches(
+                self._consumer,
+                stop,
+                lambda messages: self._handle(messages, stop),
+                self.config.batch_size,
+                self.config.max_wait_s,
+                "PostgreSQL",
+            )
         finally:
-            self._consumer.close()
             self._connection.close()
         return self.stats
 
@@ -99,14 +91,8 @@ class PostgresSink:
         results: list[InspectionResult] = []
         rejected: list[Rejected] = []
         next_offsets: dict[tuple[str, int], int] = {}
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", error)
-                continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            assert topic is not None and partition is not None and offset is not None
+        for position, message in records(messages):
+            topic, partition, offset = position.topic, position.partition, position.offset
             next_offsets[(topic, partition)] = offset + 1
             try:
                 results.append(self._deserialize(message.value()))  # type: ignore[arg-type]
@@ -131,40 +117,23 @@ class PostgresSink:
     def _write_through_outages(
         self, results: list[InspectionResult], rejected: list[Rejected], stop: threading.Event
     ) -> None:
-        paused: list[TopicPartition] = []
-        started = time.monotonic()
-        delay = 0.2
-        while True:
-            try:
-                self._writer.write(results, rejected)
-                break
-            except psycopg.OperationalError as exc:  # connection lost: an outage, not a data problem
-                if not paused:
-                    self.stats.outages += 1
-                    paused = self._consumer.assignment()
-                    self._consumer.pause(paused)
-                    log.warning(
-                        "PostgreSQL unavailable (%s); pausing until it is back", str(exc).strip()[:200]
-                    )
-                if time.monotonic() - started > self.config.outage_timeout_s:
-                    raise
-                if stop.is_set():  # leave without committing: the batch is replayed on the next start
-                    raise Interrupted from None
-                self._reconnect(delay)
-                delay = min(delay * 2, 2.0)
-        if paused:
-            log.info("PostgreSQL is back after %.1f s; resuming", time.monotonic() - started)
-            self._consumer.resume(self._consumer.assignment())
+        def outage_started() -> None:
+            self.stats.outages += 1
 
-    def _reconnect(self, delay: float) -> None:
-        # keep the group membership alive while paused; a partition assigned by a rebalance meanwhile is not
-        # paused, so a record it returns is put back (seek) rather than skipped
-        message = self._consumer.poll(0)
-        if message is not None and message.error() is None:
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            if topic is not None and partition is not None and offset is not None:
-                self._consumer.seek(TopicPartition(topic, partition, offset))
-        time.sleep(delay)
+        through_outages(
+            self._consumer,
+            lambda: self._writer.write(results, rejected),
+            # connection lost: an outage, not a data problem
+            (psycopg.OperationalError,),
+            stop=stop,
+            timeout_s=self.config.outage_timeout_s,
+            what="PostgreSQL",
+            on_outage=outage_started,
+            recover=self._reconnect,
+            describe=lambda exc: str(exc).strip()[:200],
+        )
+
+    def _reconnect(self) -> None:
         try:
             self._connection.close()
             self._connection = psycopg.connect(self.config.postgres_uri, connect_timeout=3)

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from infra.postgres_access import refused
 from quality.cube import Cube, CubeBuilder
 from quality.query import ReportQuery
 from schemas.errors import ConfigurationError, ServiceUnavailableError
@@ -36,8 +37,6 @@ _FIELDS = (
     "captured_at", "line_id", "station_id", "camera_id", "model_version", "verdict", "defect_class", "lot",
     "part_number", "part_id", "score",
 )  # fmt: skip
-# libpq's words for a refused login (it gives no SQLSTATE on the client side)
-_REFUSED = ("password authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied")
 
 
 def select_statement(query: ReportQuery, table: str = "inspections") -> tuple[sql.Composed, list[Any]]:
@@ -65,15 +64,6 @@ def _row(values: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
-def _refusal(exc: psycopg.OperationalError) -> ConfigurationError | None:
-    text = str(exc)
-    for words in _REFUSED:
-        if words in text:
-            reason = text.split("FATAL:", 1)[-1].strip().splitlines()[0]
-            return ConfigurationError(f"PostgreSQL refused the login ({reason}): check POSTGRES_URI")
-    return None
-
-
 def load_cube_pg(uri: str, query: ReportQuery, table: str = "inspections") -> Cube:
     """The cube of ``query``'s range from PostgreSQL; ConfigurationError on a refused login or missing table,
     ServiceUnavailableError when the server cannot be reached or the read fails."""
@@ -96,7 +86,7 @@ def load_cube_pg(uri: str, query: ReportQuery, table: str = "inspections") -> Cu
             f"PostgreSQL has no table {table!r}: has `lineguard sink postgres` run on this database?"
         ) from None
     except psycopg.OperationalError as exc:
-        refusal = _refusal(exc)
+        refusal = refused(exc)
         if refusal is not None:
             raise refusal from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

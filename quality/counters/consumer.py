@@ -19,12 +19,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from infra.consumer_loop import Interrupted as Interrupted
+from infra.consumer_loop import manual_commit_config, records, run_batches, through_outages
 from quality.counters.store import CounterStore
 from quality.counters.tally import Tally, tally
 from schemas.records import InspectionResult
@@ -39,9 +41,7 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     redis.BusyLoadingError,
 )
 
-
-class Interrupted(Exception):
-    """Asked to stop while the store was down."""
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -76,15 +76,7 @@ class CountersConsumer:
         self.stats = CounterStats()
         self._stop = threading.Event()
         self._deserialize = AvroRecordDeserializer(InspectionResult, registry)
-        self._consumer = Consumer(
-            {
-                **kafka_config,
-                "group.id": config.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 10_000,
-            }
-        )
+        self._consumer = Consumer(manual_commit_config(kafka_config, config.group_id))
 
     @property
     def stream(self) -> str:
@@ -113,29 +105,22 @@ class CountersConsumer:
     def run(self, stop: threading.Event) -> CounterStats:
         self._stop = stop
         self._consumer.subscribe([self.config.topic], on_assign=self._on_assign)
-        try:
-            while not stop.is_set():
-                messages = self._consumer.consume(self.config.batch_size, timeout=self.config.max_wait_s)
-                if messages:
-                    self._handle(messages)
-        except Interrupted:
-            log.info("stopped during a store outage; the batch in flight was not applied")
-        finally:
-            self._consumer.close()
+        run_batches(
+            self._consumer,
+            stop,
+            self._handle,
+            self.config.batch_size,
+            self.config.max_wait_s,
+            "counter store",
+        )
         return self.stats
 
     def _decode(self, messages: list[Message]) -> tuple[list[Tally], dict[int, int], int]:
         tallies: list[Tally] = []
         next_offsets: dict[int, int] = {}
         rejected = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", error)
-                continue
-            partition, offset = message.partition(), message.offset()
-            assert partition is not None and offset is not None
+        for position, message in records(messages):
+            partition, offset = position.partition, position.offset
             next_offsets[partition] = offset + 1
             try:
                 result = self._deserialize(message.value())
@@ -164,39 +149,18 @@ class CountersConsumer:
         self.stats.rejected += rejected
         self.stats.batches += 1
 
-    def _with_store(self, step: Callable[[], Any]) -> Any:
+    def _with_store(self, step: Callable[[], T]) -> T:
         """Run ``step`` against the store, pausing the partitions through an outage until it succeeds."""
-        paused: list[TopicPartition] = []
-        started = time.monotonic()
-        delay = 0.2
-        while True:
-            try:
-                value = step()
-                break
-            except OUTAGE_ERRORS as exc:
-                if not paused:
-                    self.stats.outages += 1
-                    paused = self._consumer.assignment()
-                    self._consumer.pause(paused)
-                    log.warning("counter store unavailable (%s); pausing until it is back", exc)
-                if time.monotonic() - started > self.config.outage_timeout_s:
-                    raise
-                if self._stop.is_set():
-                    raise Interrupted from None
-                self._keep_membership()
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        if paused:
-            paused = self._consumer.assignment()  # a rebalance meanwhile may have changed it
-            log.info("counter store back after %.1f s; resuming", time.monotonic() - started)
-            self._consumer.resume(paused)
-        return value
 
-    def _keep_membership(self) -> None:
-        """Poll once so the group does not evict us; a record from a partition assigned meanwhile (not
-        paused) is put back (seek) rather than skipped."""
-        message = self._consumer.poll(0)
-        if message is not None and message.error() is None:
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            if topic is not None and partition is not None and offset is not None:
-                self._consumer.seek(TopicPartition(topic, partition, offset))
+        def outage_started() -> None:
+            self.stats.outages += 1
+
+        return through_outages(
+            self._consumer,
+            step,
+            OUTAGE_ERRORS,
+            stop=self._stop,
+            timeout_s=self.config.outage_timeout_s,
+            what="counter store",
+            on_outage=outage_started,
+        )
