@@ -14,13 +14,16 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from infra.endpoints import resolve_endpoints
 from quality.query import ReportQuery
 from schemas.errors import ConfigurationError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from quality.cube import Cube
 
 NO_DATA_EXIT = 1
 
@@ -58,7 +61,7 @@ def _mongo_uri() -> str:
 
 def _from_mongodb(
     database: str | None, collection: str, labels_collection: str, query: ReportQuery
-) -> tuple[Any, list[dict[str, Any]]]:
+) -> tuple[Cube, list[dict[str, Any]]]:
     from pymongo import MongoClient
 
     from infra.settings import MongoSettings
@@ -77,7 +80,7 @@ def _from_mongodb(
     return cube, labels
 
 
-def _from_postgres(uri: str | None, query: ReportQuery) -> tuple[Any, list[dict[str, Any]]]:
+def _from_postgres(uri: str | None, query: ReportQuery) -> tuple[Cube, list[dict[str, Any]]]:
     """The MES sink's rows; labels live in MongoDB, not in the sink's tables, so none (said in one line)."""
     from infra.endpoints import POSTGRES, POSTGRES_ENV, resolve_service
     from quality.source_pg import load_cube_pg

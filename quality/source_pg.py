@@ -14,6 +14,7 @@ no label agreement table (the CLI says so in one line).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -39,10 +40,12 @@ _FIELDS = (
 )  # fmt: skip
 
 
-def select_statement(query: ReportQuery, table: str = "inspections") -> tuple[sql.Composed, list[Any]]:
+def select_statement(
+    query: ReportQuery, table: str = "inspections"
+) -> tuple[sql.Composed, list[datetime | str]]:
     """The SELECT of ``query``'s range and filters, with its parameters."""
     text = _SELECT
-    params: list[Any] = [query.start, query.end]
+    params: list[datetime | str] = [query.start, query.end]
     for column, value in (
         ("line_id", query.line),
         ("camera_id", query.camera),

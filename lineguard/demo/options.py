@@ -7,13 +7,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from infra.settings import default_cache_dir
 from lineguard.demo.tally import Snapshot
 from lineguard.stack.endpoints import KAFKA_ENV, MONGODB_ENV, Endpoints, resolve_endpoints
 from schemas.errors import ConfigurationError
 from schemas.topics import TopicNames
+
+if TYPE_CHECKING:
+    from vision.artifact import ModelMetadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ def prepare_endpoints(start_stack: bool, progress: Callable[[str], None]) -> End
     return resolve_endpoints(state_dir=stack.state_dir)
 
 
-def resolve_model(path: Path | None) -> tuple[Path, Any]:
+def resolve_model(path: Path | None) -> tuple[Path, ModelMetadata]:
     """The artifact directory and its metadata; a missing or broken artifact is a ConfigurationError."""
     from vision.artifact import load_metadata
     from workers.pipeline import default_model_path

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,7 +156,11 @@ class LagProbe:
 
 
 def wait_for_assignment(
-    kafka_config: Mapping[str, Any], group_id: str, topic: str, timeout_s: float, alive: Any = None
+    kafka_config: Mapping[str, Any],
+    group_id: str,
+    topic: str,
+    timeout_s: float,
+    alive: Callable[[], bool] | None = None,
 ) -> bool:
     """Wait until the group is stable and its members own every partition of ``topic``.
 
