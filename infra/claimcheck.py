@@ -7,6 +7,12 @@ Producers (``streams``) and consumers (``workers``) both use this module, which 
 Files are content-addressed (the GridFS ``_id`` is the SHA-256 of the bytes), so a frame that is published
 again after a spool replay or a producer retry reuses the stored file instead of storing a second copy.
 URIs look like ``gridfs://<database>/<bucket>/<sha256>``.
+
+Every put, first or repeated, stamps ``metadata.referenced_at``: the pruner
+(:mod:`infra.claimcheck_retention`) keeps an object while a retained record may still point at it. A full
+store (MongoDB refusing the write for disk or quota, or the configured ``max_store_bytes`` reached) is a
+:class:`ClaimCheckStoreFullError`: the frame is refused at once and counted, never retried in a loop and
+never waited for.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -40,6 +47,14 @@ DEFAULT_BUCKET = "frames"
 
 class ClaimCheckError(LineguardError):
     """A referenced image is missing, malformed or does not match its recorded hash or size."""
+
+
+class ClaimCheckStoreFullError(ServiceUnavailableError):
+    """The store refused a new image: MongoDB is out of disk or quota, or ``max_store_bytes`` is reached.
+
+    A :class:`~schemas.errors.ServiceUnavailableError`, so a camera loses (and counts) this frame only and
+    keeps capturing: images already stored, and inline frames, still flow. Pruning frees the room.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,21 @@ _SHA256_HEX = frozenset("0123456789abcdef")
 # retried, never dead-lettered (auth and primary changes, shutdowns, time limits).
 _TRANSIENT_CODES = frozenset({6, 7, 13, 18, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 _INTERRUPTED_UPLOAD_WAIT_S = 2.0  # how long an upload without its files document may be another's, live
+_STORE_FULL_CODES = frozenset({14031})  # OutOfDiskSpace
+_STORE_FULL_HINTS = ("space quota", "no space left", "outofdiskspace", "quota exceeded", "disk full")
+_SIZE_CACHE_S = 5.0  # how long a measured store size is trusted before max_store_bytes is checked again
+
+
+def is_store_full(exc: BaseException) -> bool:
+    """Whether a PyMongo write error says the server has no room (disk or quota), rather than an outage."""
+    import pymongo.errors
+
+    code = getattr(exc, "code", None)
+    if isinstance(exc, pymongo.errors.OperationFailure) and code in _STORE_FULL_CODES:
+        return True
+    return isinstance(exc, pymongo.errors.PyMongoError) and any(
+        hint in str(exc).lower() for hint in _STORE_FULL_HINTS
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -92,10 +122,21 @@ class GridFSClaimCheckStore:
     :class:`~schemas.errors.ServiceUnavailableError` (the worker retries, then stops without committing).
     """
 
-    def __init__(self, client: MongoClient[Document], database: str, bucket: str = DEFAULT_BUCKET) -> None:
+    def __init__(
+        self,
+        client: MongoClient[Document],
+        database: str,
+        bucket: str = DEFAULT_BUCKET,
+        max_store_bytes: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self.database = database
         self.bucket = bucket
+        self.max_store_bytes = max_store_bytes  # None: only MongoDB's own disk or quota limits the store
+        self.full_refusals = 0  # new images refused because the store was full
+        self._clock = clock
+        self._size: tuple[float, int] | None = None  # (measured at, bytes)
 
     def _bucket(self) -> GridFSBucket:
         import gridfs
@@ -117,7 +158,13 @@ class GridFSClaimCheckStore:
         location = GridFSLocation(self.database, self.bucket, digest)
         try:
             self._store(digest, data, filename, metadata)
+        except ClaimCheckStoreFullError:
+            self.full_refusals += 1
+            raise
         except pymongo.errors.PyMongoError as exc:
+            if is_store_full(exc):
+                self.full_refusals += 1
+                raise ClaimCheckStoreFullError(f"claim-check store is full (MongoDB: {exc})") from exc
             raise ServiceUnavailableError(f"cannot store a claim-checked image in GridFS: {exc}") from exc
         return ImageReference(uri=location.uri, sha256=digest, size_bytes=len(data))
 
@@ -128,7 +175,7 @@ class GridFSClaimCheckStore:
         bucket = self._bucket()
         database = self._client[self.database]
         for attempt in range(3):
-            if self._complete(database, digest, len(data)):
+            if self._complete(database, digest, len(data)) and self._touch(database, digest):
                 return
             if self._leftovers(database, digest):
                 # An earlier upload was interrupted (chunks without a files document, or missing chunks), or
@@ -139,14 +186,44 @@ class GridFSClaimCheckStore:
                 logger.warning("claim-check %s: replacing an incomplete earlier upload", digest)
                 database[f"{self.bucket}.files"].delete_one({"_id": digest})
                 database[f"{self.bucket}.chunks"].delete_many({"files_id": digest})
+            self._check_room(database, len(data))
+            stamp = {"sha256": digest, "referenced_at": datetime.now(UTC)}
             try:
                 bucket.upload_from_stream_with_id(
-                    digest, filename or digest, data, metadata={"sha256": digest, **dict(metadata or {})}
+                    digest, filename or digest, data, metadata={**dict(metadata or {}), **stamp}
                 )
+                self._size = None if self._size is None else (self._size[0], self._size[1] + len(data))
             except (gridfs.errors.FileExists, pymongo.errors.DuplicateKeyError):
                 continue  # a concurrent producer won the race: check its file on the next round
         if not self._complete(database, digest, len(data)):
             raise ServiceUnavailableError(f"claim-checked image {digest} could not be stored completely")
+
+    def _touch(self, database: Database[Document], digest: str) -> bool:
+        """Refresh a stored object's reference time; False when the pruner removed it in the meantime."""
+        now = datetime.now(UTC)
+        result = database[f"{self.bucket}.files"].update_one(
+            {"_id": digest}, {"$set": {"metadata.referenced_at": now}}
+        )
+        return bool(result.matched_count)
+
+    def _check_room(self, database: Database[Document], size: int) -> None:
+        if self.max_store_bytes is None:
+            return
+        now = self._clock()
+        if self._size is None or now - self._size[0] > _SIZE_CACHE_S:
+            # One aggregate per few seconds, not per frame: the sum is over every file in the bucket.
+            totals = list(
+                database[f"{self.bucket}.files"].aggregate(
+                    [{"$group": {"_id": None, "bytes": {"$sum": "$length"}}}]
+                )
+            )
+            self._size = (now, int(totals[0]["bytes"]) if totals else 0)
+        if self._size[1] + size > self.max_store_bytes:
+            raise ClaimCheckStoreFullError(
+                f"claim-check store gridfs://{self.database}/{self.bucket} is full: {self._size[1]} bytes "
+                f"stored, a {size}-byte image would pass the limit of {self.max_store_bytes} bytes "
+                "(run `lineguard claimcheck prune`, or raise the limit)"
+            )
 
     def _leftovers(self, database: Database[Document], digest: str) -> bool:
         files = database[f"{self.bucket}.files"].find_one({"_id": digest}, {"_id": 1})

@@ -110,6 +110,12 @@ COMMANDS = (
         "mes.cli:app", "group", {"sink": "Sinks that consume the results topic."}, groups=frozenset({"sink"})
     ),
     LazyModule(
+        "lineguard.claimcheck.cli:app",
+        "group",
+        {"claimcheck": "Keep the claim-check store (GridFS) bounded by the frames topic's retention."},
+        groups=frozenset({"claimcheck"}),
+    ),
+    LazyModule(
         "quality.counters.cli:app",
         "group",
         {"counters": "Live counters per line and window (Redis), from the results topic."},

@@ -80,7 +80,9 @@ def build_camera(
                     "claim-check needs MongoDB: set MONGODB_URI, run `lineguard stack up`, "
                     "or pass --no-claim-check"
                 )
-            claim_check = _gridfs_store(mongodb_uri, mongodb_database, settings.claim_check_bucket)
+            claim_check = _gridfs_store(
+                mongodb_uri, mongodb_database, settings.claim_check_bucket, settings.claim_check_max_bytes
+            )
         spool = None
         if settings.spool:
             spool = DiskSpool(
@@ -112,12 +114,12 @@ def build_camera(
     )
 
 
-def _gridfs_store(uri: str, database: str, bucket: str) -> GridFSClaimCheckStore:
+def _gridfs_store(uri: str, database: str, bucket: str, max_bytes: int | None) -> GridFSClaimCheckStore:
     from pymongo import MongoClient
 
     # MongoClient connects lazily: a camera that never sees a large frame never needs MongoDB to be up.
     client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5_000)
-    return GridFSClaimCheckStore(client, database, bucket)
+    return GridFSClaimCheckStore(client, database, bucket, max_store_bytes=max_bytes)
 
 
 def _ensure_topic(kafka_config: Mapping[str, Any], settings: CameraSettings, spool_enabled: bool) -> None:

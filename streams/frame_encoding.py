@@ -8,6 +8,7 @@ import dataclasses
 
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from infra.claimcheck import ClaimCheckStoreFullError
 from schemas.errors import FrameTooLargeError, LineguardError, ServiceUnavailableError
 from schemas.records import Frame, ImageEncoding
 from schemas.topics import HEADER_CONTENT_TYPE, HEADER_SCHEMA, HEADER_TRACE_ID, HEADER_TRACEPARENT
@@ -77,9 +78,12 @@ class FrameEncoder:
                 filename=f"{frame.camera_id}/{frame.frame_number}",
                 metadata={"camera_id": frame.camera_id, "frame_number": frame.frame_number},
             )
-        except ServiceUnavailableError:
+        except ServiceUnavailableError as exc:
             # The store's own bounded wait (server selection) already slowed capture down; count the frame.
+            # A full store refuses at once: the frame is lost and counted, capture goes on (never a hang).
             self.stats.claim_check_failed += 1
+            if isinstance(exc, ClaimCheckStoreFullError):
+                self.stats.claim_check_full += 1
             raise
         self.stats.claim_checked += 1
         return dataclasses.replace(frame, image=b"", image_ref=reference)

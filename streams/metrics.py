@@ -28,6 +28,7 @@ _PUBLISHER_COUNTERS = (
     ),
     ("frames_claim_checked", "Frames whose image went to the claim-check store", "claim_checked"),
     ("frames_claim_check_failed", "Frames lost: the claim-check store was unreachable", "claim_check_failed"),
+    ("frames_claim_check_full", "Of those, refused by a full claim-check store", "claim_check_full"),
     ("frames_spooled", "Frames written to the store-and-forward spool", "spooled"),
     ("frames_drained", "Spooled frames delivered", "drained"),
     ("frames_spool_dropped", "Spooled frames dropped to make room (drop-oldest)", "spool_dropped"),

@@ -110,6 +110,7 @@ class PublisherStats:
     too_large: int = 0  # frames refused before sending (FrameTooLargeError)
     claim_checked: int = 0  # frames whose image went to the claim-check store
     claim_check_failed: int = 0  # frames lost because the claim-check store was unreachable
+    claim_check_full: int = 0  # of those, refused because the store was full (disk, quota, max bytes)
     spooled: int = 0  # messages written to the spool
     drained: int = 0  # spooled messages delivered
     spool_dropped: int = 0  # spooled messages deleted to make room (drop-oldest): lost

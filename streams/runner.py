@@ -101,7 +101,8 @@ class Progress:
         if p.claim_checked:
             parts.append(f"claim-checked {p.claim_checked}")
         if p.claim_check_failed:
-            parts.append(f"claim-check failed {p.claim_check_failed}")
+            full = f" (store full {p.claim_check_full})" if p.claim_check_full else ""
+            parts.append(f"claim-check failed {p.claim_check_failed}{full}")
         if p.spool_dropped:
             parts.append(f"dropped {p.spool_dropped}")
         if p.spool_quarantined:

@@ -65,6 +65,9 @@ class CameraSettings(BaseSettings):
     )
     claim_check: bool = True
     claim_check_bucket: str = "frames"
+    claim_check_max_bytes: int | None = Field(
+        default=None, ge=1, description="refuse new claim-checked images above this store size (counted)"
+    )
     spool_dir: Path | None = Field(default=None, description="default: <cache>/spool/<camera id>")
     spool: bool = Field(default=True, description="store-and-forward when the broker is unreachable")
     spool_max_mb: float = Field(default=1024.0, gt=0)
