@@ -153,6 +153,67 @@ def plc_kills(
         raise typer.Exit(1)
 
 
+@app.command("net-faults")
+def net_faults(
+    mode: Annotated[str, typer.Option("--mode", help="at-least-once or exactly-once")] = "exactly-once",
+    frames: Annotated[int, typer.Option("--frames", min=10, help="frames to produce")] = 2400,
+    links: Annotated[str, typer.Option("--links", help="comma list: kafka,mongodb")] = "kafka,mongodb",
+    kinds: Annotated[
+        str, typer.Option("--kinds", help="comma list: latency,bandwidth,reset,partition,half_open")
+    ] = "latency,bandwidth,reset,partition,half_open",
+    fault_s: Annotated[float, typer.Option("--fault-s", min=1, help="latency/bandwidth length")] = 10.0,
+    partition_s: Annotated[float, typer.Option("--partition-s", min=1)] = 30.0,
+    gap_s: Annotated[float, typer.Option("--gap-s", min=0, help="clean network between faults")] = 8.0,
+    fps: Annotated[float, typer.Option("--fps", min=1, help="producer rate (at most)")] = 10.0,
+    kafka_extra: Annotated[
+        str,
+        typer.Option(
+            "--kafka-extra", help='workers\' librdkafka settings, JSON: {"socket.timeout.ms": 10000}'
+        ),
+    ] = "{}",
+    mongodb_options: Annotated[
+        str,
+        typer.Option("--mongodb-options", help="workers' MongoDB URI options, e.g. socketTimeoutMS=10000"),
+    ] = "",
+    model: Annotated[
+        Path | None, typer.Option("--model", help="model artifact (default: test model)")
+    ] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="broker, spool, logs")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Latency, bandwidth, resets, a partition and half-open connections between the workers and Kafka /
+    MongoDB (through fault proxies); then the same audit as ``run``, and the recovery after each fault."""
+    from chaos.model import resolve_model
+    from chaos.netfaults import NetConfig, parse_plan, run_net_faults
+
+    if mode not in ("at-least-once", "exactly-once"):
+        raise ConfigurationError(f"--mode must be at-least-once or exactly-once, got {mode!r}")
+    faults = parse_plan(links, kinds, fault_s, partition_s)
+    try:
+        extra = json.loads(kafka_extra)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"--kafka-extra is not JSON: {exc}") from None
+    if not isinstance(extra, dict):
+        raise ConfigurationError("--kafka-extra must be a JSON object")
+    options = dict(item.partition("=")[::2] for item in mongodb_options.split("&") if item)
+    config = NetConfig(
+        exactly_once=mode == "exactly-once",
+        frames=frames,
+        model=resolve_model(model),
+        work_dir=_work_dir(work_dir),
+        faults=faults,
+        fps=fps,
+        gap_s=gap_s,
+        kafka_extra=extra,
+        mongodb_options=options,
+    )
+    report = run_net_faults(config)
+    figures = report.to_json()
+    figures["worker_logs"] = str(config.work_dir)
+    _print(figures, f"network faults ({mode})", as_json)
+    raise typer.Exit(0 if report.passed else 1)
+
+
 def _entry(command: typer.Typer) -> None:
     configure_logging("INFO", LogFormat.text)
     logging.getLogger("chaos").setLevel(logging.INFO)
