@@ -95,7 +95,8 @@ COMMANDS = (
             "parts": "Join the verdicts of every view of a part into one decision (part-decisions topic, "
             "MongoDB `parts`).",
             "plc": "Hand part decisions to the line's PLC over OPC UA (request/acknowledge handshake, once "
-            "per part).",
+            "per part), or with `transport: mqtt` in the config to an MQTT broker (Sparkplug-style topics, "
+            "QoS 1, retained state).",
         },
     ),
     LazyModule(
