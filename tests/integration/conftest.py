@@ -141,12 +141,10 @@ def redis_url(redis_server: Any) -> str:
     return os.environ.get("REDIS_URL") or str(redis_server.uri)
 
 
-@pytest.fixture
-def postgres_uri(postgres_server: Any) -> Iterator[str]:
-    """A database of its own for this test on ``POSTGRES_URI`` when set, else on the session's server."""
+def _database_on(base: str) -> Iterator[str]:
+    """A fresh database on the server of ``base``, dropped afterwards."""
     import psycopg
 
-    base = os.environ.get("POSTGRES_URI") or postgres_server.uri
     name = f"test_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
@@ -155,3 +153,16 @@ def postgres_uri(postgres_server: Any) -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_uri(postgres_server: Any) -> Iterator[str]:
+    """A database of its own for this test on ``POSTGRES_URI`` when set, else on the session's server."""
+    yield from _database_on(os.environ.get("POSTGRES_URI") or postgres_server.uri)
+
+
+@pytest.fixture
+def own_postgres_uri(postgres_server: Any) -> Iterator[str]:
+    """A database on the session's own server even when ``POSTGRES_URI`` is set: for tests that stop the
+    server (an outage must hit the server the code under test talks to)."""
+    yield from _database_on(postgres_server.uri)

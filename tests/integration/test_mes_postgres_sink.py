@@ -90,22 +90,22 @@ def test_sigkill_mid_stream_and_restart_loses_and_duplicates_nothing(
 
 
 def test_a_postgres_outage_pauses_the_sink_and_it_resumes_without_loss(
-    kafka_config: dict[str, Any], topics: TopicNames, postgres_uri: str, postgres_server: Any
+    kafka_config: dict[str, Any], topics: TopicNames, own_postgres_uri: str, postgres_server: Any
 ) -> None:
     from chaos.postgres_outage import postgres_outage
 
     results = sample_results(3_000)
     produce(kafka_config, topics.results, results[:1_000])
-    sink = _sink(kafka_config, postgres_uri, topics.results, f"pg-{uuid.uuid4().hex[:8]}")
-    _wait_for(postgres_uri, 1_000, sink)
+    sink = _sink(kafka_config, own_postgres_uri, topics.results, f"pg-{uuid.uuid4().hex[:8]}")
+    _wait_for(own_postgres_uri, 1_000, sink)
     with postgres_outage(postgres_server):
         produce(kafka_config, topics.results, results[1_000:])
         time.sleep(2.0)  # the sink meets the outage mid-batch and pauses
         assert sink.poll() is None
-    _wait_for(postgres_uri, 3_000, sink)
+    _wait_for(own_postgres_uri, 3_000, sink)
     stats = _stop(sink)
     assert stats["outages"] >= 1
-    _check_exactly(postgres_uri, 3_000)
+    _check_exactly(own_postgres_uri, 3_000)
 
 
 def test_wrong_credentials_are_one_line_and_exit_2(
