@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 REFERENCED_AT = "metadata.referenced_at"
 DEFAULT_MARGIN_S = 3600.0
-_BATCH = 500  # files documents deleted per round trip (ids only; the chunks follow by files_id)
+_BATCH = 500  # files documents deleted per round trip (the chunks follow by files_id)
 
 
 # -- the pure decision --------------------------------------------------------------------------------------
@@ -199,25 +199,28 @@ def prune_bucket(
     batch: list[tuple[Any, int]] = []
 
     def flush() -> None:
-        for file_id, length in batch:
-            if dry_run:
-                report.deleted += 1
-                report.deleted_bytes += length
-                continue
-            # The cutoff is in the filter: a re-upload that refreshed the object since the scan wins.
-            gone = files.delete_one(
+        if batch and dry_run:
+            report.deleted += len(batch)
+            report.deleted_bytes += sum(length for _, length in batch)
+        elif batch:
+            # One conditional delete per batch (each write waits for the journal: per-object deletes run at
+            # tens per second). The cutoff is in the filter: a re-upload that refreshed an object since the
+            # scan wins, and the objects still there afterwards are exactly those.
+            lengths = dict(batch)
+            files.delete_many(
                 {
-                    "_id": file_id,
+                    "_id": {"$in": list(lengths)},
                     "uploadDate": {"$lt": cutoff},
                     "$or": [{REFERENCED_AT: {"$exists": False}}, {REFERENCED_AT: {"$lt": cutoff}}],
                 }
             )
-            if gone.deleted_count:
-                chunks.delete_many({"files_id": file_id})
-                report.deleted += 1
-                report.deleted_bytes += length
-            else:
-                report.kept += 1
+            survivors = {doc["_id"] for doc in files.find({"_id": {"$in": list(lengths)}}, {"_id": 1})}
+            gone = [file_id for file_id in lengths if file_id not in survivors]
+            if gone:
+                chunks.delete_many({"files_id": {"$in": gone}})
+            report.deleted += len(gone)
+            report.deleted_bytes += sum(lengths[file_id] for file_id in gone)
+            report.kept += len(survivors)
         batch.clear()
         if on_progress is not None:
             on_progress(report)
