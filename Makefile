@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 
-.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck bad-input chaos ci compose-up compose-down
+.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck bad-input chaos net-faults soak ci compose-up compose-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,12 @@ bad-input:  ## 10,000 poison records through a live worker (bench/bad_input_camp
 chaos:  ## fault run on a private stack: 20 worker kills, a broker kill, a 30 s MongoDB outage (both modes)
 	$(PY) -m chaos run --mode at-least-once --frames 4200 --fps 10
 	$(PY) -m chaos run --mode exactly-once --frames 4200 --fps 10
+
+net-faults:  ## latency, bandwidth, resets, a 30 s partition, half-open: worker<->Kafka and worker<->MongoDB
+	$(PY) -m chaos net-faults --mode exactly-once
+
+soak:  ## publisher + worker for 120 minutes: slopes of RSS, fds, p50/p99 and lag per hour
+	$(PY) bench/bench_soak.py --minutes 120
 
 ci:  ## what CI runs, from a clean clone: venv, install, stack up, tests, stack down
 	bash .ci/run
