@@ -9,32 +9,18 @@ Integer sets stay packed up to 16,384 members: the counters' per-window sets of 
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.endpoints import REDIS_ENV
-from lineguard.stack.ports import pick_free_port
-from schemas.errors import ConfigurationError, ServiceUnavailableError
+from lineguard.stack.daemon import PidFileDaemon, find_binary, recorded_port, write_record
 
 RECORD = "redis.json"  # <state_dir>/redis.json: port, home, uri (read by lineguard.stack.endpoints)
 
 
 def _binary() -> str:
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
-    if not found:
-        raise ConfigurationError(
-            f"redis-server is not installed: apt-get install -y redis-server (or set {REDIS_ENV})"
-        )
-    return found
+    return find_binary("redis-server", "/usr/bin/redis-server", "redis-server", REDIS_ENV)
 
 
 def ping(port: int, host: str = "127.0.0.1", timeout_s: float = 1.0) -> bool:
@@ -48,34 +34,18 @@ def ping(port: int, host: str = "127.0.0.1", timeout_s: float = 1.0) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class RedisServer:
+class RedisServer(PidFileDaemon):
     """One local server: its directory (AOF, log, pid file) and port."""
 
-    home: Path
-    port: int
+    label = "Redis"
+    stem = "redis"
 
     @property
     def uri(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    @property
-    def log_file(self) -> Path:
-        return self.home / "redis.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "redis.pid"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
-
-    def running(self) -> bool:
-        return self.pid() is not None and ping(self.port)
+    def ping(self) -> bool:
+        return ping(self.port)
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start (reusing the data of an earlier run) and wait until it answers PING."""
@@ -88,39 +58,11 @@ class RedisServer:
             "--logfile", str(self.log_file), "--appendonly", "yes", "--appendfsync", "always",
             "--save", "", "--maxmemory-policy", "noeviction", "--set-max-intset-entries", "16384",
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-        deadline = time.monotonic() + timeout_s
-        while not ping(self.port):
-            if done.returncode != 0 or time.monotonic() > deadline:
-                tail = self.log_file.read_text(errors="replace")[-600:] if self.log_file.exists() else ""
-                raise ServiceUnavailableError(f"Redis did not start: {(tail or done.stderr).strip()}")
-            time.sleep(0.05)
-
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM (Redis fsyncs its AOF and exits), SIGKILL after ``timeout_s``."""
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while self.pid() is not None:
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-
-    def purge(self) -> None:
-        """Stop and delete the data (tests' throw-away servers)."""
-        self.stop()
-        shutil.rmtree(self.home, ignore_errors=True)
+        self.launch(command, timeout_s)
 
 
 def local_server(state_dir: Path, port: int | None = None) -> RedisServer:
     """The server recorded for ``state_dir`` (same port as last time), or a new one on a free port."""
-    record = state_dir / RECORD
-    if port is None and record.exists():
-        port = int(json.loads(record.read_text())["port"])
-    server = RedisServer(home=state_dir / "redis", port=port or pick_free_port())
-    state_dir.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"port": server.port, "home": str(server.home), "uri": server.uri}))
+    server = RedisServer(home=state_dir / "redis", port=recorded_port(state_dir, RECORD, port))
+    write_record(state_dir, RECORD, server, server.uri)
     return server
