@@ -10,6 +10,10 @@ The handshake, per decision (see the README's sequence diagram):
 
 Idempotent per part: a decision whose part is the PLC's ``ack_part_id`` or is in ``plc_acks`` (a Kafka
 redelivery after a crash, or a second decision for the same part) is skipped and counted, never written again.
+``plc_acks`` is read once at connect into a set that every ack then joins, so the check costs no round trip.
+The ack record of part n is inserted (and its offset committed) while the bridge reads and writes part n+1,
+but always before part n+1's ``request``: after a crash, every uncommitted decision is either in
+``plc_acks`` or the PLC's ``ack_part_id`` (the last one acknowledged), never a second fire.
 A PLC that does not acknowledge within ``ack_timeout_s`` raises the alarm (log + counter) and the bridge keeps
 waiting: it reads nothing more from Kafka meanwhile, so the backlog stays in Kafka and nothing is lost.
 """
@@ -70,6 +74,8 @@ class PlcBridge:
         self._nodes: dict[str, Node] = {}
         self._types: dict[str, ua.VariantType] = {}
         self.sequence = 0
+        self._acked: set[str] = set()
+        self._recording: asyncio.Task[None] | None = None  # the last ack's insert + commit
         self.counters = BridgeCounters()
         self.alarm = False
 
@@ -101,9 +107,11 @@ class PlcBridge:
                 raise
         ack_sequence, self._ack_part = await self._values("ack_sequence", "ack_part_id")
         self.sequence = int(ack_sequence or 0)
+        self._acked = {str(doc["_id"]) for doc in self._acks.find({}, {"_id": 1})}
         log.info("PLC %s: connected, last acknowledged sequence %d", self._config.endpoint, self.sequence)
 
     async def close(self) -> None:
+        await self._recorded()
         await self._client.disconnect()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -122,6 +130,7 @@ class PlcBridge:
             heartbeat.cancel()
             if recipes is not None:
                 recipes.cancel()
+            await self._recorded()
 
     async def handle(self, message: Message) -> None:
         try:
@@ -130,19 +139,18 @@ class PlcBridge:
             self.counters.undecodable += 1
             log.error("undecodable part decision at offset %s: %s", message.offset(), exc)
             decision = None
-        if decision is not None:
-            if decision.part_id == self._ack_part or self._acks.find_one({"_id": decision.part_id}):
-                self.counters.duplicates += 1
-                log.info("part %s already acknowledged by the PLC: not written again", decision.part_id)
-                if decision.part_id == self._ack_part:
-                    # A bridge killed between the PLC's ack and the MongoDB insert leaves the PLC's
-                    # registers as the only record of that ack: write it now, so plc_acks stays complete.
-                    self._record_ack(decision.part_id, self.sequence, time.time())
-            else:
-                await self._hand_over(decision)
-        await asyncio.to_thread(lambda: self._consumer.commit(message=message, asynchronous=False))
+        if decision is not None and (decision.part_id == self._ack_part or decision.part_id in self._acked):
+            self.counters.duplicates += 1
+            log.info("part %s already acknowledged by the PLC: not written again", decision.part_id)
+            # A bridge killed between the PLC's ack and the MongoDB insert leaves the PLC's registers as the
+            # only record of that ack: write it now (a no-op if it is there), so plc_acks stays complete.
+            await self._record(decision.part_id, self.sequence, time.time(), message)
+        elif decision is not None:
+            await self._hand_over(decision, message)
+        else:
+            await self._record(None, 0, 0.0, message)
 
-    async def _hand_over(self, decision: PartDecision) -> None:
+    async def _hand_over(self, decision: PartDecision, message: Message) -> None:
         sequence = self.sequence + 1
         label = decision.defect_label
         class_code = 0
@@ -155,6 +163,7 @@ class PlcBridge:
             part_id=decision.part_id,
             sequence=sequence,
         )
+        await self._recorded()  # the previous part is in plc_acks before the PLC can acknowledge this one
         await self._write(request=True)
         written_at = time.time()
         await self._wait_for_ack(sequence, decision.part_id)
@@ -162,14 +171,30 @@ class PlcBridge:
         await self._write(request=False)
         self.sequence = sequence
         self._ack_part = decision.part_id
-        self._record_ack(decision.part_id, sequence, acked_at)
+        self._acked.add(decision.part_id)
+        await self._record(decision.part_id, sequence, acked_at, message)
         self.counters.written += 1
         if self._on_write is not None:
             self._on_write(decision, written_at, acked_at)
 
-    def _record_ack(self, part_id: str, sequence: int, acked_at: float) -> None:
-        with contextlib.suppress(DuplicateKeyError):  # recorded already (a replay, another bridge)
-            self._acks.insert_one({"_id": part_id, "sequence": sequence, "acked_at": acked_at})
+    async def _record(self, part_id: str | None, sequence: int, acked_at: float, message: Message) -> None:
+        """Insert the ack record, then commit the message's offset, on a thread behind the handshake; one
+        at a time, in order (a commit never overtakes the ack record of an earlier part)."""
+        await self._recorded()
+
+        def record() -> None:
+            if part_id is not None:
+                with contextlib.suppress(DuplicateKeyError):  # recorded already (a replay, another bridge)
+                    self._acks.insert_one({"_id": part_id, "sequence": sequence, "acked_at": acked_at})
+            self._consumer.commit(message=message, asynchronous=False)
+
+        self._recording = asyncio.create_task(asyncio.to_thread(record))
+
+    async def _recorded(self) -> None:
+        """Wait for the last ack record and commit (an error there is raised here)."""
+        task, self._recording = self._recording, None
+        if task is not None:
+            await task
 
     async def _wait_for_ack(self, sequence: int, part_id: str) -> None:
         started = time.monotonic()

@@ -7,8 +7,12 @@ of the results topic (keyed by camera):
    ``part_id``; the results offsets are committed after the producer flushed.
 2. join: the part-views consumer (one :class:`PartJoiner` per assigned partition) joins the views. Its state
    goes to a compacted changelog topic, partition for partition, and is read back when a partition is
-   assigned (restart, rebalance). Order per iteration: decisions produced and flushed -> MongoDB upsert by
-   part id -> changelog flushed -> offsets committed. A crash anywhere replays views into a state that already
+   assigned (restart, rebalance). Decisions go to Kafka at once (the PLC bridge reads them there); the
+   durable part runs behind the join on one writer thread, one batch at a time, so a batch grows to whatever
+   arrived during the previous MongoDB round trip: one unordered bulk upsert by part id for the whole batch
+   -> its changelog entries produced and flushed (with the decisions) -> the offsets consumed before the
+   batch was cut committed. The changelog never records a decision MongoDB does not hold, and no offset is
+   committed before its outputs are durable, so a crash anywhere replays views into a state that already
    knows them (a part decided twice gets the same views, the same key and the same MongoDB ``_id``).
 """
 
@@ -18,11 +22,20 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from pymongo import ReplaceOne
 from pymongo.database import Database
 
@@ -37,6 +50,60 @@ from schemas.serde import AvroRecordDeserializer, AvroRecordSerializer
 log = logging.getLogger(__name__)
 
 PARTS_COLLECTION = "parts"
+# Right after a topic is created its partition leaders are still being elected: these errors pass.
+TRANSIENT_KAFKA_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
+
+
+def watermarks_with_retry(
+    reader: Any,
+    partition: TopicPartition,
+    attempts: int = 8,
+    backoff_s: float = 0.1,
+    max_backoff_s: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int, int]:
+    """The partition's (low, high) watermarks, retrying transient broker errors with a doubling backoff
+    (bounded: ``attempts`` tries, at most ``max_backoff_s`` between two); anything else, or the last
+    transient error, is raised."""
+    delay = backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            marks = reader.get_watermark_offsets(partition, timeout=10)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code not in TRANSIENT_KAFKA_ERRORS or attempt == attempts:
+                raise
+            log.info("watermarks of %s[%d]: %s, retrying", partition.topic, partition.partition, error)
+        else:
+            if marks is not None:
+                return int(marks[0]), int(marks[1])
+            if attempt == attempts:
+                raise ServiceUnavailableError(
+                    f"no watermarks for {partition.topic}[{partition.partition}] after {attempts} tries"
+                )
+        sleep(delay)
+        delay = min(delay * 2, max_backoff_s)
+    raise AssertionError("unreachable")
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Outputs of the join waiting to be made durable, and the offsets they cover."""
+
+    decisions: list[PartDecision] = field(default_factory=list)
+    changelog: list[tuple[int, str, bytes]] = field(default_factory=list)
+    offsets: list[TopicPartition] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +156,10 @@ class PartService:
         self._producer = Producer({**self._kafka, "enable.idempotence": True, "linger.ms": 2})
         self._rekey = Consumer({**consumer_base, "group.id": f"{group_id}-rekey"})
         self._join = Consumer({**consumer_base, "group.id": group_id})
+        self._pending = _Batch()
+        self._pending_messages = 0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="parts-durable")
+        self._in_flight: Future[int] | None = None
 
     def start(self) -> None:
         ensure_topics(
@@ -112,14 +183,19 @@ class PartService:
             self.close()
 
     def close(self) -> None:
-        self._producer.flush(10)
+        try:
+            self._drain()
+        finally:
+            self._writer.shutdown(wait=True)
+            self._producer.flush(10)
         self._rekey.close()
         self._join.close()
 
     def step(self, poll_s: float = 0.01) -> int:
         """One iteration of both stages; returns how many decisions it made durable."""
         self._forward(self._rekey.consume(500, poll_s))
-        return self._join_views(self._join.consume(500, poll_s))
+        self._join_views(self._join.consume(500, poll_s))
+        return self._hand_to_writer()
 
     # -- stage 1 -----------------------------------------------------------------------------------------
 
@@ -148,13 +224,14 @@ class PartService:
             self._producer.produce(self.topics.views, key=result.part_id.encode(), value=message.value())
             self.counters.forwarded += 1
         self._flush()
-        self._rekey.commit(asynchronous=False)
+        # Asynchronous: the views are flushed already, and a lost commit only replays views the joiner knows.
+        self._rekey.commit(asynchronous=True)
 
     # -- stage 2 -----------------------------------------------------------------------------------------
 
-    def _join_views(self, messages: list[Message]) -> int:
+    def _join_views(self, messages: list[Message]) -> None:
+        batch = self._pending
         decisions: list[PartDecision] = []
-        changelog: list[tuple[int, str, bytes]] = []
         for message in messages:
             if message.error() is not None:
                 log.warning("part-views consumer: %s", message.error())
@@ -173,33 +250,58 @@ class PartService:
                 continue
             output = joiner.add(key, result)
             decisions += output.decisions
-            changelog += [(partition, part, value) for part, value in output.changelog]
+            batch.changelog += [(partition, part, value) for part, value in output.changelog]
         for partition, joiner in self.joiners.items():
             output = joiner.sweep()
             decisions += output.decisions
-            changelog += [(partition, part, value) for part, value in output.changelog]
-        if not decisions and not changelog and not messages:
-            return 0
-        for decision in decisions:
+            batch.changelog += [(partition, part, value) for part, value in output.changelog]
+        for decision in decisions:  # to Kafka at once: the bridge does not wait for MongoDB
             self._producer.produce(
                 self.topics.decisions, key=decision.part_id.encode(), value=self._write_decision(decision)
             )
-        self._flush()
-        if decisions:
+        self._producer.poll(0)
+        batch.decisions += decisions
+        self._pending_messages += len(messages)
+
+    def _hand_to_writer(self, wait: bool = False) -> int:
+        """Start the next durable batch if the writer is idle (or, with ``wait``, once it is); returns how
+        many decisions the batch that finished made durable. A writer error is raised here."""
+        made_durable = 0
+        if self._in_flight is not None and (wait or self._in_flight.done()):
+            made_durable = self._in_flight.result()
+            self._in_flight = None
+        batch = self._pending
+        if self._in_flight is not None or not (batch.decisions or batch.changelog or self._pending_messages):
+            return made_durable
+        if self._pending_messages:  # positions now cover every view whose outputs are in this batch
+            batch.offsets = [tp for tp in self._join.position(self._join.assignment()) if tp.offset >= 0]
+        self._pending = _Batch()
+        self._pending_messages = 0
+        self._in_flight = self._writer.submit(self._make_durable, batch)
+        return made_durable
+
+    def _make_durable(self, batch: _Batch) -> int:
+        """On the writer thread: MongoDB, then the changelog, then the offsets (see the module doc)."""
+        if batch.decisions:
             self._parts.bulk_write(
                 [
                     ReplaceOne({"_id": d.part_id}, {"_id": d.part_id, **d.to_dict()}, upsert=True)
-                    for d in decisions
+                    for d in batch.decisions
                 ],
                 ordered=False,
             )
-        for partition, part, value in changelog:
+        for partition, part, value in batch.changelog:
             self._producer.produce(self.topics.changelog, key=part.encode(), value=value, partition=partition)
-        self._flush()
-        if messages:
-            self._join.commit(asynchronous=False)
-        self.counters.decisions += len(decisions)
-        return len(decisions)
+        self._flush()  # the changelog and the batch's decisions
+        if batch.offsets:
+            self._join.commit(offsets=batch.offsets, asynchronous=False)
+        self.counters.decisions += len(batch.decisions)
+        return len(batch.decisions)
+
+    def _drain(self) -> int:
+        """Make everything joined so far durable (before a revoke or a close)."""
+        made_durable = self._hand_to_writer(wait=True)
+        return made_durable + self._hand_to_writer(wait=True)
 
     def _flush(self) -> None:
         remaining = self._producer.flush(30)
@@ -219,6 +321,7 @@ class PartService:
             )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drain()  # commits for these partitions while they are still ours
         for tp in partitions:
             self.joiners.pop(tp.partition, None)  # its state is durable in the changelog already
 
@@ -227,9 +330,7 @@ class PartService:
             {**self._kafka, "group.id": f"restore-{uuid.uuid4().hex}", "enable.auto.commit": False}
         )
         try:
-            _, high = reader.get_watermark_offsets(
-                TopicPartition(self.topics.changelog, partition), timeout=10
-            )
+            _, high = watermarks_with_retry(reader, TopicPartition(self.topics.changelog, partition))
             entries: list[tuple[str, bytes | None]] = []
             if high <= 0:
                 return entries

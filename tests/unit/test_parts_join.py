@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from parts.joiner import PartJoiner
 from parts.rules import JoinRule, LineRule, PartRules, decide, part_rules_from_dict
+from parts.service import watermarks_with_retry
 from schemas.errors import ConfigurationError
 from schemas.parts import PartDecisionReason, PartOutcome, PartView
 from schemas.records import Box, Detection, InspectionResult, KafkaCoordinates, ModelInfo, Task, Verdict
@@ -27,7 +29,7 @@ class Clock:
 def result(
     camera: str, verdict: Verdict = Verdict.OK, station: str = "st-1", line: str = "line-1", frame: int = 1
 ) -> InspectionResult:
-    detections = ()
+    detections: tuple[Detection, ...] = ()
     if verdict is Verdict.DEFECT:
         detections = (
             Detection(
@@ -187,3 +189,48 @@ def test_per_station_rules_apply_to_each_station() -> None:
 def test_bad_rules_are_one_configuration_error(config: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         part_rules_from_dict(config)
+
+
+class FlakyWatermarks:
+    """A consumer whose first ``failures`` watermark requests fail as while a leader is elected."""
+
+    def __init__(self, failures: int, code: int = KafkaError.NOT_LEADER_FOR_PARTITION) -> None:
+        self.failures = failures
+        self.code = code
+        self.calls = 0
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = 10) -> tuple[int, int]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaException(KafkaError(self.code))
+        return 0, 42
+
+
+def test_changelog_watermarks_retry_a_leader_election_with_a_bounded_backoff() -> None:
+    slept: list[float] = []
+    reader = FlakyWatermarks(failures=5)
+    marks = watermarks_with_retry(
+        reader,
+        TopicPartition("changelog", 0),
+        attempts=8,
+        backoff_s=0.1,
+        max_backoff_s=1.0,
+        sleep=slept.append,
+    )
+    assert marks == (0, 42)
+    assert reader.calls == 6
+    assert slept == [0.1, 0.2, 0.4, 0.8, 1.0]
+
+
+def test_changelog_watermarks_give_up_after_the_last_attempt() -> None:
+    reader = FlakyWatermarks(failures=10)
+    with pytest.raises(KafkaException):
+        watermarks_with_retry(reader, TopicPartition("changelog", 0), attempts=3, sleep=lambda _: None)
+    assert reader.calls == 3
+
+
+def test_changelog_watermarks_do_not_retry_a_permanent_error() -> None:
+    reader = FlakyWatermarks(failures=1, code=KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        watermarks_with_retry(reader, TopicPartition("changelog", 0), sleep=lambda _: None)
+    assert reader.calls == 1
