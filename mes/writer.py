@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -24,7 +25,7 @@ COLUMNS = (
     "id", "captured_at", "camera_id", "line_id", "station_id", "frame_number", "part_id", "model_name",
     "model_version", "task", "verdict", "defect_class", "defect_score", "anomaly_score", "detections",
     "received_at", "inferred_at", "worker_id", "source_topic", "source_partition", "source_offset",
-    "metadata",
+    "metadata", "class_scores", "classes", "has_mask",
 )  # fmt: skip
 _UPDATE = ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS if name not in ("id", "captured_at"))
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -70,7 +71,18 @@ def row(result: InspectionResult) -> tuple[object, ...]:
         result.source.partition,
         result.source.offset,
         json.dumps(metadata),
+        json.dumps(document["class_scores"]),
+        classes(document),
+        result.anomaly_mask_png is not None and len(result.anomaly_mask_png) > 0,
     )
+
+
+def classes(document: dict[str, Any]) -> list[str]:
+    """The classes the console's class filter matches (migration 004): every detection's label and every class
+    scored 0.5 or more, the same rule as the MongoDB filter in ``lineguard.console.queries.ListFilter``."""
+    found = {str(d["label"]) for d in document["detections"] if d.get("label")}
+    found.update(str(s["label"]) for s in document["class_scores"] if float(s.get("score") or 0.0) >= 0.5)
+    return sorted(found)
 
 
 def _month(moment: datetime) -> datetime:

@@ -12,6 +12,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -67,10 +68,9 @@ class ListFilter:
         if self.model_version:
             query["model.version"] = self.model_version
         if self.label:
-            query["$or"] = [
-                {"detections.label": self.label},
-                {"class_scores": {"$elemMatch": {"label": self.label, "score": {"$gte": 0.5}}}},
-            ]
+            # candidates only: FerretDB has no $elemMatch on a sub-document's fields, so the score's
+            # threshold is checked by matches_label on the rows read (list_inspections)
+            query["$or"] = [{"detections.label": self.label}, {"class_scores.label": self.label}]
         window: dict[str, datetime] = {}
         if self.since:
             window["$gte"] = self.since
@@ -115,13 +115,32 @@ def list_inspections(
         moment, key = decode_cursor(cursor)
         after = {"$or": [{"captured_at": {"$lt": moment}}, {"captured_at": moment, "_id": {"$lt": key}}]}
         query = {"$and": [query, after]} if query else after
-    rows = list(
-        collection.find(query, _LIST_FIELDS)
-        .sort([("captured_at", DESCENDING), ("_id", DESCENDING)])
-        .limit(limit + 1)
-    )
+    found = collection.find(query, _LIST_FIELDS).sort([("captured_at", DESCENDING), ("_id", DESCENDING)])
+    if selection.label:  # candidates read in key order until a page (and one more) matches
+        label = selection.label
+        matching = (row for row in found.batch_size(4 * (limit + 1)) if matches_label(row, label))
+        rows = list(islice(matching, limit + 1))
+        found.close()
+    else:
+        rows = list(found.limit(limit + 1))
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return [public_document(row) for row in rows[:limit]], next_cursor
+    masked = _with_mask(collection, [row["_id"] for row in rows[:limit]])
+    return [public_document(row, row["_id"] in masked) for row in rows[:limit]], next_cursor
+
+
+def matches_label(row: dict[str, Any], label: str) -> bool:
+    """The class filter's rule (the PostgreSQL sink computes the same into ``classes``, mes.writer)."""
+    return any(d.get("label") == label for d in row.get("detections") or []) or any(
+        s.get("label") == label and float(s.get("score") or 0.0) >= 0.5 for s in row.get("class_scores") or []
+    )
+
+
+def _with_mask(collection: Collection[dict[str, Any]], ids: list[Any]) -> set[Any]:
+    """The ids of a page that have a mask (the list reads no mask bytes; one ``_id`` lookup says which)."""
+    if not ids:
+        return set()
+    query = {"_id": {"$in": ids}, "anomaly_mask_png": {"$type": "binData"}}
+    return {row["_id"] for row in collection.find(query, {"_id": 1})}
 
 
 class MongoReadModel:
@@ -183,10 +202,11 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def public_document(row: dict[str, Any]) -> dict[str, Any]:
-    """An inspection document as JSON-ready data: ISO times, no mask bytes (served on their own URL)."""
+def public_document(row: dict[str, Any], has_mask: bool | None = None) -> dict[str, Any]:
+    """An inspection document as JSON-ready data: ISO times, no mask bytes (served on their own URL);
+    ``has_mask`` where the row was read without them."""
     out = {key: value for key, value in row.items() if key != "anomaly_mask_png"}
-    out["has_mask"] = bool(row.get("anomaly_mask_png"))
+    out["has_mask"] = bool(row.get("anomaly_mask_png")) if has_mask is None else has_mask
     for name in ("captured_at", "received_at", "inferred_at"):
         if isinstance(out.get(name), datetime):
             out[name] = _utc(out[name]).isoformat()

@@ -3,7 +3,8 @@
 Same answers and return types as :mod:`lineguard.console.queries` (MongoDB), so a handler takes either
 behind :class:`ReadModel`. Pagination is by key: ``(captured_at, id) < (cursor)`` as a row comparison, which
 PostgreSQL turns into an index range on ``inspections_captured_id`` (migration 003), so a deep page costs
-what the first one costs. Rows carry what the sink stores: no class scores, no mask (``has_mask`` is False).
+what the first one costs. Class scores, the classes the class filter matches and the mask flag come from
+migration 004's columns (the mask's bytes stay in MongoDB, which serves the frame viewer).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lineguard.console.queries import (
     ListFilter,
     decode_cursor,
     encode_cursor,
+    overlay_boxes,
     tiles_from_counts,
 )
 from schemas.records import Verdict
@@ -27,7 +29,7 @@ from schemas.records import Verdict
 _FIELDS = (
     "id, captured_at, camera_id, line_id, station_id, frame_number, part_id, model_name, model_version, "
     "task, verdict, defect_class, defect_score, anomaly_score, detections, received_at, inferred_at, "
-    "worker_id, "
+    "worker_id, class_scores, classes, has_mask, "
     "source_topic, source_partition, source_offset"
 )
 
@@ -60,9 +62,9 @@ def where(selection: ListFilter) -> tuple[list[str], list[Any]]:
         terms.append("verdict = %s")
         params.append(selection.verdict)
     if selection.label:
-        # the sink keeps the counted class, not every class score: a detection's label or that class
-        terms.append("(defect_class = %s OR detections @> %s::jsonb)")
-        params.extend([selection.label, f'[{{"label": "{_json_text(selection.label)}"}}]'])
+        # classes: each detection's label and each class scored >= 0.5 (the sink applies the MongoDB rule)
+        terms.append("classes @> ARRAY[%s]::text[]")
+        params.append(selection.label)
     if selection.since:
         terms.append("captured_at >= %s")
         params.append(selection.since)
@@ -70,10 +72,6 @@ def where(selection: ListFilter) -> tuple[list[str], list[Any]]:
         terms.append("captured_at < %s")
         params.append(selection.until)
     return terms, params
-
-
-def _json_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def list_sql(selection: ListFilter, limit: int, cursor: str | None) -> tuple[str, list[Any]]:
@@ -109,16 +107,13 @@ def document(row: dict[str, Any]) -> dict[str, Any]:
             "partition": row["source_partition"],
             "offset": row["source_offset"],
         },
-        "has_mask": False,
+        "class_scores": row["class_scores"],
+        "has_mask": row["has_mask"],
     }
     for name in ("captured_at", "received_at", "inferred_at"):
         out[name] = row[name].astimezone(UTC).isoformat()
     out["latency_ms"] = round((row["inferred_at"] - row["captured_at"]).total_seconds() * 1000, 1)
-    out["overlay_boxes"] = [
-        {**d["box"], "label": d.get("label"), "score": d.get("score")}
-        for d in row["detections"] or []
-        if isinstance(d.get("box"), dict)
-    ]
+    out["overlay_boxes"] = overlay_boxes(out)
     return out
 
 

@@ -1,5 +1,6 @@
 """The console's PostgreSQL read model on the real servers: the same inspections give the same list pages and
-tiles from MongoDB and PostgreSQL, keyset pages neither repeat nor skip rows, and the list uses an index."""
+tiles from MongoDB and PostgreSQL (class filters over detections and class scores, mask flags, overlays
+included), keyset pages neither repeat nor skip rows, and the list uses an index."""
 
 from __future__ import annotations
 
@@ -24,17 +25,36 @@ from schemas.records import InspectionResult
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
-_SAME = ("_id", "captured_at", "camera_id", "line_id", "verdict", "frame_number", "latency_ms")
+HOLE = {"label": "hole", "score": 0.8}
+_SAME = (
+    "_id", "captured_at", "camera_id", "line_id", "verdict", "frame_number", "latency_ms", "has_mask",
+    "class_scores", "overlay_boxes",
+)  # fmt: skip
+
+
+def documents() -> list[dict[str, Any]]:
+    """The generator's detector results, with some classifier results (class scores, no boxes: a class the
+    filter must find only in the scores, one scored under 0.5 it must not) and some anomaly masks."""
+    found = [
+        *generate(START, hours=3, lines=("L1",)),
+        *generate(START, hours=3, lines=("L2",), defects=20),
+    ]
+    for i, document in enumerate(found):
+        if i % 9 == 0:
+            document["class_scores"] = [HOLE, {"label": "good", "score": 0.2}]
+            document["detections"] = []
+        elif i % 9 == 4:
+            document["class_scores"] = [{"label": "hole", "score": 0.3}, {"label": "good", "score": 0.7}]
+        if i % 5 == 0:
+            document["anomaly_mask_png"] = b"\x89PNG mask"
+    return found
 
 
 @pytest.fixture
 def stores(
     postgres_uri: str, mongo_db: Database[dict[str, Any]]
 ) -> tuple[PostgresReadModel, Database[dict[str, Any]]]:
-    documents = [
-        *generate(START, hours=3, lines=("L1",)),
-        *generate(START, hours=3, lines=("L2",), defects=20),
-    ]
+    documents = globals()["documents"]()
     mongo_db["inspections"].insert_many([dict(d) for d in documents])
     queries.ensure_indexes(mongo_db["inspections"])
     with psycopg.connect(postgres_uri) as connection:
@@ -58,19 +78,29 @@ def _pages(fetch: Any, selection: ListFilter, limit: int) -> list[list[dict[str,
         ListFilter(),
         ListFilter(line="L2", verdict="DEFECT"),
         ListFilter(since=START + timedelta(hours=1), until=START + timedelta(hours=2)),
+        ListFilter(label="hole"),
+        ListFilter(label="scratch"),
+        ListFilter(label="stain", line="L2"),
+        ListFilter(label="hole", verdict="DEFECT"),
     ],
 )
 def test_pages_match_mongodb_and_never_repeat_or_skip(
     stores: tuple[PostgresReadModel, Database[dict[str, Any]]], selection: ListFilter
 ) -> None:
     pg, mongo = stores
-    from_pg = _pages(pg.list_inspections, selection, 37)
+    from_pg = _pages(pg.list_inspections, selection, 7)
     from_mongo = _pages(
-        lambda s, n, c: queries.list_inspections(mongo["inspections"], s, n, c), selection, 37
+        lambda s, n, c: queries.list_inspections(mongo["inspections"], s, n, c), selection, 7
     )
     assert from_pg == from_mongo
     ids = [row["_id"] for page in from_pg for row in page]
-    assert len(ids) == len(set(ids)) == mongo["inspections"].count_documents(selection.query()) > 37
+    candidates = mongo["inspections"].find(selection.query())
+    matching = [d for d in candidates if not selection.label or queries.matches_label(d, selection.label)]
+    assert len(ids) == len(set(ids)) == len(matching) > 7
+    if selection == ListFilter(label="hole"):  # in the class scores alone; never where scored under 0.5
+        assert len(matching) == len([d for d in documents() if d["class_scores"][:1] == [HOLE]])
+    masks = {row["has_mask"] for page in from_pg for row in page}
+    assert masks == {True, False} or selection.label, masks  # the flag is there, and not everywhere
 
 
 def test_tiles_match_mongodb(stores: tuple[PostgresReadModel, Database[dict[str, Any]]]) -> None:
