@@ -93,7 +93,7 @@ def read_topic_retention(
     kafka_config: Mapping[str, Any], topics: Iterable[str], timeout_s: float = 10.0
 ) -> list[TopicRetention]:
     """``retention.ms`` of each topic (describe_configs) and each partition's oldest record timestamp."""
-    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka import Consumer, KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource
 
     names = list(topics)
@@ -106,6 +106,8 @@ def read_topic_retention(
             retention[resource.name] = int(entry.value) if entry is not None and entry.value else -1
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
+        if exc.args and getattr(exc.args[0], "code", lambda: None)() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise ConfigurationError(f"no such frames topic on the broker: {', '.join(names)}") from exc
         raise ServiceUnavailableError(f"cannot read the frames topics' retention from Kafka: {exc}") from exc
     consumer = Consumer(
         {
