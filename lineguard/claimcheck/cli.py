@@ -1,13 +1,12 @@
 """``lineguard claimcheck prune``: delete claim-checked images no retained frame record can still reference.
 
 The retention comes from the broker (each frames topic's ``retention.ms`` and its oldest retained record),
-plus ``--margin`` (see :mod:`infra.claimcheck_retention`). ``--every S`` keeps the command running and prunes
-every S seconds (a sidecar or a systemd service next to the workers): a pass that cannot reach Kafka or
-MongoDB is logged and tried again next time; SIGTERM/SIGINT end it after the current pass. Exit codes: 0 done,
-1 Kafka or MongoDB unreachable (a single pass), 2 bad input.
+plus ``--margin-s`` (see :mod:`infra.claimcheck_retention`). ``--every-s S`` keeps the command running and
+prunes every S seconds (a sidecar or a systemd service next to the workers): a pass that cannot reach
+Kafka or MongoDB is logged and tried again next time; SIGTERM/SIGINT end it after the current pass. Exit
+codes: 0 done, 1 Kafka or MongoDB unreachable (a single pass), 2 bad input.
 
-Clients are imported inside the command: ``lineguard claimcheck --help`` loads Typer and little else.
-"""
+Clients are imported inside the command: ``lineguard claimcheck --help`` loads Typer and little else."""
 
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ def prune_command(
     margin_s: Annotated[
         float,
         typer.Option(
-            "--margin",
+            "--margin-s",
             envvar=f"{_ENV}MARGIN_S",
             min=0.0,
             help="seconds kept beyond the retention (clock skew, spooled frames sent late)",
@@ -47,7 +46,7 @@ def prune_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, delete nothing")] = False,
     every_s: Annotated[
         float,
-        typer.Option("--every", envvar=f"{_ENV}EVERY_S", min=0.0, help="prune every S seconds; 0 = once"),
+        typer.Option("--every-s", envvar=f"{_ENV}EVERY_S", min=0.0, help="prune every S seconds; 0 = once"),
     ] = 0.0,
 ) -> None:
     """Delete claim-checked images older than the frames topic's retention plus a margin.

@@ -1,7 +1,8 @@
-"""Issue 18, item 1: claim-check objects expire with the frames that reference them, against the real Kafka and
-MongoDB. Ages are set on the stored files documents (an hour old, two hours old) instead of waited for, and
-the topic's short ``retention.ms`` is read from the broker; Kafka never deletes its active segment, so a record
-older than the retention stays readable, which is exactly the lagging-deletion case the pruner must respect."""
+"""Issue 18, item 1: claim-check objects expire with the frames that reference them, against the real Kafka
+and MongoDB. Ages are set on the stored files documents (an hour old, two hours old) instead of waited
+for, and the topic's short ``retention.ms`` is read from the broker; Kafka never deletes its active
+segment, so a record older than the retention stays readable, which is exactly the lagging-deletion case
+the pruner must respect."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_expired_objects_go_and_objects_retained_records_reference_stay(
     ]
 
     monkeypatch.setenv("LINEGUARD_MONGODB_DATABASE", mongo_db.name)
-    args = ["claimcheck", "prune", "--topic", frames_topic, "--margin", "60"]
+    args = ["claimcheck", "prune", "--topic", frames_topic, "--margin-s", "60"]
     dry = CliRunner().invoke(app, [*args, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "would delete 1 of 4 objects" in dry.output
@@ -155,7 +156,9 @@ def test_a_full_store_refuses_new_images_at_once_and_counts_them(mongo_db: Datab
 
     # The camera's encoder loses (and counts) that one frame, and goes on.
     stats = PublisherStats()
-    encoder = FrameEncoder(PublisherOptions(topic="t", inline_limit_bytes=1_000), lambda *_: b"x", store, stats)
+    encoder = FrameEncoder(
+        PublisherOptions(topic="t", inline_limit_bytes=1_000), lambda *_: b"x", store, stats
+    )
     frame = Frame(
         camera_id="cam",
         line_id="l",

@@ -89,9 +89,7 @@ def test_pages_match_mongodb_and_never_repeat_or_skip(
 ) -> None:
     pg, mongo = stores
     from_pg = _pages(pg.list_inspections, selection, 7)
-    from_mongo = _pages(
-        lambda s, n, c: queries.list_inspections(mongo["inspections"], s, n, c), selection, 7
-    )
+    from_mongo = _pages(lambda s, n, c: queries.list_inspections(mongo["inspections"], s, n, c), selection, 7)
     assert from_pg == from_mongo
     ids = [row["_id"] for page in from_pg for row in page]
     candidates = mongo["inspections"].find(selection.query())

@@ -1,4 +1,5 @@
-"""The claim-check pruner's decision (issue 18, item 1): which objects a retained frame may still reference."""
+"""The claim-check pruner's decision (issue 18, item 1): which objects a retained frame may still
+reference."""
 
 from __future__ import annotations
 
