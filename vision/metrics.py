@@ -25,6 +25,7 @@ from vision.metrics_detection import all_point_average_precision as all_point_av
 from vision.metrics_detection import average_precision as average_precision
 from vision.metrics_detection import box_iou as box_iou
 from vision.metrics_detection import detection_metrics as detection_metrics
+from vision.metrics_detection import match_greedily as match_greedily
 from vision.metrics_detection import precision_recall_curve as precision_recall_curve
 
 # ------------------------------------------------------------------------------------------ classification

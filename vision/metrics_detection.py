@@ -63,6 +63,26 @@ def all_point_average_precision(recall: np.ndarray, precision: np.ndarray) -> fl
     return float(np.sum((recall_steps[changes + 1] - recall_steps[changes]) * envelope[changes + 1]))
 
 
+def match_greedily(
+    truth: Sequence[BoxLabel], ranked: Sequence[ScoredBox], iou_threshold: float
+) -> np.ndarray:
+    """Which of one image's predictions (one class, best score first) find a true box: each takes the
+    unmatched true box it overlaps most (the first of equals) and is a hit when that IoU reaches
+    ``iou_threshold``."""
+    matched = np.zeros(len(truth), dtype=bool)
+    hits = np.zeros(len(ranked), dtype=bool)
+    for rank, box in enumerate(ranked):
+        best, best_iou = -1, -1.0
+        for j, candidate in enumerate(truth):
+            overlap = box_iou(box, candidate)
+            if not matched[j] and overlap > best_iou:
+                best, best_iou = j, overlap
+        if best >= 0 and best_iou >= iou_threshold:
+            matched[best] = True
+            hits[rank] = True
+    return hits
+
+
 def precision_recall_curve(
     ground_truth: Sequence[Sequence[BoxLabel]],
     predictions: Sequence[Sequence[ScoredBox]],
@@ -73,20 +93,14 @@ def precision_recall_curve(
     if len(ground_truth) != len(predictions):
         raise ValueError(f"{len(ground_truth)} images of ground truth but {len(predictions)} of predictions")
     truth = [[box for box in boxes if box.label == label] for boxes in ground_truth]
-    matched = [np.zeros(len(boxes), dtype=bool) for boxes in truth]
-    ranked = [(box, image) for image, boxes in enumerate(predictions) for box in boxes if box.label == label]
+    ranked: list[tuple[ScoredBox, bool]] = []
+    for image, boxes in enumerate(predictions):
+        # Matching never crosses images, so each image is matched alone, best score first.
+        own = sorted((box for box in boxes if box.label == label), key=lambda box: -box.score)
+        ranked += zip(own, match_greedily(truth[image], own, iou_threshold).tolist(), strict=True)
     # A stable sort keeps equal scores in input order, so results do not depend on the sort algorithm.
     ranked.sort(key=lambda item: -item[0].score)
-    hits = np.zeros(len(ranked), dtype=bool)
-    for rank, (box, image) in enumerate(ranked):
-        best, best_iou = -1, -1.0
-        for j, candidate in enumerate(truth[image]):
-            overlap = box_iou(box, candidate)
-            if not matched[image][j] and overlap > best_iou:
-                best, best_iou = j, overlap
-        if best >= 0 and best_iou >= iou_threshold:
-            matched[image][best] = True
-            hits[rank] = True
+    hits = np.array([hit for _, hit in ranked], dtype=bool)
     num_ground_truth = sum(len(boxes) for boxes in truth)
     true_positives = np.cumsum(hits)
     precision = true_positives / np.arange(1, len(ranked) + 1) if ranked else np.zeros(0)

@@ -24,7 +24,7 @@ import numpy as np
 
 from schemas.vocabulary import Task
 from vision.artifact import ModelMetadata
-from vision.metrics import ScoredBox, box_iou
+from vision.metrics import ScoredBox, mask_iou, match_greedily
 from vision.outputs import GOOD_LABEL, Prediction
 from vision.preprocess import resize_mask
 from vision.samples import Sample
@@ -133,25 +133,19 @@ def _wrong_classes(samples: Sequence[Sample], predictions: Sequence[Prediction])
 
 
 def box_errors(sample: Sample, prediction: Prediction, threshold: float) -> tuple[int, int]:
-    """(missed true boxes, false predicted boxes) of one image, for predicted boxes scoring >= ``threshold``:
-    greedy matching by score, one true box per prediction, same class, IoU >= 0.5."""
-    shown = sorted((d for d in prediction.detections if d.score >= threshold), key=lambda d: -d.score)
-    unmatched = list(sample.boxes)
-    false = 0
-    for detection in shown:
-        box = ScoredBox(
-            detection.label, detection.score, detection.box.x_min, detection.box.y_min,
-            detection.box.x_max, detection.box.y_max,
-        )  # fmt: skip
-        candidates = [
-            (box_iou(box, truth), k) for k, truth in enumerate(unmatched) if truth.label == box.label
-        ]
-        best = max(candidates, default=(0.0, -1))
-        if best[0] >= MATCH_IOU:
-            unmatched.pop(best[1])
-        else:
-            false += 1
-    return len(unmatched), false
+    """(missed true boxes, false predicted boxes) of one image, for predicted boxes scoring >= ``threshold``,
+    matched per class as mAP@0.5 matches them (:func:`vision.metrics.match_greedily`)."""
+    shown = [
+        ScoredBox(d.label, d.score, d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max)
+        for d in prediction.detections
+        if d.score >= threshold
+    ]
+    hits = 0
+    for label in {box.label for box in shown}:
+        own = sorted((box for box in shown if box.label == label), key=lambda box: -box.score)
+        truth = [box for box in sample.boxes if box.label == label]
+        hits += int(match_greedily(truth, own, MATCH_IOU).sum())
+    return len(sample.boxes) - hits, len(shown) - hits
 
 
 def _box_errors(
@@ -170,13 +164,6 @@ def _box_errors(
     ]
 
 
-def mask_iou(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """IoU of the defect pixels (any class > 0) of two masks of the same shape; 1.0 when both are empty."""
-    true_defect, predicted_defect = truth > 0, predicted > 0
-    union = np.logical_or(true_defect, predicted_defect).sum()
-    return 1.0 if union == 0 else float(np.logical_and(true_defect, predicted_defect).sum() / union)
-
-
 def _worst_masks(samples: Sequence[Sample], predictions: Sequence[Prediction]) -> list[Example]:
     found = []
     for i, (sample, prediction) in enumerate(zip(samples, predictions, strict=True)):
@@ -184,7 +171,7 @@ def _worst_masks(samples: Sequence[Sample], predictions: Sequence[Prediction]) -
             continue
         truth = sample.load_mask()
         predicted = resize_mask(prediction.mask, truth.shape[1], truth.shape[0])
-        found.append((mask_iou(truth, predicted), i))
+        found.append((mask_iou(predicted > 0, truth > 0), i))
     return [Example(i, "worst mask", f"{samples[i].label}: defect IoU {iou:.3f}") for iou, i in sorted(found)]
 
 

@@ -12,6 +12,7 @@ import pytest
 from schemas.vocabulary import Task
 from vision.artifact import ArtifactFiles, ModelMetadata
 from vision.evaluation import predict_dataset
+from vision.metrics import mask_iou
 from vision.outputs import POINTS_HEAD, Prediction, found_defect
 from vision.preprocess import PreprocessSpec
 from vision.report_examples import (
@@ -19,7 +20,6 @@ from vision.report_examples import (
     TRUTH,
     Example,
     box_errors,
-    mask_iou,
     pick_examples,
     render_example,
     write_examples,
