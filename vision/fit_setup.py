@@ -1,4 +1,4 @@
-"""The optimizer and the callbacks of one training run: the planned schedule, NaN guard, best checkpoint,
+"""The callbacks of one training run: the planned schedule, NaN guard, best checkpoint,
 early stopping and (optionally) EMA weights.
 
 EMA ("Polyak averaging", as YOLO-family detectors train): a moving average of the weights is kept beside
@@ -25,19 +25,20 @@ def ema_decay(momentum: float, updates: int) -> float:
 
 
 class EmaWeights(keras.callbacks.Callback):
-    """Keeps the moving average of the trainable weights after every batch; at each epoch's end the model
-    holds the average (for validation, the checkpoint and early stopping, which come after this callback),
-    and at the next epoch's start the raw weights go back for training.
+    """Keeps the moving average of the trainable weights after every batch. From the epoch's validation
+    (``on_test_begin``) to the next epoch's start the model holds the average, so the validation loss, the
+    checkpoint and early stopping (which come after this callback) all judge and keep the averaged weights;
+    training steps always run on the raw ones.
 
-    Keras' own ``use_ema`` has a fixed momentum (no warm-up) and overwrites the weights after
-    ``EarlyStopping`` has restored the best epoch, so it is not used."""
+    Keras' own ``use_ema`` has a fixed momentum with no warm-up, which a run of a few hundred steps
+    cannot afford, so it is not used."""
 
     def __init__(self, momentum: float) -> None:
         super().__init__()
         self.momentum = momentum
         self.updates = 0
         self._average: list[np.ndarray] = []
-        self._raw: list[np.ndarray] | None = None
+        self._raw: list[np.ndarray] | None = None  # the raw weights while the model holds the average
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._average = [np.array(w.numpy(), dtype=np.float64) for w in self.model.trainable_weights]
@@ -50,10 +51,11 @@ class EmaWeights(keras.callbacks.Callback):
             average *= decay
             average += (1.0 - decay) * weight.numpy()
 
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._hold_average()
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._raw = [w.numpy() for w in self.model.trainable_weights]
-        for weight, average in zip(self.model.trainable_weights, self._average, strict=True):
-            weight.assign(average.astype(weight.dtype))
+        self._hold_average()  # already done when the epoch was validated
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._raw is not None:
@@ -61,9 +63,12 @@ class EmaWeights(keras.callbacks.Callback):
                 weight.assign(raw)
             self._raw = None
 
-
-def optimizer_for(learning_rate: float) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate)
+    def _hold_average(self) -> None:
+        if self._raw is not None or not self._average:
+            return
+        self._raw = [w.numpy() for w in self.model.trainable_weights]
+        for weight, average in zip(self.model.trainable_weights, self._average, strict=True):
+            weight.assign(average.astype(weight.dtype))
 
 
 def fit_callbacks(

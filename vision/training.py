@@ -48,7 +48,7 @@ from vision.artifact import (
 )
 from vision.calibration import decision_rates, good_only_threshold
 from vision.datasets.splits import split_dataset
-from vision.fit_setup import fit_callbacks, optimizer_for
+from vision.fit_setup import fit_callbacks
 from vision.metrics import (
     ScoredBox,
     auroc,
@@ -126,7 +126,7 @@ def train_model(
     steps = max(1, len(train_set) // config.batch_size)
     budget_s = config.max_minutes * 60.0 if config.max_minutes is not None else None
     schedule = PlannedSchedule(config.learning_rate, steps * config.epochs, budget_s)
-    fitted.trainable.compile(optimizer=optimizer_for(config.learning_rate), loss=fitted.loss)
+    fitted.trainable.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=fitted.loss)
 
     pipeline = training_pipeline(train_data, classes, train_spec, config)
     fit_source = validation_data if config.crop is None else tiled(validation_data, config.crop, train_spec)
