@@ -37,7 +37,7 @@ from chaos.corpus import BadInputCorpus, ClaimCheckTarget, CorpusLimits
 from chaos.fault_injection import WorkerPool, inject_faults
 from chaos.faults import FaultKind, FaultPlan, planned_duration_s, schedule
 from chaos.frames import good_frames
-from chaos.kafka_io import TopicReader
+from chaos.outputs import read_outputs
 from chaos.producer import ProducerThread
 from chaos.recovery import FaultRecord, ProgressClock, measure
 from chaos.report import HarnessReport
@@ -47,8 +47,6 @@ from infra.settings import default_cache_dir
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
 from lineguard.stack.launcher import LocalStack
 from lineguard.stack.settings import StackSettings
-from schemas.records import DeadLetter, InspectionResult
-from schemas.serde import AvroRecordDeserializer
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -249,30 +247,11 @@ def _audit(
     frames: list[Any],
     producer: ProducerThread,
 ) -> AuditFigures:
-    decode_result = AvroRecordDeserializer(InspectionResult)
-    decode_letter = AvroRecordDeserializer(DeadLetter)
-    results = TopicReader(kafka_config, topics.results, read_committed=True)
-    letters = TopicReader(kafka_config, topics.dead_letters, read_committed=True)
-    try:
-        results.read_until(lambda records: False, idle_timeout_s=5.0)
-        letters.read_until(lambda records: False, idle_timeout_s=3.0)
-    finally:
-        results.close()
-        letters.close()
-    documents = [
-        (doc["camera_id"], doc["frame_number"], doc["model"]["version"])
-        for doc in client[DATABASE][COLLECTION].find(
-            {}, {"camera_id": 1, "frame_number": 1, "model.version": 1}
-        )
-    ]
-    sources = []
-    for record in letters.records:
-        letter = decode_letter(record.payload)
-        sources.append((letter.source.partition, letter.source.offset))
+    outputs = read_outputs(kafka_config, topics, client[DATABASE][COLLECTION])
     return audit(
         expected=(frame.identity for frame in frames),
-        documents=documents,
-        results=(decode_result(record.payload).identity for record in results.records),
-        dead_letter_sources=sources,
+        documents=outputs.documents,
+        results=(result.identity for result in outputs.results),
+        dead_letter_sources=outputs.dead_letter_sources,
         injected_bad=((landed.partition, landed.offset) for landed in producer.bad_landed),
     )

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chaos.audit import AuditFigures, audit
-from chaos.kafka_io import TopicReader
+from chaos.outputs import read_outputs
 from chaos.recovery import ProgressClock
 from chaos.worker_process import WorkerProcess
-from schemas.records import DeadLetter, Frame, InspectionResult
-from schemas.serde import AvroRecordDeserializer
+from schemas.records import Frame
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -123,30 +122,13 @@ def audit_outputs(
     """The audit (no poison in these runs: every dead letter is spurious) and each committed result's
     capture-to-verdict latency in seconds (``inferred_at - captured_at``, the worker's own latency figure;
     a frame replayed after a fault keeps its capture time, so its wait counts)."""
-    decode_result = AvroRecordDeserializer(InspectionResult)
-    decode_letter = AvroRecordDeserializer(DeadLetter)
-    results = TopicReader(kafka_config, topics.results, read_committed=True)
-    letters = TopicReader(kafka_config, topics.dead_letters, read_committed=True)
-    try:
-        results.read_until(lambda records: False, idle_timeout_s=5.0)
-        letters.read_until(lambda records: False, idle_timeout_s=3.0)
-    finally:
-        results.close()
-        letters.close()
-    documents = [
-        (doc["camera_id"], doc["frame_number"], doc["model"]["version"])
-        for doc in collection.find({}, {"camera_id": 1, "frame_number": 1, "model.version": 1})
-    ]
-    decoded = [decode_result(record.payload) for record in results.records]
-    sources = []
-    for record in letters.records:
-        letter = decode_letter(record.payload)
-        sources.append((letter.source.partition, letter.source.offset))
+    outputs = read_outputs(kafka_config, topics, collection)
     figures = audit(
         expected=(frame.identity for frame in frames),
-        documents=documents,
-        results=(result.identity for result in decoded),
-        dead_letter_sources=sources,
+        documents=outputs.documents,
+        results=(result.identity for result in outputs.results),
+        dead_letter_sources=outputs.dead_letter_sources,
         injected_bad=(),
     )
+    decoded = outputs.results
     return figures, [max(0.0, (r.inferred_at - r.captured_at).total_seconds()) for r in decoded]

@@ -27,14 +27,12 @@ from typing import Any
 
 from chaos.audit import AuditFigures, audit
 from chaos.frames import good_frames
-from chaos.kafka_io import TopicReader
 from chaos.model import resolve_model
+from chaos.outputs import read_outputs
 from chaos.producer import ProducerThread
 from chaos.worker_process import WorkerOptions, WorkerProcess
 from infra.kafka_topics import delete_topics, ensure_topics
 from lineguard.stack.endpoints import Endpoints, resolve_endpoints
-from schemas.records import InspectionResult
-from schemas.serde import AvroRecordDeserializer
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -176,21 +174,13 @@ def _flip(worker: WorkerProcess, counts: dict[str, int]) -> None:
 def _audit(
     kafka_config: dict[str, Any], topics: TopicNames, collection: Any, frames: list[Any]
 ) -> AuditFigures:
-    decode = AvroRecordDeserializer(InspectionResult)
-    results = TopicReader(kafka_config, topics.results, read_committed=True)
-    try:
-        results.read_until(lambda records: False, idle_timeout_s=5.0)
-    finally:
-        results.close()
-    documents = [
-        (doc["camera_id"], doc["frame_number"], doc["model"]["version"])
-        for doc in collection.find({}, {"camera_id": 1, "frame_number": 1, "model.version": 1})
-    ]
+    # Dead letters are read too: no poison is sent, so any letter is a frame the storm mishandled.
+    outputs = read_outputs(kafka_config, topics, collection)
     return audit(
         expected=(frame.identity for frame in frames),
-        documents=documents,
-        results=(decode(record.payload).identity for record in results.records),
-        dead_letter_sources=(),
+        documents=outputs.documents,
+        results=(result.identity for result in outputs.results),
+        dead_letter_sources=outputs.dead_letter_sources,
         injected_bad=(),
     )
 
