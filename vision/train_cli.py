@@ -194,7 +194,7 @@ def train_command(
         frame_size = parse_size(synthetic_size) if synthetic_size else (frame_h * 5 // 4, frame_h)
         dataset = load_training_data(data, model_task, fmt, seed, frame_size, recipe.channels, defect_rate)
     else:
-        dataset = load_training_data(data, model_task, fmt, seed, (0, 0), 3, defect_rate)
+        dataset = load_dataset(Path(data), model_task, fmt.value if fmt else None)
         recipe = choose_recipe(model_task, sample_shapes(dataset), **given)  # type: ignore[arg-type]
     head = DetectorHead(recipe.detector_head)
     input_width, input_height = recipe.input_size
