@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from lineguard.console import queries, review
 from lineguard.console.auth import Role
@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 async def index(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "index.html", headers={"cache-control": "no-cache"})
+    # The page is 4 KB: it is answered whole from one read, in a single body message. Starlette's
+    # FileResponse streams it from a worker thread while watching for a disconnect, and once in CI a
+    # first request got its headers and then a closed connection with no body.
+    page = await asyncio.to_thread((WEB_DIR / "index.html").read_bytes)
+    return Response(page, media_type="text/html", headers={"cache-control": "no-cache"})
 
 
 async def sign_in(request: Request) -> Response:
