@@ -72,18 +72,34 @@ class EmaWeights(keras.callbacks.Callback):
 
 
 def fit_callbacks(
-    schedule: PlannedSchedule, checkpoint_dir: Path, patience: int, ema_momentum: float
+    schedule: PlannedSchedule,
+    checkpoint_dir: Path,
+    patience: int,
+    ema_momentum: float,
+    epoch_metric: keras.callbacks.Callback | None = None,
+    monitor: str = "val_loss",
 ) -> list[keras.callbacks.Callback]:
     """Callbacks in the order they must run: with EMA (``ema_momentum`` > 0) the averaged weights are put
     in at each epoch's end *before* the checkpoint and early stopping look at the model, so those keep
-    (and restore) the averaged weights."""
+    (and restore) the averaged weights. ``epoch_metric`` (which writes ``monitor`` into the epoch's logs)
+    runs after the EMA and before those two, which then keep the epoch with the highest ``monitor``;
+    without it they keep the lowest validation loss."""
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), schedule]
     if ema_momentum > 0:
         callbacks.append(EmaWeights(ema_momentum))
+    if epoch_metric is not None:
+        callbacks.append(epoch_metric)
+    mode = "min" if monitor == "val_loss" else "max"
     callbacks += [
         keras.callbacks.ModelCheckpoint(
-            str(checkpoint_dir / "best.weights.h5"), save_best_only=True, save_weights_only=True
+            str(checkpoint_dir / "best.weights.h5"),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
         ),
-        keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+        ),
     ]
     return callbacks

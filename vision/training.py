@@ -11,8 +11,9 @@ The pipeline, and why it looks like this:
    (``vision.datasets.augment``, seeded per step so runs repeat exactly), applies the second half of the
    preprocessing (:func:`vision.preprocess.normalize`) and builds the task's targets, on 2 parallel calls.
 4. Keras ``fit`` with a cosine learning-rate schedule planned for the steps or the time budget
-   (:mod:`vision.schedule`), early stopping on validation loss (best weights
-   restored), a best-weights checkpoint and an optional wall-clock budget.
+   (:mod:`vision.schedule`), the task's metric on whole validation frames after every epoch
+   (:mod:`vision.validation`), early stopping and a checkpoint that keep the epoch with the best of it
+   (validation loss where the frames cannot give a metric), and an optional wall-clock budget.
 5. Validation predictions go through the same decoding as serving (:mod:`vision.outputs`); metrics and the
    calibrated decision threshold go into ``model.json`` next to ``model.keras``.
 
@@ -49,24 +50,24 @@ from vision.artifact import (
 from vision.calibration import decision_rates, good_only_threshold
 from vision.datasets.splits import split_dataset
 from vision.fit_setup import fit_callbacks
-from vision.metrics import (
-    ScoredBox,
-    auroc,
-    classification_metrics,
-    detection_metrics,
-    max_f1_threshold,
-    segmentation_metrics,
-)
+from vision.metrics import auroc
 from vision.nets.blocks import inputs_prestandardized
 from vision.nets.build import Network, build_network
 from vision.nets.detection_training import point_decoding
 from vision.nets.detector import OUTPUT_STRIDE
-from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, Prediction, decode_outputs
-from vision.preprocess import PreprocessSpec, normalize
+from vision.outputs import DEFAULT_DECODING, GOOD_LABEL, decode_outputs
+from vision.preprocess import PreprocessSpec
 from vision.samples import LabeledDataset
 from vision.schedule import PlannedSchedule
 from vision.train_config import TrainConfig
 from vision.training_data import Prepared, prepare, tiled, training_pipeline, validation_arrays
+from vision.validation import (
+    EpochMetric,
+    epoch_metric_name,
+    epoch_metric_sample,
+    predict_pixels,
+    validation_metrics,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "train_model"]
 
@@ -133,7 +134,11 @@ def train_model(
     fit_validation = validation_arrays(fit_source, classes, train_spec, task, config)
     checkpoint_dir = out / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = fit_callbacks(schedule, checkpoint_dir, config.patience, config.ema_momentum)
+    provisional = _metadata(config, dataset, train_set, validation_set, network, classes, spec, 0)
+    epoch_metric, monitor = _epoch_metric(task, validation_data, classes, fitted, network, provisional)
+    callbacks = fit_callbacks(
+        schedule, checkpoint_dir, config.patience, config.ema_momentum, epoch_metric, monitor
+    )
     history = fitted.trainable.fit(
         pipeline,
         steps_per_epoch=steps,
@@ -149,9 +154,9 @@ def train_model(
         network.trainable.set_weights(fitted.trainable.get_weights())
 
     metadata = _metadata(config, dataset, train_set, validation_set, network, classes, spec, epochs_run)
-    raw = _predict(network.serving, validation_data.pixels, spec)
+    raw = predict_pixels(network.serving, validation_data.pixels, spec)
     predictions = decode_outputs(raw, metadata)
-    metrics, thresholds = _validation_metrics(task, predictions, validation_data, classes)
+    metrics, thresholds = validation_metrics(task, predictions, validation_data, classes)
     if task is Task.ANOMALY:
         anomaly_metrics, thresholds = _anomaly_calibration(raw, validation_data, config, thresholds)
         metrics.update(anomaly_metrics)
@@ -228,14 +233,33 @@ def _seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _predict(
-    model: keras.Model, pixels: np.ndarray, spec: PreprocessSpec, batch_size: int = 64
-) -> np.ndarray:
-    outputs = [
-        np.asarray(model(normalize(pixels[i : i + batch_size], spec), training=False))
-        for i in range(0, len(pixels), batch_size)
-    ]
-    return np.concatenate(outputs)
+def _epoch_metric(
+    task: Task,
+    validation_data: Prepared,
+    classes: tuple[str, ...],
+    fitted: Network,
+    network: Network,
+    metadata: ModelMetadata,
+) -> tuple[EpochMetric | None, str]:
+    """The callback that scores the served network on (a sample of) the whole validation frames after each
+    epoch, and the log key the best epoch is then chosen by; ``val_loss`` where no metric can be had."""
+    sample = epoch_metric_sample(validation_data)
+    name = epoch_metric_name(task, sample)
+    if name is None:
+        return None, "val_loss"
+    key = name.removeprefix("val_")
+
+    def measure() -> float:
+        if fitted is not network:  # trained on crops: the served twin takes the (averaged) weights
+            network.trainable.set_weights(fitted.trainable.get_weights())
+        raw = predict_pixels(network.serving, sample.pixels, metadata.preprocess)
+        metrics, _ = validation_metrics(task, decode_outputs(raw, metadata), sample, classes)
+        return float(metrics.get(key, 0.0))
+
+    logger.info(
+        "the best epoch is the one with the highest %s (%d validation images)", name, len(sample.labels)
+    )
+    return EpochMetric(name, measure), name
 
 
 def _inference_copy(model: keras.Model) -> keras.Model:
@@ -306,47 +330,6 @@ def _metadata(
         code_version=code_version(),
         files=ArtifactFiles(),
     )
-
-
-def _validation_metrics(
-    task: Task, predictions: list[Prediction], data: Prepared, classes: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Metrics on the validation set and the thresholds calibrated there.
-
-    ``thresholds["defect"]`` applies to :attr:`Prediction.defect_score` for every task. Classification keeps
-    0.5 (the argmax boundary between good and the rest); the others take the max-F1 threshold of the
-    image-level defect/good decision on the validation set.
-    """
-    is_defect = [label != GOOD_LABEL for label in data.labels]
-    scores = [p.defect_score for p in predictions]
-    metrics: dict[str, Any] = {"validation_images": len(predictions)}
-    thresholds: dict[str, float] = {}
-    if any(is_defect) and not all(is_defect):
-        metrics["image_auroc"] = auroc(scores, is_defect)
-        if task is not Task.CLASSIFICATION:
-            calibrated = max_f1_threshold(scores, is_defect)
-            thresholds["defect"] = calibrated.threshold
-            metrics["image_f1"] = calibrated.f1
-            metrics["image_precision"] = calibrated.precision
-            metrics["image_recall"] = calibrated.recall
-    if task is Task.CLASSIFICATION:
-        truth = [classes.index(label) for label in data.labels]
-        guessed = [int(np.argmax([p.class_scores[c] for c in classes])) for p in predictions]
-        metrics.update(classification_metrics(truth, guessed, classes))
-    elif task is Task.DETECTION:
-        boxes = [
-            [
-                ScoredBox(d.label, d.score, d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max)
-                for d in p.detections
-            ]
-            for p in predictions
-        ]
-        metrics.update(detection_metrics(list(data.boxes), boxes, classes))
-    elif task is Task.SEGMENTATION:
-        assert data.masks is not None
-        masks = [p.mask if p.mask is not None else np.zeros_like(data.masks[0]) for p in predictions]
-        metrics.update(segmentation_metrics(masks, list(data.masks), classes))
-    return metrics, thresholds
 
 
 def _anomaly_calibration(

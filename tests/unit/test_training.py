@@ -80,6 +80,10 @@ def test_detector_learns_boxes(tmp_path: Path) -> None:
     assert metrics["map50"] > 0.08
     assert metrics["image_auroc"] > 0.8
     assert result.metadata.decoding["stride"] == 4
+    # The best epoch was chosen by mAP on whole validation frames, logged after every epoch.
+    assert result.metadata.training is not None
+    assert len(result.history["val_map50"]) == result.metadata.training.epochs
+    assert max(result.history["val_map50"]) > 0.0
     assert 0.0 < result.metadata.thresholds["defect"] < 1.0
 
 
