@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from chaos.netfaults import parse_plan, proxied_mongodb_uri, stall_and_recovery
+from chaos.netfault_report import stall_and_recovery
+from chaos.netfaults import parse_plan, proxied_mongodb_uri
 from chaos.peer_ports import parse_tcp_table, peer_ports
 from chaos.private_kafka import add_proxied_listener
 from schemas.errors import ConfigurationError
