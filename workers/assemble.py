@@ -24,7 +24,7 @@ from infra.claimcheck import GridFSClaimCheckStore
 from infra.endpoints import Endpoints, resolve_endpoints
 from infra.kafka_access import verify_kafka_access
 from infra.kafka_topics import ensure_topics
-from infra.mongo_access import access_refused
+from infra.mongo_access import access_refused, open_service_client
 from infra.settings import KafkaSettings, MongoSettings
 from schemas.errors import ConfigurationError, ServiceUnavailableError
 from schemas.records import ImageReference
@@ -136,12 +136,12 @@ def _build(
     endpoints = endpoints if endpoints is not None else resolve_endpoints()
     mongo_client = clients.mongo_client
     if mongo_client is None:
-        from pymongo import MongoClient  # heavy optional runtime: only when the worker really starts
-
         uri = (
             mongo_settings.uri.get_secret_value() if mongo_settings.uri is not None else endpoints.mongodb_uri
         )
-        mongo_client = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+        # Socket, connect, heartbeat and selection timeouts that notice a half-open link in seconds (a URI
+        # option wins): a timed-out write is retried by the sink, idempotent by _id.
+        mongo_client = open_service_client(uri)
     opened.append(mongo_client.close)
     mongo = MongoInspectionSink(
         mongo_client[mongo_settings.database],

@@ -10,6 +10,16 @@ call's timeout while the group coordinator it has cached is down (confluentinc/l
 a broker restart it blocked the sink thread, and with it every revoke, forever. Past the watchdog the stuck
 producer is replaced by a new one with the same ``transactional.id``, whose ``init_transactions`` fences the
 old one and aborts its open transaction, so the transaction's records can be written again, once.
+
+The same replacement recovers a producer that a network fault left *fatally* broken. Seen in the
+network-fault campaign (chaos net-faults, half-open Kafka link): messages timed out inside the transaction
+(abortable, "requires epoch bump"), ``send_offsets_to_transaction`` timed out, and the ``abort_transaction``
+that followed got ``INVALID_TXN_STATE`` from the coordinator ("Failed to end transaction"), which librdkafka
+treats as fatal: every later call, ``begin_transaction`` first, raised it and the worker exited. Now a
+fatal error on any transactional call replaces the producer and counts as an aborted transaction, so the
+writer rewrites the uncommitted records (still in flight since the last commit) in a new transaction. Only
+being *fenced* (a newer producer with this transactional.id exists: another incarnation of this worker took
+over) or not being allowed the transactional.id stays fatal: replacing would fence the rightful owner.
 """
 
 from __future__ import annotations
@@ -94,6 +104,18 @@ _GROUP_CHANGED = frozenset(
 )
 
 
+# Fatal errors a new producer would not cure: another producer owns the transactional.id now, or the broker's
+# ACLs refuse it.
+_NOT_RECOVERABLE = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+
+
 class KafkaOutputs:
     """Produces the three output records; thread-safe (the producer is), transactional on request."""
 
@@ -124,7 +146,7 @@ class KafkaOutputs:
         self._lock = threading.Lock()
         if transactional:
             # Fences a previous incarnation with the same transactional.id and aborts its open transaction.
-            self._call(self._producer.init_transactions, 30.0)
+            self._init_transactions()
 
     @property
     def failure(self) -> KafkaError | None:
@@ -176,14 +198,14 @@ class KafkaOutputs:
 
     # -- transactions ----------------------------------------------------------------------------------
     def begin(self) -> None:
-        self._call(self._producer.begin_transaction)
+        self._transactional_call(self._producer.begin_transaction)
         self._open_transaction = True
 
     def commit(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float = 30.0) -> None:
         """Add the consumer positions to the transaction and commit it."""
         if offsets:
             self._send_offsets(offsets, group_metadata, min(timeout_s, self._transaction_timeout_s))
-        self._call(self._producer.commit_transaction, timeout_s)
+        self._transactional_call(self._producer.commit_transaction, timeout_s)
         self._open_transaction = False
 
     def abort(self, timeout_s: float = 30.0) -> None:
@@ -193,7 +215,12 @@ class KafkaOutputs:
         try:
             self._producer.abort_transaction(timeout_s)
         except KafkaException as exc:
-            log.warning("abort_transaction failed: %s", exc.args[0].str())
+            error: KafkaError = exc.args[0]
+            log.warning("abort_transaction failed: %s", error.str())
+            if error.fatal() and error.code() not in _NOT_RECOVERABLE:
+                # The INVALID_TXN_STATE of the campaign: the new producer's init_transactions aborts what
+                # the coordinator still holds of this transaction.
+                self._replace_producer(f"abort_transaction failed fatally ({error.str()})")
 
     def _send_offsets(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float) -> None:
         """``send_offsets_to_transaction`` on a thread of its own, waited for at most its timeout (plus a
@@ -204,7 +231,9 @@ class KafkaOutputs:
 
         def call() -> None:
             try:
-                self._call(producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s)
+                self._transactional_call(
+                    producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s
+                )
                 outcome.append(None)
             except BaseException as exc:  # handed to the sink thread below
                 outcome.append(exc)
@@ -230,7 +259,30 @@ class KafkaOutputs:
         self._open_transaction = False
         self._producer = self._producer_factory(self._config)
         self.producer_replacements += 1
+        self._init_transactions()
+
+    def _init_transactions(self) -> None:
+        # Fences a previous incarnation with the same transactional.id and aborts its open transaction. A
+        # failure here is not cured by yet another producer: it is the worker's to report (DeliveryFailed).
         self._call(self._producer.init_transactions, 30.0)
+
+    def _transactional_call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """:meth:`_call` on a step of the open transaction; a fatal error that a new producer cures (see the
+        module doc) replaces the producer and becomes :class:`TransactionAborted`, so the records are
+        rewritten instead of the worker exiting."""
+        try:
+            return self._call(method, *args)
+        except DeliveryFailed as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, KafkaException):
+                raise
+            error: KafkaError = cause.args[0]
+            if not error.fatal() or error.code() in _NOT_RECOVERABLE:
+                raise
+            self._replace_producer(f"{method.__name__} failed fatally ({error.str()})")
+            raise TransactionAborted(
+                f"{exc}; the producer was replaced and its transaction aborted"
+            ) from cause
 
     # -- internals -------------------------------------------------------------------------------------
     def _produce(
