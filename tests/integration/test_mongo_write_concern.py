@@ -11,6 +11,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from infra.sinks import SinkBackpressure
 from lineguard.stack.endpoints import Endpoints
 from schemas.records import InspectionResult, KafkaCoordinates, ModelInfo, Task, Verdict
 from workers.sinks.mongo import MongoInspectionSink, only_duplicates, write_concern_failures
@@ -97,10 +98,16 @@ def test_a_write_concern_error_is_retried_then_fails_the_write(
     sink = MongoInspectionSink(mongo_db, "inspections", retries=2)
     calls = []
 
-    def write() -> None:
+    def write(documents: list[dict[str, Any]]) -> None:
         calls.append(1)
         _raise_write_concern({"writeConcernErrors": [{"code": 64, "errmsg": "timed out"}]})
 
+    sink._insert_or_replace = write  # type: ignore[method-assign]
+    with pytest.raises(SinkBackpressure) as pressed:  # one attempt: the caller is told how long to wait
+        sink.write_batch([_result(1)])
+    assert pressed.value.retry_after_s == pytest.approx(0.2)
     with pytest.raises(ServiceUnavailableError, match="write concern"):
-        sink._with_retries(write)
-    assert len(calls) == 2  # retried (rewriting is idempotent), never acknowledged
+        sink.upsert([_result(1)])  # waits through the backpressure until the sink gives up
+    # failures in a row count across offers: the refused one, then one more reaches the bound of 2
+    assert len(calls) == 2
+    assert mongo_db["inspections"].count_documents({}) == 0

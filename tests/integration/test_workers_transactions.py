@@ -168,9 +168,9 @@ class _SlowMongo(MongoInspectionSink):
         super().__init__(database, "inspections")
         self._delay_s = delay_s
 
-    def upsert(self, results: Any) -> None:
+    def write_batch(self, items: Any) -> None:
         time.sleep(self._delay_s)
-        super().upsert(results)
+        super().write_batch(items)
 
 
 def _batch(tracker: OffsetTracker, topic: str, count: int) -> InferredBatch:

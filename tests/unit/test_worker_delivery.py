@@ -15,7 +15,7 @@ commits nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import pytest
@@ -118,8 +118,14 @@ class MemoryInspectionSink:
     def __init__(self) -> None:
         self.written: list[InspectionResult] = []
 
-    def upsert(self, results: list[InspectionResult]) -> None:
-        self.written.extend(results)
+    def write_batch(self, items: Sequence[InspectionResult]) -> None:
+        self.written.extend(items)
+
+    def flush(self, timeout_s: float) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 class _Listener:
@@ -167,7 +173,7 @@ class Rig:
         self.writer = OutputWriter(
             self.tracker,
             self.outputs,
-            self.mongo,  # type: ignore[arg-type]
+            self.mongo,
             metrics,
             worker_id="worker-test",
             max_message_bytes=1_000_000,

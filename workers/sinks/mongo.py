@@ -14,8 +14,7 @@ enforces none (durability is its backend's commit); the sink detects it and says
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, WriteConcern
@@ -23,6 +22,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteConcernError
 
+from infra.sinks import SinkBackpressure, write_through_backpressure
 from schemas.errors import ServiceUnavailableError
 from schemas.inspections import result_id
 from schemas.records import InspectionResult
@@ -98,6 +98,7 @@ class MongoInspectionSink:
             collection, write_concern=self.write_concern
         )
         self._retries = retries
+        self._failures = 0  # transient failures in a row: the backoff hint grows with them
         self.server_enforces_write_concern: bool | None = None  # known after ensure_indexes
 
     def check_server(self) -> bool:
@@ -122,16 +123,45 @@ class MongoInspectionSink:
                 self.collection.create_index(keys, name=name)
 
     def upsert(self, results: Sequence[InspectionResult]) -> None:
-        """Write one document per result; returns once MongoDB acknowledged (per the write concern).
+        """Write one document per result, waiting through transient failures; returns once MongoDB
+        acknowledged (per the write concern), or raises ServiceUnavailableError after ``retries`` attempts."""
+        write_through_backpressure(self, results)
+
+    # -- the Sink interface (infra.sinks) --------------------------------------------------------------
+    def write_batch(self, items: Sequence[InspectionResult]) -> None:
+        """One attempt at one document per result; a transient failure is :class:`SinkBackpressure` with a
+        doubling hint (0.2 s .. 5 s) until ``retries`` attempts in a row failed, then ServiceUnavailableError.
 
         Inserts first and replaces only the documents that already exist (a replay): an upsert has to look
         the ``_id`` up before writing, which FerretDB's SQLite backend does by scanning the collection, so
         upserting every document made each batch cost O(collection size). Real MongoDB is fast either way.
         """
-        if not results:
+        if not items:
             return
-        documents = [inspection_document(result) for result in results]
-        self._with_retries(lambda: self._insert_or_replace(documents))
+        documents = [inspection_document(result) for result in items]
+        try:
+            self._insert_or_replace(documents)
+        # transient: the caller waits the hint and offers the batch again (rewrites are idempotent by _id)
+        except (ConnectionFailure, WriteConcernFailed) as exc:
+            self._failures += 1
+            if self._failures >= self._retries:
+                self._failures = 0
+                raise ServiceUnavailableError(
+                    f"MongoDB write failed after {self._retries} attempts: {exc}"
+                ) from exc
+            delay = min(0.2 * 2 ** (self._failures - 1), 5.0)
+            log.warning("MongoDB write failed (%s); retrying in %.1f s", exc, delay)
+            raise SinkBackpressure(delay, str(exc)) from exc
+        except PyMongoError as exc:
+            self._failures = 0
+            raise ServiceUnavailableError(f"MongoDB write failed: {exc}") from exc
+        self._failures = 0
+
+    def flush(self, timeout_s: float) -> None:
+        """Nothing is buffered: every write_batch returned once MongoDB acknowledged it."""
+
+    def close(self) -> None:
+        """The client is the composition root's (workers.assemble), shared with others: not closed here."""
 
     def _insert_or_replace(self, documents: list[dict[str, Any]]) -> None:
         try:
@@ -150,24 +180,6 @@ class MongoInspectionSink:
         except BulkWriteError as exc:
             _raise_write_concern(exc.details)
             raise
-
-    def _with_retries(self, write: Callable[[], None]) -> None:
-        delay = 0.2
-        for attempt in range(1, self._retries + 1):
-            try:
-                write()
-                return
-            # transient: retry with backoff, then give up
-            except (ConnectionFailure, WriteConcernFailed) as exc:
-                if attempt == self._retries:
-                    raise ServiceUnavailableError(
-                        f"MongoDB write failed after {attempt} attempts: {exc}"
-                    ) from exc
-                log.warning("MongoDB write failed (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except PyMongoError as exc:
-                raise ServiceUnavailableError(f"MongoDB write failed: {exc}") from exc
 
 
 def _raise_write_concern(details: Mapping[str, Any]) -> None:

@@ -23,13 +23,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from infra.sinks import Sink, write_through_backpressure
 from schemas.records import DeadLetter, DeadLetterReason, DefectEvent, InspectionResult
 from vision.outputs import Prediction
 from workers.decode import DecodedFrame, FrameRejected
@@ -37,7 +38,6 @@ from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker, Ticket
 from workers.sinks.dead_letters import RawRecord, build_dead_letter
 from workers.sinks.kafka import DeliveryFailed, KafkaOutputs, Output, OutputTooLarge, TransactionAborted
-from workers.sinks.mongo import MongoInspectionSink
 from workers.verdicts import ResultBuilder
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class OutputWriter:
         self,
         tracker: OffsetTracker,
         outputs: KafkaOutputs,
-        mongo: MongoInspectionSink,
+        documents: Sink[InspectionResult] | Sequence[Sink[InspectionResult]],
         metrics: WorkerMetrics,
         *,
         worker_id: str,
@@ -104,7 +104,11 @@ class OutputWriter:
     ) -> None:
         self._tracker = tracker
         self._outputs = outputs
-        self._mongo = mongo
+        # Document sinks (MongoDB first; e.g. a shadow or PostgreSQL sink next), composed in workers.assemble:
+        # a record is acknowledged once every one of them took its document.
+        self._documents: list[Sink[InspectionResult]] = (
+            [documents] if isinstance(documents, Sink) else list(documents)
+        )
         self._metrics = metrics
         self._worker_id = worker_id
         self._max_message_bytes = max_message_bytes
@@ -160,9 +164,7 @@ class OutputWriter:
                     pending = pending + self._mongo_queue.get_nowait()
                 except queue.Empty:
                     break
-            started = time.perf_counter()
-            self._mongo.upsert([result for _, result in pending])
-            self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+            self._write_documents([result for _, result in pending])
             for ticket, _ in pending:
                 self._tracker.ack(ticket)
 
@@ -197,9 +199,7 @@ class OutputWriter:
                     letters.append(output)
                 else:
                     frames.append(output)
-        started = time.perf_counter()
-        self._mongo.upsert([f.result for f in frames if self._tracker.is_live(f.ticket)])
-        self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+        self._write_documents([f.result for f in frames if self._tracker.is_live(f.ticket)])
         frames = self._deferred_frames + frames
         letters = self._deferred_letters + letters
         self._deferred_frames, self._deferred_letters = [], []
@@ -275,6 +275,14 @@ class OutputWriter:
         return deferred_frames, deferred_letters
 
     # -- shared ----------------------------------------------------------------------------------------
+    def _write_documents(self, results: list[InspectionResult]) -> None:
+        """Every document sink takes ``results``, each waiting through its backpressure (writes are
+        idempotent, so a batch offered again is never a duplicate); a sink that gives up raises."""
+        started = time.perf_counter()
+        for sink in self._documents if results else ():
+            write_through_backpressure(sink, results)
+        self._metrics.stage_seconds.labels("mongo").observe(time.perf_counter() - started)
+
     def _build(self, batch: InferredBatch) -> list[tuple[DecodedFrame, InspectionResult, DefectEvent | None]]:
         size = len(batch.frames)
         built = []
