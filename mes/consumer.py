@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from infra.consumer_loop import Interrupted as Interrupted
 from infra.consumer_loop import manual_commit_config, records, run_batches, through_outages
 from infra.postgres_access import connect
+from infra.sinks import SinkBackpressure
 from mes.migrations import migrate
 from mes.writer import PostgresWriter, Rejected
 from schemas.records import InspectionResult
@@ -122,9 +123,9 @@ class PostgresSink:
 
         through_outages(
             self._consumer,
-            lambda: self._writer.write(results, rejected),
-            # connection lost: an outage, not a data problem
-            (psycopg.OperationalError,),
+            lambda: self._writer.write_batch(results, rejected),
+            # connection lost (the writer's backpressure): an outage, not a data problem
+            (SinkBackpressure,),
             stop=stop,
             timeout_s=self.config.outage_timeout_s,
             what="PostgreSQL",

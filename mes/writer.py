@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from infra.sinks import SinkBackpressure
 from schemas.inspections import defect_class, result_id
 from schemas.records import InspectionResult
 
@@ -29,6 +30,7 @@ COLUMNS = (
 )  # fmt: skip
 _UPDATE = ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS if name not in ("id", "captured_at"))
 _COLUMN_LIST = ", ".join(COLUMNS)
+OUTAGE_RETRY_S = 0.2  # the first wait after a lost connection (the consumer loop backs off from there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,22 @@ class PostgresWriter:
                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                         [(r.topic, r.partition, r.offset, r.error, r.payload) for r in rejected],
                     )
+
+    # -- the Sink interface (infra.sinks) --------------------------------------------------------------
+    def write_batch(self, items: Sequence[InspectionResult], rejected: Sequence[Rejected] = ()) -> None:
+        """:meth:`write`, with a lost connection reported as :class:`SinkBackpressure` (the transaction
+        was rolled back, so the same batch written again leaves the same rows). The hint is the first wait;
+        the consumer loop doubles it while the outage lasts and reconnects after each wait."""
+        try:
+            self.write(items, rejected)
+        except psycopg.OperationalError as exc:
+            raise SinkBackpressure(OUTAGE_RETRY_S, str(exc).strip()[:200]) from exc
+
+    def flush(self, timeout_s: float) -> None:
+        """Nothing is buffered: every batch is committed before write_batch returns."""
+
+    def close(self) -> None:
+        """The connection is the consumer's (it reconnects after an outage): not closed here."""
 
     def _recompute_windows(self, cursor: psycopg.Cursor) -> None:
         window = self.window_seconds
