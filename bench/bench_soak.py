@@ -14,6 +14,13 @@ Sampled once a minute (after ``--warmup-minutes``, which are left out of the slo
   timestamp minus the frame's ``captured_at``);
 * ``lag_records``: the worker group's consumer lag on the frames topic (high watermark - committed).
 
+Periodic faults (``--fault-every-minutes``, default 10; 0 = none): the worker reaches MongoDB through a fault
+proxy (:mod:`chaos.soak_faults`), and every N minutes its link gets a partition, a reset, 300 ms of latency or
+a half-open connection, in turn (``--fault-s`` long). The worker lives through them, so RSS and fds stay one
+series. A sample that overlaps a fault or the ``--fault-grace-s`` after it is marked ``"fault": true``: the
+p50/p99/lag slopes and ``p99_outside_faults_ms`` (judged against ``--p99-bound-ms``) leave those out; RSS and
+fds keep them (a leak under faults is the point).
+
 Each series gets a least-squares slope per hour, its 2-standard-error band and a verdict: ``flat`` when the
 slope is under ``--tolerance-pct`` of the series' mean per hour (the issue's RSS goal: 1 %) or inside its
 2-standard-error band (no trend the samples can tell from noise), else ``not flat``. A 15-minute run says
@@ -35,6 +42,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
@@ -43,6 +51,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
 from chaos.audit import percentile  # noqa: E402
 from chaos.frames import good_frames  # noqa: E402
 from chaos.model import resolve_model  # noqa: E402
+from chaos.netfaults import proxied_mongodb_uri  # noqa: E402
+from chaos.netproxy import FaultProxy  # noqa: E402
+from chaos.soak_faults import PeriodicFaults, overlaps  # noqa: E402
 from chaos.worker_process import WorkerOptions, WorkerProcess  # noqa: E402
 from infra.kafka_topics import ensure_topics  # noqa: E402
 from lineguard.lag.exporter import LagReader  # noqa: E402
@@ -164,31 +175,45 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
     database = f"soak_{tag}"
     group = f"soak-{tag}"
     work_dir = Path(tempfile.mkdtemp(prefix="lineguard-soak-"))
+    proxy = FaultProxy(*_mongodb_host_port(endpoints.mongodb_uri), name="soak-mongodb").start()
+    worker_endpoints = Endpoints(
+        endpoints.kafka_bootstrap, proxied_mongodb_uri(endpoints.mongodb_uri, proxy.port)
+    )
     worker = WorkerProcess(
         WorkerOptions(topics, group, resolve_model(args.model), database, f"soak-worker-{tag}"),
-        endpoints,
+        worker_endpoints,
         work_dir / "worker.log",
     )
+    faults = PeriodicFaults(proxy, 60 * args.fault_every_minutes, args.fault_s)
     watch = ResultWatch(kafka_config, topics.results)
     publisher = Publisher(kafka_config, topics.frames, args.fps)
     lag = LagReader(kafka_config, group, topics.frames)
     samples: list[dict[str, Any]] = []
+    calm_latencies: list[float] = []
     try:
         worker.start()
         watch.start()
         publisher.start()
         started = time.monotonic()
+        faults.start()
         seen = 0
         for minute in range(1, args.minutes + 1):
             time.sleep(max(0.0, started + 60 * minute - time.monotonic()))
-            if worker.check() is not None:
-                raise SystemExit(f"the worker exited; see {worker.log_path}")
+            if worker.check() is not None:  # counted (worker_restarts) and restarted: the soak goes on
+                print(f"the worker exited; see {worker.log_path}; restarting it", file=sys.stderr)
+                worker.start()
+                time.sleep(5)
             assert worker.pid is not None
             rss_mb, fds = _proc_figures(worker.pid)
             window = watch.latencies_ms[seen:]
             seen += len(window)
+            end = time.monotonic()
+            faulted = overlaps(end - 60, end, list(faults.windows), args.fault_grace_s)
+            if not faulted and minute > args.warmup_minutes:
+                calm_latencies.extend(window)
             sample = {
                 "minute": minute,
+                "fault": faulted,
                 "rss_mb": round(rss_mb, 1),
                 "open_fds": fds,
                 "results": len(window),
@@ -199,6 +224,7 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
             samples.append(sample)
             print(json.dumps(sample), file=sys.stderr, flush=True)
     finally:
+        faults.close()
         publisher.stop_event.set()
         publisher.join(60)
         worker.terminate(60)
@@ -208,17 +234,37 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
         client: MongoClient[dict[str, Any]] = MongoClient(endpoints.mongodb_uri)
         client.drop_database(database)
         client.close()
+        proxy.close()
     steady = [s for s in samples if s["minute"] > args.warmup_minutes]
     tolerance = {"rss_mb": args.tolerance_pct, "open_fds": args.tolerance_pct}
+    calm = ("p50_ms", "p99_ms", "lag_records")  # judged outside fault windows
     slopes = {
         name: verdict(
-            [(s["minute"], float(s[name])) for s in steady if s[name] is not None],
+            [
+                (s["minute"], float(s[name]))
+                for s in steady
+                if s[name] is not None and not (name in calm and s["fault"])
+            ],
             tolerance.get(name, args.latency_tolerance_pct),
         )
         for name in SERIES
     }
+    p99_calm = percentile(calm_latencies, 0.99)
     return {
         "minutes": args.minutes,
+        "faults": [
+            {
+                "kind": w.kind,
+                "at_minute": round((w.started - started) / 60, 2),
+                "s": round(w.ended - w.started, 1),
+            }
+            for w in faults.windows
+        ],
+        "fault_samples": sum(1 for s in samples if s["fault"]),
+        "p99_outside_faults_ms": p99_calm,
+        "p99_bound_ms": args.p99_bound_ms,
+        "p99_within_bound": p99_calm is not None and p99_calm <= args.p99_bound_ms,
+        "worker_restarts": worker.starts - 1,  # exits nobody ordered: RSS restarts with them
         "fps": args.fps,
         "warmup_minutes": args.warmup_minutes,
         "frames_sent": publisher.sent,
@@ -230,6 +276,13 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
     }
 
 
+def _mongodb_host_port(uri: str) -> tuple[str, int]:
+    """The first host of a mongodb:// URI, for the proxy's upstream (pure)."""
+    host = urlsplit(uri).netloc.rpartition("@")[2].split(",")[0]
+    name, _, port = host.rpartition(":")
+    return (name.strip("[]") or "127.0.0.1", int(port or 27017))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=15)
@@ -237,6 +290,10 @@ def main() -> None:
     parser.add_argument("--warmup-minutes", type=int, default=2)
     parser.add_argument("--tolerance-pct", type=float, default=1.0, help="RSS and fds: flat under this %%/h")
     parser.add_argument("--latency-tolerance-pct", type=float, default=10.0, help="latency and lag: %%/h")
+    parser.add_argument("--fault-every-minutes", type=float, default=10.0, help="0 = no faults")
+    parser.add_argument("--fault-s", type=float, default=20.0, help="partition / latency length")
+    parser.add_argument("--fault-grace-s", type=float, default=30.0, help="recovery left out after a fault")
+    parser.add_argument("--p99-bound-ms", type=float, default=200.0, help="p99 bound outside fault windows")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ class ProducerThread:
     spool_dir: Path
     spool_max_bytes: int
     bad_cases: dict[int, BadCase]  # frame index -> poison record sent just before that frame
+    # Stamp each frame's captured_at when it is sent (a capture->result latency then means something);
+    # off, the frames keep the times they were built with.
+    stamp_on_send: bool = False
     totals: ProducerTotals = field(default_factory=ProducerTotals)
     bad_landed: list[Landed] = field(default_factory=list)
     bad_failed: int = 0
@@ -113,7 +117,7 @@ class ProducerThread:
                     on_delivery=self._on_bad_delivery,
                 )
                 raw.poll(0)
-            publisher.publish(frame)
+            publisher.publish(replace(frame, captured_at=datetime.now(UTC)) if self.stamp_on_send else frame)
             next_at += period
             while (wait := next_at - time.monotonic()) > 0:
                 publisher.poll(min(wait, 0.05))

@@ -8,7 +8,12 @@ a crash the session timeout has to notice, alternately) and a stopped one joins.
 the whole group. Runs on the shared stack (``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI``, else the local
 one) under topics and a database of its own.
 
-    nice -n 10 .venv/bin/python -m chaos.rebalance_storm --frames 600 --fps 10 --workers 3 --exactly-once
+Besides the audit it reports the capture -> verdict latency of every committed result (p50/p99/max:
+``inferred_at - captured_at``, each frame stamped when it is sent, so a frame waiting for its partition's
+new owner counts its wait) and the time the group spent rebalancing (:mod:`chaos.group_state`: the group's
+state sampled from the coordinator every 0.5 s).
+
+    nice -n 10 .venv/bin/python -m chaos.rebalance_storm --minutes 10 --fps 10 --workers 3 --exactly-once
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.audit import AuditFigures, audit
+from chaos.audit import AuditFigures, percentile
 from chaos.frames import good_frames
+from chaos.group_state import GroupStateSampler, RebalanceFigures
+from chaos.live_run import audit_outputs
 from chaos.model import resolve_model
-from chaos.outputs import read_outputs
 from chaos.producer import ProducerThread
 from chaos.worker_process import WorkerOptions, WorkerProcess
 from infra.kafka_topics import delete_topics, ensure_topics
@@ -60,6 +66,8 @@ class StormReport:
     leaves_sigkill: int
     unplanned_exits: int
     seconds: float
+    latency_s: dict[str, float | None]  # p50 / p99 / max capture -> verdict over the committed results
+    rebalancing: RebalanceFigures
 
     @property
     def passed(self) -> bool:
@@ -80,6 +88,7 @@ def run_storm(config: StormConfig, endpoints: Endpoints, work_dir: Path, model: 
     ensure_topics(kafka_config, names, partitions=6)
     client: MongoClient[dict[str, Any]] = MongoClient(endpoints.mongodb_uri, serverSelectionTimeoutMS=10_000)
     frames = list(good_frames(0, config.frames, cameras=6, seed=config.seed))
+    group_id = f"storm-{database}"
     producer = ProducerThread(
         kafka_config=kafka_config,
         topic=topics.frames,
@@ -88,12 +97,13 @@ def run_storm(config: StormConfig, endpoints: Endpoints, work_dir: Path, model: 
         spool_dir=work_dir / "spool",
         spool_max_bytes=64 * 1024 * 1024,
         bad_cases={},
+        stamp_on_send=True,
     )
     workers = [
         WorkerProcess(
             WorkerOptions(
                 topics=topics,
-                group_id=f"storm-{database}",
+                group_id=group_id,
                 model=model,
                 mongo_database=database,
                 worker_id=f"storm-worker-{slot}",
@@ -106,7 +116,10 @@ def run_storm(config: StormConfig, endpoints: Endpoints, work_dir: Path, model: 
     ]
     rng = random.Random(config.seed)
     counts = {"joins": 0, "sigterm": 0, "sigkill": 0}
+    sampler = GroupStateSampler(kafka_config, group_id)
+    rebalancing: RebalanceFigures | None = None
     try:
+        sampler.start()
         for worker in workers:
             worker.start()
         producer.start()
@@ -138,16 +151,20 @@ def run_storm(config: StormConfig, endpoints: Endpoints, work_dir: Path, model: 
                     "no progress for %.0f s at %d of %d documents", now - last_move, count, config.frames
                 )
                 break
+        rebalancing = sampler.close()  # before the final leaves: they are not the storm's
         for worker in workers:
             worker.terminate()
-        figures = _audit(kafka_config, topics, client[database][COLLECTION], frames)
+        figures, latencies = audit_outputs(kafka_config, topics, client[database][COLLECTION], frames)
     finally:
+        if rebalancing is None:
+            sampler.close()
         for worker in workers:
             if worker.running():
                 worker.kill()
         client.drop_database(database)
         client.close()
         delete_topics(kafka_config, names)
+    assert rebalancing is not None  # set on the way out of the try, or it raised
     return StormReport(
         mode=mode,
         figures=figures,
@@ -156,6 +173,12 @@ def run_storm(config: StormConfig, endpoints: Endpoints, work_dir: Path, model: 
         leaves_sigkill=counts["sigkill"],
         unplanned_exits=sum(len(worker.unplanned_exits) for worker in workers),
         seconds=time.monotonic() - started,
+        latency_s={
+            "p50": percentile(latencies, 0.5),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies, default=None),
+        },
+        rebalancing=rebalancing,
     )
 
 
@@ -171,33 +194,31 @@ def _flip(worker: WorkerProcess, counts: dict[str, int]) -> None:
         counts["sigkill"] += 1
 
 
-def _audit(
-    kafka_config: dict[str, Any], topics: TopicNames, collection: Any, frames: list[Any]
-) -> AuditFigures:
-    # Dead letters are read too: no poison is sent, so any letter is a frame the storm mishandled.
-    outputs = read_outputs(kafka_config, topics, collection)
-    return audit(
-        expected=(frame.identity for frame in frames),
-        documents=outputs.documents,
-        results=(result.identity for result in outputs.results),
-        dead_letter_sources=outputs.dead_letter_sources,
-        injected_bad=(),
-    )
+def report_json(report: StormReport) -> dict[str, Any]:
+    """The report as printed: audit, counts, latency (rounded) and rebalancing figures (pure)."""
+    figures = asdict(report)
+    figures.pop("rebalancing")
+    figures["latency_s"] = {k: None if v is None else round(v, 3) for k, v in report.latency_s.items()}
+    return {**figures, **report.rebalancing.to_json(), "passed": report.passed}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Workers join and leave every few seconds; then the audit.")
     parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="storm length: --frames = fps x 60 x this"
+    )
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--exactly-once", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = StormConfig(args.exactly_once, args.frames, args.fps, args.workers, seed=args.seed)
+    frames = args.frames if args.minutes is None else round(args.fps * 60 * args.minutes)
+    config = StormConfig(args.exactly_once, frames, args.fps, args.workers, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="lineguard-storm-") as work:
         report = run_storm(config, resolve_endpoints(), Path(work), resolve_model(None))
-    print(json.dumps({**asdict(report), "passed": report.passed}))
+    print(json.dumps(report_json(report)))
     raise SystemExit(0 if report.passed else 1)
 
 
