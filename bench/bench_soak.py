@@ -106,6 +106,12 @@ def _proc_figures(pid: int) -> tuple[float, int]:
     return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _cpu_s(pid: int) -> float:
+    """The process's user + system CPU seconds so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Publisher(threading.Thread):
     """Frames at ``fps``, each stamped as it is made (``good_frames`` is lazy), until stopped."""
 
@@ -197,14 +203,19 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
         started = time.monotonic()
         faults.start()
         seen = 0
+        cpu_before = 0.0
         for minute in range(1, args.minutes + 1):
             time.sleep(max(0.0, started + 60 * minute - time.monotonic()))
             if worker.check() is not None:  # counted (worker_restarts) and restarted: the soak goes on
                 print(f"the worker exited; see {worker.log_path}; restarting it", file=sys.stderr)
                 worker.start()
+                cpu_before = 0.0
                 time.sleep(5)
             assert worker.pid is not None
             rss_mb, fds = _proc_figures(worker.pid)
+            cpu_now = _cpu_s(worker.pid)
+            cpu_pct = max(0.0, cpu_now - cpu_before) / 60 * 100  # of one core, over the minute
+            cpu_before = cpu_now
             window = watch.latencies_ms[seen:]
             seen += len(window)
             end = time.monotonic()
@@ -216,6 +227,8 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
                 "fault": faulted,
                 "rss_mb": round(rss_mb, 1),
                 "open_fds": fds,
+                "worker_cpu_pct": round(cpu_pct, 1),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
                 "results": len(window),
                 "p50_ms": percentile(window, 0.5),
                 "p99_ms": percentile(window, 0.99),
@@ -261,6 +274,8 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
             for w in faults.windows
         ],
         "fault_samples": sum(1 for s in samples if s["fault"]),
+        "worker_cpu_pct_mean": _mean([s["worker_cpu_pct"] for s in steady]),
+        "load_avg_1m_mean": _mean([s["load_avg_1m"] for s in samples]),
         "p99_outside_faults_ms": p99_calm,
         "p99_bound_ms": args.p99_bound_ms,
         "p99_within_bound": p99_calm is not None and p99_calm <= args.p99_bound_ms,
@@ -274,6 +289,10 @@ def run(args: argparse.Namespace, endpoints: Endpoints) -> dict[str, Any]:
         "flat": all(s["verdict"] == "flat" for s in slopes.values()),
         "worker_log": str(worker.log_path),
     }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 2) if values else None
 
 
 def _mongodb_host_port(uri: str) -> tuple[str, int]:
