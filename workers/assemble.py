@@ -26,8 +26,9 @@ from infra.kafka_access import verify_kafka_access
 from infra.kafka_topics import ensure_topics
 from infra.mongo_access import access_refused, open_service_client
 from infra.settings import KafkaSettings, MongoSettings
+from infra.sinks import Sink, close_all
 from schemas.errors import ConfigurationError, ServiceUnavailableError
-from schemas.records import ImageReference
+from schemas.records import ImageReference, InspectionResult
 from workers.backends import LoadedModel
 from workers.clients import ConsumerFactory, ProducerFactory, kafka_consumer, kafka_producer
 from workers.consumer import FrameConsumer, Intake, RebalanceListener
@@ -42,6 +43,9 @@ from workers.sinks.writer import OutputWriter
 from workers.startup import wait_for_service
 
 log = logging.getLogger(__name__)
+
+# A sink that buffers gets this long at shutdown to write what it holds (MongoDB's buffers nothing).
+SINK_FLUSH_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,8 @@ class WorkerParts:
 
     mongo_client: Any
     mongo: MongoInspectionSink
+    # Every sink the documents go to, MongoDB first; the writer acknowledges a record once all took it.
+    document_sinks: tuple[Sink[InspectionResult], ...]
     models: ModelSource
     serving: Serving  # the model served from the first batch on
     outputs: KafkaOutputs
@@ -79,13 +85,19 @@ class WorkerParts:
     writer: OutputWriter
     health: HealthServer | None
 
-    def close(self) -> None:
-        """Close what holds a connection or a port (the consumer leaves its group; commits nothing)."""
+    def close(self, sink_flush_timeout_s: float = SINK_FLUSH_TIMEOUT_S) -> None:
+        """Close what holds a connection or a port (the consumer leaves its group; commits nothing).
+
+        The document sinks are flushed and closed before the MongoDB client they may share goes.
+        """
         self.consumer.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.health is not None:
             self.health.close()
-        self.mongo_client.close()
+        try:
+            close_all(self.document_sinks, sink_flush_timeout_s)
+        finally:
+            self.mongo_client.close()
 
 
 Assembler = Callable[[Hooks], WorkerParts]
@@ -183,17 +195,20 @@ def _build(
         consumer_factory=clients.consumer_factory,
     )
     opened.append(consumer.close)
+    document_sinks: tuple[Sink[InspectionResult], ...] = (mongo,)
     writer = OutputWriter(
         tracker,
         outputs,
-        mongo,
+        document_sinks,
         metrics,
         worker_id=s.worker_id,
         max_message_bytes=s.max_message_bytes,
         group_metadata=consumer.group_metadata,
     )
     health = _health_server(s, metrics, hooks) if s.metrics_port else None
-    return WorkerParts(mongo_client, mongo, models, serving, outputs, pool, consumer, writer, health)
+    return WorkerParts(
+        mongo_client, mongo, document_sinks, models, serving, outputs, pool, consumer, writer, health
+    )
 
 
 def _ensure_indexes(mongo: MongoInspectionSink) -> None:

@@ -16,7 +16,8 @@ from pymongo.database import Database
 from schemas.records import DeadLetter, DeadLetterReason, InspectionResult
 from schemas.topics import TopicNames
 from tests.integration.test_workers_support import committed_offsets, decoder, read_topic, wait_for
-from tests.integration.test_workers_transactions import _batch, _sole_member
+from tests.integration.test_workers_transactions import _sole_member
+from tests.worker_batches import inferred_batch
 from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker
 from workers.settings import WorkerSettings
@@ -72,7 +73,7 @@ def test_an_oversize_result_is_dead_lettered_and_the_others_are_written_at_least
     done = threading.Event()
     mongo = threading.Thread(target=writer.mongo_loop, args=(done,), daemon=True)
     mongo.start()
-    writer.write(_with_a_huge_camera_id(_batch(tracker, topics.frames, 3), 1), give_up=lambda: False)
+    writer.write(_with_a_huge_camera_id(inferred_batch(tracker, topics.frames, 3), 1), give_up=lambda: False)
     letters = read_topic(kafka_config, topics.dead_letters, decoder(DeadLetter), expected=1)
     results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=2)
     wait_for(
@@ -111,7 +112,7 @@ def test_an_oversize_result_is_dead_lettered_inside_the_transaction(
             max_message_bytes=LIMIT - 64 * 1024,
             group_metadata=member.consumer_group_metadata,
         )
-        batch = _with_a_huge_camera_id(_batch(tracker, topics.frames, 4), 2)
+        batch = _with_a_huge_camera_id(inferred_batch(tracker, topics.frames, 4), 2)
         writer.write_transaction([batch], threading.Lock(), give_up=lambda: False)
     finally:
         for consumer in members:

@@ -13,10 +13,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pytest
 from confluent_kafka import Consumer
 from pymongo.database import Database
@@ -24,26 +22,19 @@ from pymongo.database import Database
 from schemas.records import (
     DeadLetter,
     DeadLetterReason,
-    Frame,
-    ImageEncoding,
     InspectionResult,
-    KafkaCoordinates,
 )
 from schemas.topics import TopicNames
-from schemas.vocabulary import Task
 from tests.integration.test_workers_support import committed_offsets, decoder, read_topic, wait_for
-from vision.artifact import ModelMetadata
-from vision.outputs import Prediction
-from vision.preprocess import PreprocessSpec
-from workers.decode import DecodedFrame, FrameRejected
+from tests.worker_batches import inferred_batch
+from workers.decode import FrameRejected
 from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker, PartitionKey
 from workers.settings import WorkerSettings
 from workers.sinks.dead_letters import RawRecord
 from workers.sinks.kafka import KafkaOutputs
 from workers.sinks.mongo import MongoInspectionSink
-from workers.sinks.writer import InferredBatch, OutputWriter, Rejected
-from workers.verdicts import ResultBuilder, ThresholdSource, VerdictThresholds
+from workers.sinks.writer import OutputWriter, Rejected
 
 pytestmark = pytest.mark.integration
 
@@ -173,52 +164,6 @@ class _SlowMongo(MongoInspectionSink):
         super().write_batch(items)
 
 
-def _batch(tracker: OffsetTracker, topic: str, count: int) -> InferredBatch:
-    metadata = ModelMetadata(
-        name="m",
-        version="v1",
-        task=Task.CLASSIFICATION,
-        classes=("good", "scratch"),
-        preprocess=PreprocessSpec.for_input(32, 32),
-        thresholds={"defect": 0.5},
-    )
-    frames = []
-    for offset in range(count):
-        frame = Frame(
-            camera_id="cam-1",
-            line_id="line-1",
-            station_id="s",
-            frame_number=offset,
-            captured_at=datetime.now(UTC),
-            width=64,
-            height=64,
-            channels=3,
-            encoding=ImageEncoding.JPEG,
-            image=b"",
-        )
-        frames.append(
-            DecodedFrame(
-                ticket=tracker.track(topic, 0, offset),
-                frame=frame,
-                source=KafkaCoordinates(topic=topic, partition=0, offset=offset),
-                image=np.zeros((64, 64, 3), np.uint8),
-                tensor=np.zeros((32, 32, 3), np.float32),
-                received_at=datetime.now(UTC),
-                ready_at=0.0,
-                decode_seconds=0.0,
-            )
-        )
-    good = Prediction(
-        class_scores={"good": 0.9, "scratch": 0.1},
-        detections=(),
-        anomaly_score=None,
-        mask=None,
-        defect_score=0.1,
-    )
-    builder = ResultBuilder(metadata, ThresholdSource(VerdictThresholds(0.5, 0.4)), worker_id="w1")
-    return InferredBatch(frames, [good] * count, datetime.now(UTC), builder)
-
-
 def test_a_mongodb_slower_than_the_transaction_timeout_never_holds_a_transaction_open(
     kafka_config: dict[str, Any],
     topics: TopicNames,
@@ -243,7 +188,9 @@ def test_a_mongodb_slower_than_the_transaction_timeout_never_holds_a_transaction
         group_metadata=member.consumer_group_metadata,
     )
 
-    writer.write_transaction([_batch(tracker, topics.frames, count)], threading.Lock(), give_up=lambda: False)
+    writer.write_transaction(
+        [inferred_batch(tracker, topics.frames, count)], threading.Lock(), give_up=lambda: False
+    )
 
     results = read_topic(kafka_config, topics.results, decoder(InspectionResult), expected=count)
     assert sorted(result.frame_number for result in results) == list(range(count))
@@ -260,7 +207,9 @@ def test_a_record_behind_a_gap_waits_for_the_transaction_that_commits_its_offset
 ) -> None:
     member = _sole_member(kafka_config, group, topics.frames, members)
     tracker = OffsetTracker()
-    batch = _batch(tracker, topics.frames, 2)  # offsets 0 and 1 of partition 0, handed over out of order
+    batch = inferred_batch(
+        tracker, topics.frames, 2
+    )  # offsets 0 and 1 of partition 0, handed over out of order
     earlier, later = (
         dataclasses.replace(batch, frames=[frame], predictions=[prediction])
         for frame, prediction in zip(batch.frames, batch.predictions, strict=True)

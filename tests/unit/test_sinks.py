@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import pytest
 
 from infra.sinks import Sink, SinkBackpressure, close_all, write_through_backpressure
 from schemas.records import InspectionResult
-from tests.integration.test_workers_transactions import _batch
 from tests.unit.test_worker_delivery import TOPICS, FakeProducer
+from tests.worker_batches import inferred_batch
+from workers.assemble import WorkerParts
 from workers.metrics import WorkerMetrics
 from workers.offsets import OffsetTracker
 from workers.sinks.kafka import KafkaOutputs
@@ -105,7 +108,7 @@ def _frame_numbers(sink: MemorySink) -> list[int]:
 def test_a_second_document_sink_gets_every_batch_and_backpressure_loses_nothing() -> None:
     first, second = MemorySink(), MemorySink(refusals=3)  # the second one's server is slow at first
     writer, tracker = _writer([first, second], exactly_once=False)
-    whole = _batch(tracker, "frames", 8)
+    whole = inferred_batch(tracker, "frames", 8)
     for start in (0, 4):  # two batches
         half = slice(start, start + 4)
         batch = InferredBatch(whole.frames[half], whole.predictions[half], whole.inferred_at, whole.builder)
@@ -121,7 +124,7 @@ def test_a_second_document_sink_gets_every_batch_and_backpressure_loses_nothing(
 def test_the_transactional_path_writes_every_document_sink_before_the_transaction() -> None:
     first, second = MemorySink(), MemorySink(refusals=1)
     writer, tracker = _writer([first, second], exactly_once=True)
-    batch = _batch(tracker, "frames", 3)
+    batch = inferred_batch(tracker, "frames", 3)
     writer.write_transaction([batch], threading.Lock(), give_up=lambda: False)
     assert _frame_numbers(first) == [0, 1, 2]
     assert _frame_numbers(second) == [0, 1, 2]
@@ -131,5 +134,38 @@ def test_the_transactional_path_writes_every_document_sink_before_the_transactio
 def test_one_sink_alone_is_still_accepted() -> None:
     only = MemorySink()
     writer, tracker = _writer(only, exactly_once=True)
-    writer.write_transaction([_batch(tracker, "frames", 2)], threading.Lock(), give_up=lambda: False)
+    writer.write_transaction([inferred_batch(tracker, "frames", 2)], threading.Lock(), give_up=lambda: False)
     assert _frame_numbers(only) == [0, 1]
+
+
+class _Closer:
+    """Records its close in a shared log (the consumer, the MongoDB client of a worker's parts)."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self._name = name
+        self._log = log
+
+    def close(self) -> None:
+        self._log.append(f"{self._name} closed")
+
+
+def test_a_stopping_worker_flushes_and_closes_its_document_sinks_before_the_client_they_share() -> None:
+    order: list[str] = []
+    buffered = MemorySink(buffered=True)
+    buffered.write_batch(["held"])  # in the sink's buffer, not yet written
+    parts = WorkerParts(
+        mongo_client=_Closer("mongo client", order),
+        mongo=cast(Any, None),
+        document_sinks=(buffered,),
+        models=cast(Any, None),
+        serving=cast(Any, None),
+        outputs=cast(Any, None),
+        pool=ThreadPoolExecutor(max_workers=1),
+        consumer=cast(Any, _Closer("consumer", order)),
+        writer=cast(Any, None),
+        health=None,
+    )
+    parts.close()
+    assert buffered.batches == [["held"]]  # what the sink held was written, not dropped
+    assert buffered.events == ["flush", "close"]
+    assert order == ["consumer closed", "mongo client closed"]
