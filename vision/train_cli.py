@@ -19,7 +19,7 @@ from schemas.errors import ConfigurationError
 from schemas.vocabulary import ModelTaskName, Task
 from vision.datasets import load_dataset
 from vision.samples import LabeledDataset
-from vision.train_defaults import choose_recipe, sample_shapes
+from vision.train_defaults import choose_recipe, choose_schedule, sample_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,16 @@ def train_command(
     fmt: Annotated[
         DataFormat | None, typer.Option("--format", help="dataset layout; guessed if left out")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="maximum epochs (early stopping may end sooner)")] = 20,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="maximum epochs (early stopping may end sooner); default 20, 100 to segment real images",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="default 32, 8 to segment real images")
+    ] = None,
     input_size: Annotated[
         str | None,
         typer.Option(
@@ -123,7 +131,12 @@ def train_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="seeds the split, augmentation, weights and synthetic data")] = 0,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
-    patience: Annotated[int, typer.Option(min=1, help="early stopping: epochs without improvement")] = 5,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="early stopping: epochs without improvement; default 5, 20 to segment real images"
+        ),
+    ] = None,
     validation_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.15,
     augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
     width: Annotated[float, typer.Option(min=0.25, max=4.0, help="channel-width multiplier")] = 1.0,
@@ -131,7 +144,7 @@ def train_command(
         float | None,
         typer.Option(
             help="training budget in minutes: the learning-rate schedule ends with it, and no epoch "
-            "starts that would overrun it"
+            "starts that would overrun it; default none, 25 to segment real images"
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="model name (default lineguard-<task>)")] = None,
@@ -190,12 +203,19 @@ def train_command(
     if parse_synthetic(data) is not None:
         # Generated frames take their size from the input, so the input cannot come from them.
         recipe = choose_recipe(model_task, [], **given)  # type: ignore[arg-type]
+        shapes: list[tuple[int, ...]] = []
         frame_h = recipe.input_size[1]
         frame_size = parse_size(synthetic_size) if synthetic_size else (frame_h * 5 // 4, frame_h)
         dataset = load_training_data(data, model_task, fmt, seed, frame_size, recipe.channels, defect_rate)
     else:
         dataset = load_dataset(Path(data), model_task, fmt.value if fmt else None)
-        recipe = choose_recipe(model_task, sample_shapes(dataset), **given)  # type: ignore[arg-type]
+        shapes = sample_shapes(dataset)
+        recipe = choose_recipe(model_task, shapes, **given)  # type: ignore[arg-type]
+    schedule = choose_schedule(
+        model_task, shapes, epochs=epochs, batch_size=batch_size, patience=patience, max_minutes=max_minutes
+    )
+    epochs, batch_size, patience = schedule.epochs, schedule.batch_size, schedule.patience
+    max_minutes = schedule.max_minutes
     head = DetectorHead(recipe.detector_head)
     input_width, input_height = recipe.input_size
     if model_task is not Task.CLASSIFICATION and (input_width % 16 or input_height % 16):
@@ -207,7 +227,7 @@ def train_command(
         _check_crop(crop_size, (input_width, input_height), model_task, head)
     budget = f", within {max_minutes:g} min" if max_minutes else ""
     plan = f"up to {epochs} epochs{budget} (stop after {patience} without improvement)"
-    typer.echo(f"recipe: {'; '.join([*recipe.notes, plan])}")
+    typer.echo(f"recipe: {'; '.join([*recipe.notes, plan, *schedule.notes])}")
 
     from vision.training import TrainConfig, train_model
 

@@ -9,7 +9,11 @@ data, not a fixed 160x160 colour input: a 640x640 grey PCB scan shrunk to 160 lo
 - **channels**: 1 when every sampled image is grey (or colour with three equal channels), else 3;
 - **detector head**: FCOS (multi-scale, strides 8/16/32), measured better than CenterNet on every real set;
 - **crops**: detection and segmentation inputs larger than 320 px train on 320 px crops (full detail at the
-  cost of a crop), served whole.
+  cost of a crop), served whole;
+- **schedule** (:func:`choose_schedule`): epochs, batch size, patience and time budget. Segmentation of real
+  images gets its own (batch 8, up to 100 epochs within 25 minutes, patience 20): a few hundred images with
+  pits of a few dozen pixels give a few batches per epoch, and the defect IoU only rises after some
+  hundreds of steps (README, issue 11). Other tasks and generated data keep the general defaults.
 
 Anything the user gives wins; :attr:`Recipe.notes` says what was chosen and why, for the CLI to print.
 Classification keeps its fixed 160x160 (its measured figures are at that size).
@@ -43,6 +47,22 @@ class Recipe:
     detector_head: str
     crop: tuple[int, int] | None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and in which steps the run trains, and one note per choice."""
+
+    epochs: int
+    batch_size: int
+    patience: int
+    max_minutes: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+GENERAL_SCHEDULE = Schedule(epochs=20, batch_size=32, patience=5, max_minutes=None)
+# Measured on ball-screw pitting masks at 640x256 on 320x256 crops, 2 shared CPU cores (README, issue 11).
+SEGMENTATION_SCHEDULE = Schedule(epochs=100, batch_size=8, patience=20, max_minutes=25.0)
 
 
 def sample_shapes(dataset: LabeledDataset, count: int = SAMPLED_IMAGES) -> list[tuple[int, ...]]:
@@ -117,3 +137,29 @@ def choose_recipe(
         chosen_crop = (min(size[0], CROP_SIDE), min(size[1], CROP_SIDE))
         notes.append(f"crops {chosen_crop[0]}x{chosen_crop[1]} (served whole at {size[0]}x{size[1]})")
     return Recipe(size, chosen_channels, head, chosen_crop, notes)
+
+
+def choose_schedule(
+    task: Task,
+    shapes: Sequence[tuple[int, ...]],
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    patience: int | None = None,
+    max_minutes: float | None = None,
+) -> Schedule:
+    """The schedule for ``task`` on images of ``shapes`` (empty for generated data); given values win."""
+    real_segmentation = task is Task.SEGMENTATION and bool(shapes)
+    base = SEGMENTATION_SCHEDULE if real_segmentation else GENERAL_SCHEDULE
+    why = " (segmentation of real images)" if real_segmentation else ""
+    notes: list[str] = []
+    chosen_batch = batch_size if batch_size is not None else base.batch_size
+    notes.append(f"batch {chosen_batch}" + (" (given)" if batch_size is not None else why))
+    budget = max_minutes if max_minutes is not None else base.max_minutes
+    return Schedule(
+        epochs=epochs if epochs is not None else base.epochs,
+        batch_size=chosen_batch,
+        patience=patience if patience is not None else base.patience,
+        max_minutes=budget,
+        notes=notes,
+    )

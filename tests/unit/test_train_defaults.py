@@ -6,7 +6,7 @@ import numpy as np
 
 from schemas.vocabulary import Task
 from vision.samples import LabeledDataset, Sample
-from vision.train_defaults import choose_recipe, fitted_size, sample_shapes
+from vision.train_defaults import choose_recipe, choose_schedule, fitted_size, sample_shapes
 
 SPINDLE = (460, 1130, 3)  # a 1130x460 colour photograph (HxWxC)
 PCB = (640, 640)  # a 640x640 grey scan
@@ -70,3 +70,31 @@ def test_sample_shapes_reads_colour_with_equal_channels_as_grey() -> None:
 
     assert sample_shapes(dataset) == [(3, 4), (3, 4, 3)]
     assert choose_recipe(Task.ANOMALY, sample_shapes(dataset)).channels == 3  # one colour image: colour
+
+
+def test_segmentation_of_real_photographs_gets_full_detail_crops_and_its_own_schedule() -> None:
+    # 1130x460 to the 640 cap: x 0.566 -> 640 x 260.5 -> 640 x 256 (multiples of 16); 320 px crops, the
+    # height (256) already under the crop side.
+    recipe = choose_recipe(Task.SEGMENTATION, [SPINDLE] * 4)
+    assert (recipe.input_size, recipe.channels, recipe.crop) == ((640, 256), 3, (320, 256))
+    assert "crops 320x256 (served whole at 640x256)" in recipe.notes
+
+    schedule = choose_schedule(Task.SEGMENTATION, [SPINDLE] * 4)
+    assert (schedule.epochs, schedule.batch_size, schedule.patience, schedule.max_minutes) == (
+        100,
+        8,
+        20,
+        25.0,
+    )
+    assert schedule.notes == ["batch 8 (segmentation of real images)"]
+
+
+def test_other_tasks_and_generated_data_keep_the_general_schedule_and_given_values_win() -> None:
+    general = (20, 32, 5, None)
+    for task, shapes in ((Task.DETECTION, [PCB]), (Task.ANOMALY, [SPINDLE]), (Task.SEGMENTATION, [])):
+        schedule = choose_schedule(task, shapes)
+        assert (schedule.epochs, schedule.batch_size, schedule.patience, schedule.max_minutes) == general
+        assert schedule.notes == ["batch 32"]
+    given = choose_schedule(Task.SEGMENTATION, [SPINDLE], epochs=3, batch_size=4, patience=2, max_minutes=1.5)
+    assert (given.epochs, given.batch_size, given.patience, given.max_minutes) == (3, 4, 2, 1.5)
+    assert given.notes == ["batch 4 (given)"]

@@ -29,6 +29,19 @@ def categorical_focal(one_hot: Any, probabilities: Any, gamma: float = 2.0) -> A
     return -ops.mean(ops.power(1.0 - p_true, gamma) * ops.log(p_true))
 
 
+def weighted_categorical_focal(
+    one_hot: Any, probabilities: Any, gamma: float = 2.0, positive_weight: float = 1.0
+) -> Any:
+    """Focal loss over a softmax's channels (background first) where each pixel of a defect class weighs
+    ``positive_weight`` and a background pixel 1, normalized by the weights' sum (a weighted mean; the
+    alpha of Lin et al. 2017 per class). ``positive_weight = 1`` is :func:`categorical_focal`."""
+    p = ops.clip(probabilities, EPSILON, 1.0)
+    p_true = ops.sum(one_hot * p, axis=-1)
+    weight = 1.0 + (positive_weight - 1.0) * ops.sum(one_hot[..., 1:], axis=-1)
+    focal = -ops.power(1.0 - p_true, gamma) * ops.log(p_true)
+    return ops.sum(weight * focal) / ops.sum(weight)
+
+
 def soft_dice_loss(y_true: Any, probability: Any, smooth: float = 1.0) -> Any:
     """``1 - (2 |A.B| + s) / (|A| + |B| + s)`` over the whole batch, one term per channel (last axis),
     averaged. Batch-wide sums, so a batch whose images have no defect still gives a useful gradient (false
