@@ -217,6 +217,8 @@ def net_faults(
 def _entry(command: typer.Typer) -> None:
     configure_logging("INFO", LogFormat.text)
     logging.getLogger("chaos").setLevel(logging.INFO)
+    # The stand-in PLC (asyncua server) logs every read and write at INFO: thousands of lines per run.
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
     run_cli(command)
 
 
