@@ -1,9 +1,11 @@
 """Procedural inspection images with known defects, for demos, tests, training and benchmarks.
 
-A frame is a textured metal or plastic surface (brushed streaks, low-frequency blotches, a lighting gradient,
-vignetting and sensor noise) with, on a ``defect_rate`` share of frames, one kind of defect drawn on it:
-scratches, spots (pits), cracks, stains or dents. Ground truth comes with it: the image-level label, one
-normalized box per defect instance and a per-pixel class mask.
+A frame is a brushed-metal or plastic surface, or one of the textured industrial surfaces of
+:mod:`vision.synthetic_surfaces` (rolled steel, tile, fabric, PCB), under low-frequency blotches, a lighting
+gradient, vignetting and sensor noise, with, on a ``defect_rate`` share of frames, one kind of defect drawn
+on it: scratches, spots, cracks, stains or dents by default; hairline scratches, faint haze and tiny pits on
+request (:mod:`vision.synthetic_defects`). Ground truth comes with it: the image-level label, one normalized
+box per defect instance and a per-pixel class mask.
 
 Everything about frame ``index`` is drawn from random streams seeded by ``(seed, index)``, so a producer and
 an evaluator that share a seed regenerate the same frame independently, in any order, on any thread. The
@@ -26,11 +28,14 @@ import numpy as np
 
 from schemas.vocabulary import Task
 from vision.samples import BoxLabel, LabeledDataset, Sample
-from vision.synthetic_defects import RENDERERS, DefectPatch
+from vision.synthetic_defects import CLUSTERED, RENDERERS, DefectPatch
+from vision.synthetic_kinds import DEFAULT_DEFECT_CLASSES, SURFACES, TEXTURED_SURFACES
+from vision.synthetic_surfaces import render_texture
 
-DEFAULT_DEFECT_CLASSES: tuple[str, ...] = ("scratch", "spot", "crack", "stain", "dent")
 GOOD_LABEL = "good"
-Surface = Literal["metal", "plastic", "mixed"]
+# One of vision.synthetic_kinds.SURFACES.
+Surface = Literal["metal", "plastic", "steel", "tile", "fabric", "pcb", "mixed", "all"]
+_ALL_SURFACES: tuple[str, ...] = ("metal", "plastic", *TEXTURED_SURFACES)
 
 # Margin of the sensor-noise bank: frames read it at a random offset inside this margin.
 _NOISE_BANK_MARGIN = 64
@@ -93,8 +98,8 @@ class SyntheticDefectGenerator:
         unknown = [name for name in classes if name not in RENDERERS]
         if unknown or not classes:
             raise ValueError(f"unknown defect classes {unknown}; choose from {sorted(RENDERERS)}")
-        if surface not in ("metal", "plastic", "mixed"):
-            raise ValueError(f"surface must be metal, plastic or mixed, got {surface!r}")
+        if surface not in SURFACES:
+            raise ValueError(f"surface must be one of {', '.join(SURFACES)}, got {surface!r}")
         if max_defects < 1:
             raise ValueError("max_defects must be at least 1")
         if not 0.25 <= defect_scale <= 4.0:
@@ -158,8 +163,8 @@ class SyntheticDefectGenerator:
         if rng.random() >= self.defect_rate:
             return GOOD_LABEL, []
         label = self.classes[int(rng.integers(len(self.classes)))]
-        # Spots come in clusters more often than the other kinds.
-        most = self.max_defects + (1 if label == "spot" else 0)
+        # Spots and pits come in clusters more often than the other kinds.
+        most = self.max_defects + (1 if label in CLUSTERED else 0)
         count = int(rng.integers(1, most + 1))
         renderer = RENDERERS[label]
         patches = [renderer(rng, self.width, self.height, self.defect_scale) for _ in range(count)]
@@ -193,11 +198,16 @@ class SyntheticDefectGenerator:
     # -- surface ----------------------------------------------------------------------------------------
 
     def _choose_surface(self, rng: np.random.Generator) -> str:
-        # Always draw, so the rest of the surface stream is the same whatever the surface setting.
-        pick = "metal" if rng.random() < 0.5 else "plastic"
+        # Always draw exactly once, so the rest of the surface stream is the same whatever the setting.
+        draw = rng.random()
+        if self.surface == "all":
+            return _ALL_SURFACES[min(int(draw * len(_ALL_SURFACES)), len(_ALL_SURFACES) - 1)]
+        pick = "metal" if draw < 0.5 else "plastic"
         return pick if self.surface == "mixed" else self.surface
 
     def _render_surface(self, rng: np.random.Generator, surface: str) -> tuple[np.ndarray, np.ndarray]:
+        if surface in TEXTURED_SURFACES:
+            return self._render_texture(rng, surface)
         h, w = self.height, self.width
         size = (w, h)
         if surface == "metal":
@@ -216,8 +226,20 @@ class SyntheticDefectGenerator:
             streaks = rng.standard_normal((h, max(2, w // streak_len)), dtype=np.float32)
         else:
             streaks = rng.standard_normal((max(2, h // streak_len), w), dtype=np.float32)
-        # Lighting is smooth, so it is computed on a coarse grid and upsampled once: the level, low-frequency
-        # blotches (uneven finish), a linear gradient and vignetting.
+        intensity = self._lighting(rng, level)
+        intensity = cv2.scaleAdd(
+            cv2.resize(streaks, size, interpolation=cv2.INTER_LINEAR), streak_strength, intensity
+        )
+        return self._add_grain(rng, intensity, grain), tint
+
+    def _render_texture(self, rng: np.random.Generator, surface: str) -> tuple[np.ndarray, np.ndarray]:
+        texture = render_texture(surface, rng, self.height, self.width)
+        intensity = self._lighting(rng, texture.level) + texture.pattern
+        return self._add_grain(rng, intensity, texture.grain), texture.tint
+
+    def _lighting(self, rng: np.random.Generator, level: float) -> np.ndarray:
+        """The lit base intensity at full size: the level, low-frequency blotches (uneven finish), a linear
+        gradient and vignetting. Smooth, so it is computed on a coarse grid and upsampled once."""
         gh, gw = self._lighting_grid
         grid_shape = (int(rng.integers(3, 7)), int(rng.integers(3, 7)))
         blotch_grid = rng.standard_normal(grid_shape, dtype=np.float32)
@@ -225,14 +247,13 @@ class SyntheticDefectGenerator:
         gx, gy = rng.uniform(-18.0, 18.0, 2)
         lighting += level + gx * self._ramp_x + gy * self._ramp_y
         lighting *= 1.0 - rng.uniform(0.05, 0.3) * self._radius_sq
-        intensity = cv2.resize(lighting, size, interpolation=cv2.INTER_LINEAR)
-        intensity = cv2.scaleAdd(
-            cv2.resize(streaks, size, interpolation=cv2.INTER_LINEAR), streak_strength, intensity
-        )
-        # Grain plus sensor noise, read from the precomputed bank at a random offset.
+        return cv2.resize(lighting, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+
+    def _add_grain(self, rng: np.random.Generator, intensity: np.ndarray, grain: float) -> np.ndarray:
+        """Grain plus sensor noise, read from the precomputed bank at a random offset."""
+        h, w = self.height, self.width
         oy, ox = rng.integers(0, _NOISE_BANK_MARGIN, 2)
-        intensity = cv2.scaleAdd(self._noise_bank[oy : oy + h, ox : ox + w], grain, intensity)
-        return intensity, tint
+        return cv2.scaleAdd(self._noise_bank[oy : oy + h, ox : ox + w], grain, intensity)
 
     def _to_uint8(self, intensity: np.ndarray, tint: np.ndarray, patches: list[DefectPatch]) -> np.ndarray:
         np.maximum(intensity, 0.0, out=intensity)  # convertScaleAbs would mirror negative values

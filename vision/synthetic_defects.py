@@ -175,10 +175,66 @@ def _render_dent(rng: np.random.Generator, width: int, height: int, size_factor:
     return DefectPatch(y0, y1, x0, x1, delta=amplitude * shading, footprint=dist <= radius * 0.9)
 
 
+# -- the hard cases of real lines: long hairlines, faint diffuse haze, pits of a few pixels ---------------
+# Not among the default classes (the shipped models and their tests keep their data); chosen with
+# ``classes=("hairline", "haze", "pit", ...)``.
+
+
+def _render_hairline(rng: np.random.Generator, width: int, height: int, size_factor: float) -> DefectPatch:
+    """A long, nearly straight, one-pixel scratch of low contrast across much of the part."""
+    scale = size_factor * min(width, height)
+    length = rng.uniform(0.5, 0.95) * scale
+    angle = rng.uniform(0.0, math.pi)
+    direction = np.array([math.cos(angle), math.sin(angle)])
+    centre = np.array([rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height])
+    start, end = centre - direction * length / 2, centre + direction * length / 2
+    bow = np.array([-direction[1], direction[0]]) * rng.uniform(-0.04, 0.04) * length
+    t = np.linspace(0.0, 1.0, 32)[:, None]
+    curve = (1 - t) * start + t * end + 4 * t * (1 - t) * bow
+    curve = np.clip(curve, [0.0, 0.0], [width - 1.0, height - 1.0])
+    y0, y1, x0, x1, coverage = _draw_polylines([curve], 1, width, height)
+    amplitude = rng.uniform(18.0, 40.0) * (1.0 if rng.random() < 0.5 else -1.0)
+    return DefectPatch(y0, y1, x0, x1, delta=coverage * amplitude, footprint=coverage > 0.25)
+
+
+def _render_haze(rng: np.random.Generator, width: int, height: int, size_factor: float) -> DefectPatch:
+    """A large diffuse cloud a few grey levels off the surface (crazing, a film, a dull patch)."""
+    scale = size_factor * min(width, height)
+    radius = rng.uniform(0.1, 0.22) * scale
+    cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
+    y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius * 1.8, width, height)
+    u, v = _ellipse_coordinates(rng, (y0, y1, x0, x1), (cx, cy), radius, min_squash=0.4)
+    ragged = cv2.resize(
+        rng.uniform(0.5, 1.0, (6, 6)).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC
+    )
+    alpha = np.exp(-(u * u + v * v)) * ragged
+    amplitude = rng.uniform(6.0, 14.0) * (1.0 if rng.random() < 0.5 else -1.0)
+    return DefectPatch(y0, y1, x0, x1, delta=amplitude * alpha, footprint=alpha > 0.4)
+
+
+def _render_pit(rng: np.random.Generator, width: int, height: int, size_factor: float) -> DefectPatch:
+    """A pit of a few pixels (0.2-0.6 % of the frame's short side, at least a 1.2-pixel radius)."""
+    scale = size_factor * min(width, height)
+    radius = max(1.2, rng.uniform(0.002, 0.006) * scale)
+    cx, cy = rng.uniform(0.05, 0.95) * width, rng.uniform(0.05, 0.95) * height
+    y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius * 1.5 + 1, width, height)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dist = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / radius
+    depth = np.clip((1.3 - dist) / 0.6, 0.0, 1.0)
+    amplitude = rng.uniform(35.0, 80.0)
+    return DefectPatch(y0, y1, x0, x1, delta=-amplitude * depth, footprint=dist <= 1.0)
+
+
 RENDERERS: dict[str, Callable[[np.random.Generator, int, int, float], DefectPatch]] = {
     "scratch": _render_scratch,
     "spot": _render_spot,
     "crack": _render_crack,
     "stain": _render_stain,
     "dent": _render_dent,
+    "hairline": _render_hairline,
+    "haze": _render_haze,
+    "pit": _render_pit,
 }
+
+# Kinds that come in clusters: a frame with one often has one more.
+CLUSTERED: frozenset[str] = frozenset({"spot", "pit"})

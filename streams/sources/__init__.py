@@ -18,6 +18,7 @@ from streams.sources.opencv import OpenCVCaptureSource
 from streams.sources.spec import SOURCE_SPEC_HELP, SourceKind, SourceSpec, parse_size, parse_source_spec
 from streams.sources.synthetic import SyntheticSource
 from streams.sources.video import VideoFileSource
+from vision.synthetic_kinds import DEFAULT_DEFECT_CLASSES, DEFECT_CLASSES, SURFACES
 
 __all__ = [
     "SOURCE_SPEC_HELP",
@@ -33,7 +34,6 @@ __all__ = [
     "parse_source_spec",
 ]
 
-_SURFACES = ("metal", "plastic", "mixed")
 
 
 def open_source(spec: SourceSpec | str) -> FrameSource:
@@ -63,8 +63,19 @@ def _open_synthetic(spec: SourceSpec) -> FrameSource:
     if seed != int(seed) or seed < 0:
         raise ConfigurationError(f"synthetic seed must be a non-negative integer, got {spec.options['seed']}")
     surface = spec.options.get("material", "metal")
-    if surface not in _SURFACES:
-        raise ConfigurationError(f"synthetic material must be one of {', '.join(_SURFACES)}, got {surface!r}")
+    if surface not in SURFACES:
+        raise ConfigurationError(f"synthetic material must be one of {', '.join(SURFACES)}, got {surface!r}")
+    defects = tuple(name.strip() for name in spec.options.get("defects", "").split(",") if name.strip())
+    unknown = [name for name in defects if name not in DEFECT_CLASSES]
+    if unknown:
+        raise ConfigurationError(
+            f"synthetic defects {', '.join(unknown)} unknown; choose from {', '.join(DEFECT_CLASSES)}"
+        )
     return SyntheticSource(
-        width=width, height=height, defect_rate=defect_rate, seed=int(seed), surface=surface
+        width=width,
+        height=height,
+        defect_rate=defect_rate,
+        seed=int(seed),
+        surface=surface,
+        classes=defects or DEFAULT_DEFECT_CLASSES,
     )

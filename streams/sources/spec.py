@@ -30,11 +30,12 @@ _OPTIONS: dict[SourceKind, frozenset[str]] = {
     SourceKind.opencv: frozenset(),
     SourceKind.video: frozenset({"loop"}),
     SourceKind.folder: frozenset({"loop", "pattern"}),
-    SourceKind.synthetic: frozenset({"seed", "defect_rate", "size", "material"}),
+    SourceKind.synthetic: frozenset({"seed", "defect_rate", "size", "material", "defects"}),
 }
 
 SOURCE_SPEC_HELP = (
-    "synthetic[:?seed=N&defect_rate=0.3&size=WxH&material=metal|plastic|mixed] | "
+    "synthetic[:?seed=N&defect_rate=0.3&size=WxH&material=metal|plastic|steel|tile|fabric|pcb|mixed|all"
+    "&defects=scratch,hairline,...] | "
     "folder:PATH[?loop=1&pattern=*.png] | video:PATH[?loop=1] | opencv:DEVICE_INDEX | opencv:rtsp://... / http(s)://..."
 )
 

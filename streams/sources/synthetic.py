@@ -7,13 +7,14 @@ seed can regenerate any frame. The ground truth travels with the frame.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 
 from streams.sources.base import CapturedFrame, FrameGroundTruth, SourceStats
 from vision.samples import BoxLabel
+from vision.synthetic_kinds import DEFAULT_DEFECT_CLASSES
 
 
 class SyntheticSource:
@@ -27,6 +28,7 @@ class SyntheticSource:
         seed: int = 0,
         surface: str = "metal",
         first_index: int = 0,
+        classes: Sequence[str] = DEFAULT_DEFECT_CLASSES,
     ) -> None:
         from vision.synthetic import SyntheticDefectGenerator  # OpenCV only for synthetic sources
 
@@ -36,8 +38,11 @@ class SyntheticSource:
             defect_rate=defect_rate,
             seed=seed,
             surface=surface,  # type: ignore[arg-type]
+            classes=classes,
         )
         self.name = f"synthetic:seed={seed},defect_rate={defect_rate},size={width}x{height},surface={surface}"
+        if tuple(classes) != DEFAULT_DEFECT_CLASSES:
+            self.name += f",defects={'+'.join(classes)}"
         self.stats = SourceStats()
         self._next_index = first_index
         self._closed = threading.Event()
