@@ -102,3 +102,25 @@ def tile_origins(image_size: tuple[int, int], crop_size: tuple[int, int]) -> lis
         return [round(i * (side - crop) / (count - 1)) for i in range(count)]
 
     return [(x, y) for y in starts(image_size[1], crop_size[1]) for x in starts(image_size[0], crop_size[0])]
+
+
+def origin_containing(
+    box: BoxLabel, image_size: tuple[int, int], crop_size: tuple[int, int], rng: np.random.Generator
+) -> tuple[int, int]:
+    """A uniformly drawn top-left corner of a crop that holds the whole ``box`` (normalized to an image of
+    ``image_size`` = (width, height)) and stays inside the image; along a side where the box is longer than
+    the crop, a corner whose crop lies inside the box (as much of the box as fits). Class-balanced sampling
+    (:mod:`vision.balanced_sampling`) crops around the instance it drew this way."""
+
+    def start(low_px: float, high_px: float, side: int, crop: int) -> int:
+        lowest, highest = 0, side - crop
+        first, last = (high_px - crop, low_px) if high_px - low_px <= crop else (low_px, high_px - crop)
+        lo = min(max(int(np.ceil(first)), lowest), highest)
+        hi = max(min(int(np.floor(last)), highest), lo)
+        return int(rng.integers(lo, hi + 1))
+
+    width, height = image_size
+    return (
+        start(box.x_min * width, box.x_max * width, width, crop_size[0]),
+        start(box.y_min * height, box.y_max * height, height, crop_size[1]),
+    )

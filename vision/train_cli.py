@@ -183,6 +183,20 @@ def train_command(
             "default: 0.99 for detect, off for the other tasks)",
         ),
     ] = None,
+    mosaic: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="detect: share of examples built as a 4-image mosaic (0: off)"),
+    ] = None,
+    copy_paste: Annotated[
+        int | None,
+        typer.Option(min=0, help="detect: instances of other images pasted per example (0: off)"),
+    ] = None,
+    balance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="detect: class-balanced sampling, 0 (as the data is) to 1 (classes alike)"
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -254,6 +268,9 @@ def train_command(
         detector_head=head.value,
         crop=crop_size,
         ema=ema,
+        mosaic=mosaic,
+        copy_paste=copy_paste,
+        balance=balance,
         command=shlex.join(["lineguard", *sys.argv[1:]]),
     )
     result = train_model(dataset, config, out)

@@ -12,6 +12,10 @@ from vision.preprocess import PreprocessSpec
 
 # ~100 steps of memory: a few epochs of the small real sets trained here (15-20 steps per epoch).
 DEFAULT_EMA_MOMENTUM: dict[Task, float] = {Task.DETECTION: 0.99}
+# Detection's mixing defaults (vision.box_mixing, vision.balanced_sampling): off until a measured run says so.
+DEFAULT_MOSAIC: dict[Task, float] = {}
+DEFAULT_COPY_PASTE: dict[Task, int] = {}
+DEFAULT_BALANCE: dict[Task, float] = {}
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,21 @@ class TrainConfig:
     # Momentum of the weights' moving average that is validated and served (vision.fit_setup); 0 = off,
     # None = the task's default (see ema_momentum).
     ema: float | None = None
+    # Detection only, None = the task's default: share of examples built as a 4-image mosaic, instances of
+    # other images pasted per example (copy-paste; vision.box_mixing), and the class-balanced sampling
+    # strength in [0, 1] (0: as the data is; 1: classes drawn alike; vision.balanced_sampling).
+    mosaic: float | None = None
+    copy_paste: int | None = None
+    balance: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task(self.task))
         if not 0.0 <= self.ema_momentum < 1.0:
             raise ConfigurationError(f"EMA momentum must be in [0, 1), got {self.ema_momentum}")
+        if not (
+            0.0 <= self.mosaic_share <= 1.0 and 0.0 <= self.balance_strength <= 1.0 and self.paste_count >= 0
+        ):
+            raise ConfigurationError("mosaic and balance must be in [0, 1], copy-paste at least 0")
         if self.crop is not None:
             crop_w, crop_h = self.crop
             if crop_w > self.input_width or crop_h > self.input_height:
@@ -71,6 +85,18 @@ class TrainConfig:
         """The EMA momentum this run uses: ``ema``, else the task's default (on for detection, whose short
         high-rate runs gain most from averaged weights; off elsewhere until measured there)."""
         return self.ema if self.ema is not None else DEFAULT_EMA_MOMENTUM.get(self.task, 0.0)
+
+    @property
+    def mosaic_share(self) -> float:
+        return self.mosaic if self.mosaic is not None else DEFAULT_MOSAIC.get(self.task, 0.0)
+
+    @property
+    def paste_count(self) -> int:
+        return self.copy_paste if self.copy_paste is not None else DEFAULT_COPY_PASTE.get(self.task, 0)
+
+    @property
+    def balance_strength(self) -> float:
+        return self.balance if self.balance is not None else DEFAULT_BALANCE.get(self.task, 0.0)
 
     def preprocess_spec(self) -> PreprocessSpec:
         return PreprocessSpec.for_input(self.input_width, self.input_height, self.channels)

@@ -17,7 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from schemas.vocabulary import Task
-from vision.crops import crop_at, random_origin, tile_origins
+from vision.balanced_sampling import BalancedSampler
+from vision.box_mixing import Patch, copy_paste, cut_patch, mosaic, mosaic_centre, mosaic_regions
+from vision.crops import Crop, crop_at, origin_containing, random_origin, tile_origins
 from vision.datasets.augment import augment
 from vision.nets.blocks import STANDARDIZATION_EPSILON
 from vision.nets.detection_training import point_targets
@@ -133,12 +135,72 @@ def training_pipeline(
     simulated = task is Task.ANOMALY and config.anomaly_method == "simulated"
     if simulated:
         example_y = np.zeros((*spec.input_shape[:2], 1), np.float32)
+    mixer = _Mixer.build(data, classes, config) if task is Task.DETECTION else None
+
+    def piece(rng: np.random.Generator, size: tuple[int, int], index: int) -> tuple[Crop, np.ndarray | None]:
+        """One image (``index``, or the balanced sampler's draw) cut to ``size`` (around the drawn instance
+        where there is one), with the frame statistics to standardize it with. Only a window of the cut plus
+        a margin for the rotation is pasted into and augmented (a quarter of the work of the whole frame for
+        a crop, a sixteenth for a mosaic piece); the cut is the window's middle."""
+        assert mixer is not None
+        i, focus = (index, None) if mixer.sampler is None else mixer.sampler.draw(rng)
+        pixels, boxes, mask = data.pixels[i], data.boxes[i], mask_of(data, i)
+        window = mixer.window(size, cached_size)
+        pad = ((window[0] - size[0]) // 2, (window[1] - size[1]) // 2)
+        # The cut is drawn inside the frame less the pads, so the window around it stays in the frame.
+        inner = (cached_size[0] - 2 * pad[0], cached_size[1] - 2 * pad[1])
+        if focus is None:
+            corner = random_origin(inner, size, rng)
+        else:
+            box = boxes[focus]
+            x0, x1 = (
+                (box.x_min * cached_size[0] - pad[0]) / inner[0],
+                (box.x_max * cached_size[0] - pad[0]) / inner[0],
+            )
+            y0, y1 = (
+                (box.y_min * cached_size[1] - pad[1]) / inner[1],
+                (box.y_max * cached_size[1] - pad[1]) / inner[1],
+            )
+            clipped = BoxLabel(box.label, max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1))
+            corner = origin_containing(clipped, inner, size, rng)
+        origin = corner  # the window's corner in the frame = the cut's corner in the inner frame
+        cut = crop_at(pixels, boxes, mask, origin, window)
+        pixels, boxes, mask = cut.image, cut.boxes, cut.mask
+        if mixer.pastes:
+            pixels, boxes = copy_paste(pixels, boxes, mixer.patches(rng, window), rng)
+        if config.augment:
+            augmented = augment(pixels, boxes, mask, config.augment_config, rng)
+            pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
+        pixels = pixels.reshape(*window[::-1], *data.pixels.shape[3:])
+        middle = ((window[0] - size[0]) // 2, (window[1] - size[1]) // 2)
+        # Standardized with the whole frame's statistics as the served network will (blocks.py); from the
+        # cached frame, before its brightness and contrast were drawn (those stay a shift the network sees).
+        stats = None if crop_size == cached_size else mixer.frame_stats[i]
+        return crop_at(pixels, boxes, mask, middle, size), stats
 
     def make_example(step: np.int64, index: np.int64) -> tuple[np.ndarray, np.ndarray]:
         i = int(index)
-        pixels, boxes, mask = data.pixels[i], data.boxes[i], mask_of(data, i)
         # Seeded by (seed, step): the same run gives the same augmentations, whatever the threading.
         rng = np.random.default_rng([config.seed, int(step)])
+        if mixer is not None and mixer.mosaic_share > 0 and rng.random() < mixer.mosaic_share:
+            centre = mosaic_centre(crop_size, rng)
+            parts = []
+            for k, (_, _, w, h) in enumerate(mosaic_regions(crop_size, centre)):
+                cut, stats = piece(rng, (w, h), i if k == 0 else int(rng.integers(count)))
+                # Each piece standardized with its own frame's statistics (none on whole-input training).
+                parts.append(Crop(prestandardized(normalize(cut.image, spec), stats), cut.boxes, cut.mask))
+            tiled_example = mosaic(parts, centre)
+            x = tiled_example.image.astype(np.float32)
+            y = target(
+                task, data.labels[i], tiled_example.boxes, None, x, classes, spec, config.detector_head
+            )
+            return x, y
+        if mixer is not None:
+            cut, stats = piece(rng, crop_size, i)
+            x = normalize(cut.image, spec)
+            y = target(task, data.labels[i], cut.boxes, None, x, classes, spec, config.detector_head)
+            return prestandardized(x, stats), y
+        pixels, boxes, mask = data.pixels[i], data.boxes[i], mask_of(data, i)
         if config.augment:
             augmented = augment(pixels, boxes, mask, config.augment_config, rng)
             pixels, boxes, mask = augmented.image, augmented.boxes, augmented.mask
@@ -181,6 +243,54 @@ def training_pipeline(
         .prefetch(2)
         .with_options(options)
     )
+
+
+@dataclass(frozen=True)
+class _Mixer:
+    """Detection's mosaic, copy-paste and class-balanced sampling for one run (None when all are off)."""
+
+    data: Prepared
+    sampler: BalancedSampler | None
+    donors: BalancedSampler  # draws the instances that are pasted (balanced as the sampler is, or natural)
+    pastes: int  # instances pasted per example's area
+    mosaic_share: float
+    frame_stats: np.ndarray  # (N, 2, C) every cached frame's (mean, std), see frame_statistics
+    margin: float  # of a window around each cut, as a share of the cut's sides (the rotation's reach)
+    example_area: int  # pixels of one training example
+
+    @classmethod
+    def build(cls, data: Prepared, classes: tuple[str, ...], config: TrainConfig) -> _Mixer | None:
+        share, per_example, strength = config.mosaic_share, config.paste_count, config.balance_strength
+        if not (share > 0 or per_example > 0 or strength > 0):
+            return None
+        sampler = BalancedSampler.build(data.boxes, classes, strength) if strength > 0 else None
+        donors = BalancedSampler.build(data.boxes, classes, strength)
+        if not len(donors.image_of):
+            per_example = 0
+        spec = config.preprocess_spec()
+        stats = np.stack([frame_statistics(normalize(frame, spec)) for frame in data.pixels])
+        # A cut rotated by up to R degrees about its middle reaches about sin(R) of the other side beyond it.
+        margin = (
+            float(np.sin(np.radians(config.augment_config.max_rotation_degrees))) if config.augment else 0.0
+        )
+        example = config.training_spec()
+        return cls(data, sampler, donors, per_example, share, stats, margin, example.width * example.height)
+
+    def window(self, size: tuple[int, int], frame: tuple[int, int]) -> tuple[int, int]:
+        """The window that is cut, pasted into and augmented around a cut of ``size``: ``margin`` of the
+        longer side, halved, on every side (what a rotated cut needs), within the frame."""
+        pad = int(np.ceil(self.margin * max(size) / 2))
+        return tuple(min(whole, side + 2 * pad) for side, whole in zip(size, frame, strict=True))  # type: ignore[return-value]
+
+    def patches(self, rng: np.random.Generator, window: tuple[int, int]) -> list[Patch]:
+        # Pasted into the window before augmentation (flipped, rotated, lit and blurred like the rest of
+        # it): as many per window as the run asks per example, scaled by area.
+        count = round(self.pastes * window[0] * window[1] / max(1, self.example_area))
+        picks = rng.choice(len(self.donors.image_of), size=count, p=self.donors.probabilities)
+        return [
+            cut_patch(self.data.pixels[self.donors.image_of[k]], self.data.boxes[self.donors.image_of[k]][j])
+            for k, j in ((int(k), int(self.donors.box_of[k])) for k in picks)
+        ]
 
 
 def mask_of(data: Prepared, index: int) -> np.ndarray | None:
