@@ -5,6 +5,9 @@ The worker never calls ``Consumer(...)`` or ``Producer(...)`` itself: :mod:`work
 :class:`~workers.sinks.kafka.KafkaOutputs`. So the delivery logic (which offsets get committed, when a
 transaction is committed or aborted) can be exercised with stand-in clients as well as against a real
 broker (tests/integration/). Only the methods the worker calls are listed.
+
+The real factories also give both clients network timeouts that notice a dead link in seconds
+(:func:`with_network_defaults`); a value the configuration sets (``LINEGUARD_KAFKA_EXTRA``) wins.
 """
 
 from __future__ import annotations
@@ -82,17 +85,42 @@ class ProducerClient(Protocol):
     def abort_transaction(self, timeout: float = -1) -> None: ...
 
 
+# librdkafka gives an unanswered request socket.timeout.ms (default 60 s) before it drops the connection and
+# retries on a new one. Against a half-open link (a NAT or firewall dropped the connection's state: no RST, no
+# FIN) that is a minute of silence: the network-fault campaign (chaos net-faults) saw both workers' consumers
+# lose their session 6 s after a half-open of the Kafka link and get their partitions back only 55 s later,
+# when the silenced GroupCoordinator connection finally timed out. 5 s is ample for any request the worker
+# makes on a plant LAN (a fetch waits fetch.wait.max.ms, 500 ms, on top of it; a JoinGroup has its own,
+# longer bound in librdkafka); a request cut short is retried, the producer is idempotent.
+SOCKET_TIMEOUT_MS = 5_000
+_FETCH_WAIT_MAX_MS = 500  # librdkafka's default fetch.wait.max.ms
+
+
+def with_network_defaults(config: ClientConfig) -> ClientConfig:
+    """``config`` with ``socket.timeout.ms`` (:data:`SOCKET_TIMEOUT_MS`) unless it sets one; kept within what
+    librdkafka accepts: at most ``transaction.timeout.ms`` + 100 for a transactional producer, and at least
+    ``fetch.wait.max.ms`` + 1000 (pure)."""
+    if "socket.timeout.ms" in config:
+        return dict(config)
+    timeout = SOCKET_TIMEOUT_MS
+    fetch_wait = int(config.get("fetch.wait.max.ms", _FETCH_WAIT_MAX_MS))
+    timeout = max(timeout, fetch_wait + 1_000)
+    if "transactional.id" in config and "transaction.timeout.ms" in config:
+        timeout = min(timeout, int(config["transaction.timeout.ms"]) + 100)
+    return {**config, "socket.timeout.ms": timeout}
+
+
 ConsumerFactory = Callable[[ClientConfig], ConsumerClient]
 ProducerFactory = Callable[[ClientConfig], ProducerClient]
 
 
 def kafka_consumer(config: ClientConfig) -> ConsumerClient:
     """The real consumer (the default :data:`ConsumerFactory`)."""
-    client: ConsumerClient = Consumer(config)
+    client: ConsumerClient = Consumer(with_network_defaults(config))
     return client
 
 
 def kafka_producer(config: ClientConfig) -> ProducerClient:
     """The real producer (the default :data:`ProducerFactory`)."""
-    client: ProducerClient = Producer(config)
+    client: ProducerClient = Producer(with_network_defaults(config))
     return client

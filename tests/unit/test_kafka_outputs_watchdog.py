@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from schemas.topics import TopicNames
-from workers.sinks.kafka import KafkaOutputs, TransactionAborted
+from workers.clients import ProducerFactory
+from workers.sinks.kafka import SEND_OFFSETS_TIMEOUT_S, KafkaOutputs, TransactionAborted
 
 TOPICS = TopicNames.with_prefix("watchdog")
 
@@ -26,6 +27,7 @@ class _Producer:
 
     def __init__(self, release: threading.Event, hang: bool, offsets_error: KafkaError | None) -> None:
         self.calls: list[str] = []
+        self.offsets_timeouts: list[float] = []
         self._release = release
         self._hang = hang
         self._offsets_error = offsets_error
@@ -38,6 +40,7 @@ class _Producer:
 
     def send_offsets_to_transaction(self, offsets: Any, metadata: Any, timeout: float) -> None:
         self.calls.append("send_offsets")
+        self.offsets_timeouts.append(timeout)
         if self._hang:
             self._release.wait()  # librdkafka#5456: the timeout is not enforced
         if self._offsets_error is not None:
@@ -74,7 +77,7 @@ def released() -> Iterator[list[_Factory]]:
 
 def _outputs(factory: _Factory) -> KafkaOutputs:
     config = {"transactional.id": "lineguard-test", "transaction.timeout.ms": 300}
-    return KafkaOutputs(config, TOPICS, transactional=True, producer_factory=factory)
+    return KafkaOutputs(config, TOPICS, transactional=True, producer_factory=cast(ProducerFactory, factory))
 
 
 OFFSETS = [TopicPartition("frames", 0, 7)]
@@ -118,3 +121,20 @@ def test_send_offsets_errors_keep_their_meaning_and_the_producer(released: list[
     (producer,) = factory.producers
     assert producer.calls == ["init", "begin", "send_offsets", "abort"]
     assert outputs.producer_replacements == 0
+
+
+@pytest.mark.parametrize(("transaction_timeout_ms", "bound_s"), [(60_000, 5.0), (15_000, 5.0), (3_000, 3.0)])
+def test_send_offsets_gets_a_few_seconds_not_the_whole_transaction_timeout(
+    released: list[_Factory], transaction_timeout_ms: int, bound_s: float
+) -> None:
+    # The watchdog waits the same bound (plus its grace): after a connection reset the call hung until it.
+    factory = _Factory(hangs=[])
+    released.append(factory)
+    config = {"transactional.id": "lineguard-test", "transaction.timeout.ms": transaction_timeout_ms}
+    outputs = KafkaOutputs(
+        config, TOPICS, transactional=True, producer_factory=cast(ProducerFactory, factory)
+    )
+    outputs.begin()
+    outputs.commit(OFFSETS, object(), timeout_s=30.0)
+    assert factory.producers[0].offsets_timeouts == [bound_s]
+    assert SEND_OFFSETS_TIMEOUT_S == 5.0

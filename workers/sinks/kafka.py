@@ -9,7 +9,12 @@ with ``isolation.level=read_committed`` see every output exactly once.
 call's timeout while the group coordinator it has cached is down (confluentinc/librdkafka#5456, #5511); after
 a broker restart it blocked the sink thread, and with it every revoke, forever. Past the watchdog the stuck
 producer is replaced by a new one with the same ``transactional.id``, whose ``init_transactions`` fences the
-old one and aborts its open transaction, so the transaction's records can be written again, once.
+old one and aborts its open transaction, so the transaction's records can be written again, once. The call
+gets at most ``SEND_OFFSETS_TIMEOUT_S`` (5 s; less if the transaction timeout is shorter): a healthy one
+takes milliseconds (AddOffsetsToTxn and TxnOffsetCommit, two small round trips), and the network-fault
+campaign saw it hang after a mere connection reset (every connection RST, the broker up all along) until
+the watchdog fired, 17 s with the transaction timeout as the bound. A watchdog that fires on a call that
+was only slow costs one producer replacement and one rewrite, never a record.
 
 The same replacement recovers a producer that a network fault left *fatally* broken. Seen in the
 network-fault campaign (chaos net-faults, half-open Kafka link): messages timed out inside the transaction
@@ -46,6 +51,7 @@ Ack = Callable[[], None]
 
 _TRANSACTION_CALL_ATTEMPTS = 5
 _WATCHDOG_GRACE_S = 2.0  # beyond the call's own timeout, before the call counts as stuck
+SEND_OFFSETS_TIMEOUT_S = 5.0  # send_offsets_to_transaction's bound (see the module doc)
 _DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000  # librdkafka's transaction.timeout.ms
 
 
@@ -204,7 +210,8 @@ class KafkaOutputs:
     def commit(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float = 30.0) -> None:
         """Add the consumer positions to the transaction and commit it."""
         if offsets:
-            self._send_offsets(offsets, group_metadata, min(timeout_s, self._transaction_timeout_s))
+            bound = min(timeout_s, self._transaction_timeout_s, SEND_OFFSETS_TIMEOUT_S)
+            self._send_offsets(offsets, group_metadata, bound)
         self._transactional_call(self._producer.commit_transaction, timeout_s)
         self._open_transaction = False
 
