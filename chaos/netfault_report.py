@@ -36,6 +36,7 @@ class FaultOutcome:
     stall_s: float | None = None
     started: float = 0.0
     ended: float = 0.0
+    traffic: bool = True  # frames were still being sent once the fault had settled: it was measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,11 @@ class NetReport:
         found.extend(self.routing.failures)
         for fault in self.faults:
             name = f"{fault.link} {fault.kind}"
-            if fault.recovery_s is None:
+            if not fault.traffic:
+                found.append(
+                    f"{name}: the last frame was sent before it settled (not measured: more --frames)"
+                )
+            elif fault.recovery_s is None:
                 found.append(f"{name}: never recovered")
             elif fault.recovery_s > self.recovery_bound_s:
                 found.append(
@@ -132,6 +137,7 @@ class NetReport:
                     "connections_hit": o.connections_hit,
                     "recovery_s": r(o.recovery_s),
                     "stall_s": r(o.stall_s),
+                    "traffic": o.traffic,
                 }
                 for o in self.faults
             ],
@@ -161,3 +167,17 @@ def stall_and_recovery(
     if b - a <= normal_gap_s:
         return b - a, 0.0
     return b - a, max(0.0, b - ended)
+
+
+def settled(
+    progress: list[float], now: float, since: float, window_s: float, normal_gap_s: float = 2.0
+) -> bool:
+    """Whether the last ``window_s`` (all of it after ``since``, a fault's end) saw progress at a healthy
+    pace: no stretch longer than ``normal_gap_s`` without any (pure). The next fault waits for this, not for
+    the first progress: a result in flight lands at once after a half-open, and the damage (a consumer
+    session lost, a silenced connection timing out) shows seconds later."""
+    start = now - window_s
+    if start < since:
+        return False
+    edges = [start, *sorted(t for t in progress if start <= t <= now), now]
+    return all(b - a <= normal_gap_s for a, b in itertools.pairwise(edges))

@@ -4,7 +4,8 @@ Two workers inspect frames from a broker of their own whose every address they k
 (:mod:`chaos.private_kafka`), and write to the shared MongoDB through a second proxy
 (``directConnection=true``: the driver never looks for other members). The camera side, the progress clock
 and the audit talk to both servers directly, so they measure the fault without suffering it. Faults run one
-after the other, each on one link, with ``gap_s`` of clean network between them:
+after the other, each on one link; the next one starts once the last has settled (``gap_s`` of clean
+network and healthy progress after its end, :func:`chaos.netfault_report.settled`):
 
 latency (every chunk ``latency_ms`` late, both ways), bandwidth (``bandwidth_bytes_per_s`` per direction of
 each connection), reset (RST of every open connection), partition (nothing forwarded for ``partition_s``),
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chaos.frames import good_frames
 from chaos.live_run import WorkerGroup, audit_outputs, wait_until_done
-from chaos.netfault_report import FaultOutcome, NetReport, Routing, stall_and_recovery
+from chaos.netfault_report import FaultOutcome, NetReport, Routing, settled, stall_and_recovery
 from chaos.netproxy import FaultProxy
 from chaos.peer_ports import PeerSampler
 from chaos.private_kafka import ProxiedKafka
@@ -39,6 +40,8 @@ from schemas.errors import ConfigurationError
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
+
+_RECOVERY_ALLOWANCE_S = 20.0  # per fault, in the producer's rate (see _run)
 
 Link = Literal["kafka", "mongodb"]
 Kind = Literal["latency", "bandwidth", "reset", "partition", "half_open"]
@@ -164,7 +167,9 @@ def _run(
     )
     proxies: dict[str, FaultProxy] = {"kafka": kafka.proxy, "mongodb": mongo_proxy}
     frames = list(good_frames(0, config.frames, cameras=config.cameras, seed=config.seed))
-    faults_s = sum(f.duration_s + config.gap_s for f in config.faults) + 20.0  # + warm-up
+    # The rate that keeps frames flowing until the last fault has settled: each fault, its settling (the
+    # gap) and an allowance for its recovery, plus the warm-up. A fault that outlives the frames is flagged.
+    faults_s = sum(f.duration_s + config.gap_s + _RECOVERY_ALLOWANCE_S for f in config.faults) + 20.0
     producer = ProducerThread(
         kafka_config=direct,
         topic=topics.frames,
@@ -206,13 +211,14 @@ def _run(
         for fault in config.faults:
             outcome = _inject(fault, proxies[fault.link], config)
             outcomes.append(outcome)
-            # The next fault waits for this one's recovery (or gives up on it), so each figure is its own.
+            # The next fault waits until this one has settled: gap_s of healthy progress after its end (or
+            # recovery_wait_s, giving up on it), so each figure is its own and no damage spills over.
             until = time.monotonic() + config.recovery_wait_s
-            while time.monotonic() < until and not any(
-                t > outcome.ended for t in _progress(clock, fault.link)[-50:]
+            while time.monotonic() < until and not settled(
+                _progress(clock, fault.link)[-500:], time.monotonic(), outcome.ended, config.gap_s
             ):
                 time.sleep(0.2)
-            time.sleep(config.gap_s)
+            outcome.traffic = producer.alive
         finished = wait_until_done(
             config.frames, clock, collection, lambda: producer.alive, config.idle_timeout_s
         )

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from chaos.netfault_report import stall_and_recovery
+from chaos.netfault_report import settled, stall_and_recovery
 from chaos.netfaults import parse_plan, proxied_mongodb_uri
 from chaos.peer_ports import parse_tcp_table, peer_ports
 from chaos.private_kafka import add_proxied_listener
@@ -57,6 +57,19 @@ def test_a_stall_over_before_the_fault_ended_costs_nothing_after_it() -> None:
 
 def test_nothing_after_the_fault_is_never_recovered() -> None:
     assert stall_and_recovery([1.0, 2.0], started=3.0, ended=5.0, until=9.0) == (None, None)
+
+
+def test_a_fault_settles_only_after_a_whole_window_of_healthy_progress_after_its_end() -> None:
+    steady = [10.0 + 0.5 * i for i in range(40)]  # every 0.5 s from 10 to 29.5
+    assert settled(steady, now=30.0, since=20.0, window_s=8.0)
+    assert not settled(steady, now=27.0, since=20.0, window_s=8.0)  # the window reaches back before the end
+    # The first result after a half-open lands at once, then the stall: not settled until progress resumes.
+    after_half_open = [20.1, *[26.0 + 0.5 * i for i in range(30)]]
+    assert not settled(after_half_open, now=28.2, since=20.0, window_s=8.0)
+    # Settled once the window holds no more than a healthy pace's worth of the stall (2 s before 26.0).
+    assert not settled(after_half_open, now=31.9, since=20.0, window_s=8.0)
+    assert settled(after_half_open, now=32.1, since=20.0, window_s=8.0)
+    assert not settled([], now=40.0, since=20.0, window_s=8.0)  # nothing at all
 
 
 def test_proxied_mongodb_uri_keeps_credentials_and_options() -> None:
