@@ -138,3 +138,41 @@ def test_send_offsets_gets_a_few_seconds_not_the_whole_transaction_timeout(
     outputs.commit(OFFSETS, object(), timeout_s=30.0)
     assert factory.producers[0].offsets_timeouts == [bound_s]
     assert SEND_OFFSETS_TIMEOUT_S == 5.0
+
+
+class _SlowRetriableProducer(_Producer):
+    """send_offsets_to_transaction fails retriably, each attempt within its timeout, before it succeeds: the
+    CONCURRENT_TRANSACTIONS of a coordinator still completing the abort before it."""
+
+    def __init__(self, failures: int, attempt_s: float) -> None:
+        super().__init__(threading.Event(), hang=False, offsets_error=None)
+        self._failures = failures
+        self._attempt_s = attempt_s
+
+    def send_offsets_to_transaction(self, offsets: Any, metadata: Any, timeout: float) -> None:
+        self.calls.append("send_offsets")
+        threading.Event().wait(self._attempt_s)
+        if self.calls.count("send_offsets") <= self._failures:
+            raise KafkaException(KafkaError(KafkaError.CONCURRENT_TRANSACTIONS, "busy", retriable=True))
+
+
+def test_retries_that_each_return_in_time_are_not_a_stuck_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 4 attempts of 0.2 s: 0.8 s in all, past one attempt's bound (0.3 s + 0.2 s grace), never stuck.
+    monkeypatch.setattr("workers.sinks.kafka._WATCHDOG_GRACE_S", 0.2)
+    producers: list[_SlowRetriableProducer] = []
+
+    def factory(config: dict[str, Any]) -> _SlowRetriableProducer:
+        producers.append(_SlowRetriableProducer(failures=3, attempt_s=0.2))
+        return producers[-1]
+
+    outputs = KafkaOutputs(
+        {"transactional.id": "lineguard-test", "transaction.timeout.ms": 300},
+        TOPICS,
+        transactional=True,
+        producer_factory=cast(ProducerFactory, factory),
+    )
+    outputs.begin()
+    outputs.commit(OFFSETS, object(), timeout_s=30.0)
+    assert outputs.producer_replacements == 0
+    (producer,) = producers
+    assert producer.calls == ["init", "begin"] + ["send_offsets"] * 4 + ["commit"]

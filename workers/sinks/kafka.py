@@ -13,7 +13,8 @@ old one and aborts its open transaction, so the transaction's records can be wri
 gets at most ``SEND_OFFSETS_TIMEOUT_S`` (5 s; less if the transaction timeout is shorter): a healthy one
 takes milliseconds (AddOffsetsToTxn and TxnOffsetCommit, two small round trips), and the network-fault
 campaign saw it hang after a mere connection reset (every connection RST, the broker up all along) until
-the watchdog fired, 17 s with the transaction timeout as the bound. A watchdog that fires on a call that
+the watchdog fired, 17 s with the transaction timeout as the bound. The bound is per attempt: a
+retriable error that returns in time is retried, not counted as stuck. A watchdog that fires on a call that
 was only slow costs one producer replacement and one rewrite, never a record.
 
 The same replacement recovers a producer that a network fault left *fatally* broken. Seen in the
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -235,12 +237,19 @@ class KafkaOutputs:
         producer = self._producer
         outcome: list[BaseException | None] = []
         finished = threading.Event()
+        # The watchdog bounds each attempt, not the retries: a retriable error (CONCURRENT_TRANSACTIONS while
+        # the coordinator still completes the abort before it) returns within the call's timeout and is
+        # retried. Bounding all attempts together replaced a producer that was only retrying, and the old
+        # client's retries then kept the new one's init_transactions in CONCURRENT_TRANSACTIONS for minutes.
+        attempt_started = [time.monotonic()]
+
+        def send_offsets_to_transaction(*args: Any) -> None:
+            attempt_started[0] = time.monotonic()
+            producer.send_offsets_to_transaction(*args)
 
         def call() -> None:
             try:
-                self._transactional_call(
-                    producer.send_offsets_to_transaction, offsets, group_metadata, timeout_s
-                )
+                self._transactional_call(send_offsets_to_transaction, offsets, group_metadata, timeout_s)
                 outcome.append(None)
             except BaseException as exc:  # handed to the sink thread below
                 outcome.append(exc)
@@ -248,10 +257,15 @@ class KafkaOutputs:
                 finished.set()
 
         threading.Thread(target=call, name="worker-txn-offsets", daemon=True).start()
-        if finished.wait(timeout_s + _WATCHDOG_GRACE_S):
-            if outcome[0] is not None:
-                raise outcome[0]
-            return
+        bound_s = timeout_s + _WATCHDOG_GRACE_S
+        while True:
+            left_s = attempt_started[0] + bound_s - time.monotonic()
+            if finished.wait(max(left_s, 0.0)):
+                if outcome[0] is not None:
+                    raise outcome[0]
+                return
+            if time.monotonic() - attempt_started[0] >= bound_s:
+                break  # this attempt is stuck (a new one would have moved attempt_started on)
         self._replace_producer(f"send_offsets_to_transaction still blocked after {timeout_s:.0f} s")
         raise TransactionAborted(
             f"Kafka transaction step send_offsets_to_transaction did not return within {timeout_s:.0f} s; "
