@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 
-.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck bad-input chaos net-faults soak ci compose-up compose-down
+.PHONY: help venv install up down status logs test test-unit test-integration lint format typecheck bad-input chaos net-faults storm soak ci compose-up compose-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ chaos:  ## fault run on a private stack: 20 worker kills, a broker kill, a 30 s 
 
 net-faults:  ## latency, bandwidth, resets, a 30 s partition, half-open: worker<->Kafka and worker<->MongoDB
 	$(PY) -m chaos net-faults --mode exactly-once
+
+storm:  ## rebalance storm: workers join and leave every 5-10 s for 10 minutes under load (both modes)
+	$(PY) -m chaos.rebalance_storm --minutes 10 --workers 3 --exactly-once
+	$(PY) -m chaos.rebalance_storm --minutes 10 --workers 3
 
 soak:  ## publisher + worker for 120 minutes: slopes of RSS, fds, p50/p99 and lag per hour
 	$(PY) bench/bench_soak.py --minutes 120
