@@ -139,17 +139,38 @@ def _render_crack(rng: np.random.Generator, width: int, height: int, size_factor
     return DefectPatch(y0, y1, x0, x1, delta=-amplitude * coverage, footprint=coverage > 0.25)
 
 
+@dataclass(frozen=True)
+class _BlobShape:
+    """A soft elliptical blob's draw ranges: radius (share of the image's shorter side), centre (share of each
+    side), ROI reach (radii), least squash, the ragged-edge noise grid and its floor."""
+
+    radius: tuple[float, float]
+    centre: tuple[float, float]
+    reach: float
+    min_squash: float
+    grid: int
+    floor: float
+
+
+def _ragged_blob(
+    rng: np.random.Generator, width: int, height: int, size_factor: float, shape: _BlobShape
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """A soft blob with a ragged edge (a Gaussian modulated by low-frequency noise): its ROI and alpha.
+    The draws keep the order the stain always had, so its frames stay what they were."""
+    radius = rng.uniform(*shape.radius) * size_factor * min(width, height)
+    cx, cy = rng.uniform(*shape.centre) * width, rng.uniform(*shape.centre) * height
+    y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius * shape.reach, width, height)
+    u, v = _ellipse_coordinates(rng, (y0, y1, x0, x1), (cx, cy), radius, min_squash=shape.min_squash)
+    noise = rng.uniform(shape.floor, 1.0, (shape.grid, shape.grid)).astype(np.float32)
+    ragged = cv2.resize(noise, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
+    return (y0, y1, x0, x1), np.exp(-(u * u + v * v)) * ragged
+
+
 def _render_stain(rng: np.random.Generator, width: int, height: int, size_factor: float) -> DefectPatch:
-    scale = size_factor * min(width, height)
-    radius = rng.uniform(0.06, 0.14) * scale
-    cx, cy = rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height
-    y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius * 1.6, width, height)
-    u, v = _ellipse_coordinates(rng, (y0, y1, x0, x1), (cx, cy), radius, min_squash=0.5)
-    # A soft blob with a ragged edge: a Gaussian modulated by low-frequency noise.
-    ragged = cv2.resize(
-        rng.uniform(0.65, 1.0, (5, 5)).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC
+    shape = _BlobShape(
+        radius=(0.06, 0.14), centre=(0.15, 0.85), reach=1.6, min_squash=0.5, grid=5, floor=0.65
     )
-    alpha = np.exp(-(u * u + v * v)) * ragged
+    (y0, y1, x0, x1), alpha = _ragged_blob(rng, width, height, size_factor, shape)
     # Rust, oil or water marks: a colour shift plus a little darkening, low contrast.
     palettes = ((-30.0, -8.0, 18.0), (-8.0, 12.0, 22.0), (22.0, 6.0, -14.0))
     bgr = palettes[int(rng.integers(len(palettes)))]
@@ -199,15 +220,8 @@ def _render_hairline(rng: np.random.Generator, width: int, height: int, size_fac
 
 def _render_haze(rng: np.random.Generator, width: int, height: int, size_factor: float) -> DefectPatch:
     """A large diffuse cloud a few grey levels off the surface (crazing, a film, a dull patch)."""
-    scale = size_factor * min(width, height)
-    radius = rng.uniform(0.1, 0.22) * scale
-    cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
-    y0, y1, x0, x1 = _roi(np.array([cx]), np.array([cy]), radius * 1.8, width, height)
-    u, v = _ellipse_coordinates(rng, (y0, y1, x0, x1), (cx, cy), radius, min_squash=0.4)
-    ragged = cv2.resize(
-        rng.uniform(0.5, 1.0, (6, 6)).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC
-    )
-    alpha = np.exp(-(u * u + v * v)) * ragged
+    shape = _BlobShape(radius=(0.1, 0.22), centre=(0.2, 0.8), reach=1.8, min_squash=0.4, grid=6, floor=0.5)
+    (y0, y1, x0, x1), alpha = _ragged_blob(rng, width, height, size_factor, shape)
     amplitude = rng.uniform(6.0, 14.0) * (1.0 if rng.random() < 0.5 else -1.0)
     return DefectPatch(y0, y1, x0, x1, delta=amplitude * alpha, footprint=alpha > 0.4)
 
