@@ -103,6 +103,30 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def _terminate_once_connected(bridge: subprocess.Popen[str], timeout_s: float = 60) -> tuple[int, str]:
+    """SIGTERM once the bridge is up (its "connected" line: its signal handlers are installed by then), and
+    its exit code and output. The acks may all be in MongoDB before a fresh bridge has even started (the
+    killed one handed everything over); a SIGTERM during its start-up is Python's default: exit -15."""
+    seen: list[str] = []
+    connected = threading.Event()
+
+    def read() -> None:
+        assert bridge.stdout is not None
+        for line in bridge.stdout:
+            seen.append(line)
+            if ": connected," in line:
+                connected.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert connected.wait(timeout_s), "".join(seen)[-3000:]
+    reader.join()
+    bridge.send_signal(signal.SIGTERM)
+    rest, _ = bridge.communicate(timeout=30)
+    return bridge.returncode, "".join(seen) + rest
+
+
 def _bridge(
     config: Path, topic: str, group: str, endpoints: Endpoints, database: str
 ) -> subprocess.Popen[str]:
@@ -168,9 +192,8 @@ def test_each_decision_is_published_once_across_kills_and_a_redelivery(
             bridge.wait(30)
         bridge = _bridge(config, topic, "g1", endpoints, database)
         _wait(lambda: acks.count_documents({}) == PARTS, 90, "every part handed over")
-        bridge.send_signal(signal.SIGTERM)
-        out, _ = bridge.communicate(timeout=30)
-        assert bridge.returncode == 0, out
+        returncode, out = _terminate_once_connected(bridge)
+        assert returncode == 0, out
 
         expected = [f"P-{n:03d}" for n in range(PARTS)]
         assert subscriber.parts() == expected  # each part once, in order, across the kills
@@ -183,9 +206,8 @@ def test_each_decision_is_published_once_across_kills_and_a_redelivery(
         acks.delete_one({"_id": expected[-1]})
         bridge = _bridge(config, topic, "g2", endpoints, database)  # a new group: everything redelivered
         _wait(lambda: acks.count_documents({}) == PARTS, 90, "the last ack restored from the retained state")
-        bridge.send_signal(signal.SIGTERM)
-        out, _ = bridge.communicate(timeout=30)
-        assert bridge.returncode == 0, out
+        returncode, out = _terminate_once_connected(bridge)
+        assert returncode == 0, out
         assert subscriber.parts() == expected  # the redelivered decisions were all skipped
 
         late = Subscriber(broker, f"spBv1.0/{sparkplug_group}/DDATA/line-1/gate")  # a SCADA joining now
