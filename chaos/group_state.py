@@ -17,7 +17,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-REBALANCING = frozenset({"PREPARING_REBALANCE", "COMPLETING_REBALANCE"})
+# confluent_kafka's ConsumerGroupState spells them PREPARING_REBALANCING / COMPLETING_REBALANCING; the
+# broker's own names (PreparingRebalance) upper-cased are the others. The first 10-minute storm matched only
+# the latter and reported 0 s of rebalancing over 80 membership changes.
+REBALANCING = frozenset(
+    {"PREPARING_REBALANCING", "COMPLETING_REBALANCING", "PREPARING_REBALANCE", "COMPLETING_REBALANCE"}
+)
 
 
 @dataclass(frozen=True, slots=True)

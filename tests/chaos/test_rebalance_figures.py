@@ -84,3 +84,15 @@ def test_the_printed_report_has_latency_and_rebalancing_figures() -> None:
     assert rebalanced == (2.0, 1, 0.2)
     assert printed["passed"] is True  # a duplicate result is allowed at least once
     assert printed["figures"]["duplicate_results"] == 1
+
+
+def test_the_client_enums_rebalancing_states_count() -> None:
+    # What describe_consumer_groups returns is confluent_kafka's enum: its names, not the broker's.
+    from confluent_kafka import ConsumerGroupState
+
+    from chaos.group_state import REBALANCING, _state_name
+
+    assert _state_name(ConsumerGroupState.PREPARING_REBALANCING) in REBALANCING
+    assert _state_name(ConsumerGroupState.COMPLETING_REBALANCING) in REBALANCING
+    assert _state_name(ConsumerGroupState.STABLE) not in REBALANCING
+    assert _state_name(ConsumerGroupState.EMPTY) not in REBALANCING
