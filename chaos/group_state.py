@@ -15,13 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import ConsumerGroupState
+
 log = logging.getLogger(__name__)
 
-# confluent_kafka's ConsumerGroupState spells them PREPARING_REBALANCING / COMPLETING_REBALANCING; the
-# broker's own names (PreparingRebalance) upper-cased are the others. The first 10-minute storm matched only
-# the latter and reported 0 s of rebalancing over 80 membership changes.
+# Taken from the client's own enum (what describe_consumer_groups returns), not spelled by hand: the names
+# written here first (PREPARING_REBALANCE) were not its names (PREPARING_REBALANCING), so the 10-minute
+# storm reported 0 s of rebalancing over 80 membership changes.
 REBALANCING = frozenset(
-    {"PREPARING_REBALANCING", "COMPLETING_REBALANCING", "PREPARING_REBALANCE", "COMPLETING_REBALANCE"}
+    {ConsumerGroupState.PREPARING_REBALANCING.name, ConsumerGroupState.COMPLETING_REBALANCING.name}
 )
 
 

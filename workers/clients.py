@@ -92,7 +92,7 @@ class ProducerClient(Protocol):
 # when the silenced GroupCoordinator connection finally timed out. A half-open costs two such timeouts in a
 # row (AddOffsetsToTxn, then TxnOffsetCommit on the new connection's first try) before the transaction is
 # rewritten: measured with `chaos net-faults --links kafka --kinds reset,half_open`, recovery after the
-# half-open was 17.6 s at 5 s and 6.4 s at 2.5 s (target 10 s). 2.5 s is ample for any request the worker
+# half-open was 17.6-17.8 s at 5 s and 6.4 s at 2.5 s (target 10 s). 2.5 s is ample for any request the worker
 # makes on a plant LAN (a fetch waits fetch.wait.max.ms, 500 ms, on top of it; a JoinGroup has its own,
 # longer bound in librdkafka); a request cut short is retried on a new connection, the producer is
 # idempotent, and a transactional step that times out is retried or rewritten, never lost.

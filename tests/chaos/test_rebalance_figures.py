@@ -12,10 +12,10 @@ from chaos.rebalance_storm import StormReport, report_json
 def test_consecutive_rebalancing_samples_are_one_stretch_held_until_the_next_sample() -> None:
     samples = [
         (0.0, "STABLE"),
-        (1.0, "PREPARING_REBALANCE"),
-        (1.5, "COMPLETING_REBALANCE"),
+        (1.0, "PREPARING_REBALANCING"),
+        (1.5, "COMPLETING_REBALANCING"),
         (2.0, "STABLE"),
-        (5.0, "PREPARING_REBALANCE"),
+        (5.0, "PREPARING_REBALANCING"),
         (6.0, "STABLE"),
     ]
     assert rebalancing_spans(samples, end=10.0) == [(1.0, 2.0), (5.0, 6.0)]
@@ -26,7 +26,7 @@ def test_consecutive_rebalancing_samples_are_one_stretch_held_until_the_next_sam
 
 
 def test_a_rebalance_still_running_at_the_end_lasts_until_the_end_and_order_does_not_matter() -> None:
-    samples = [(4.0, "PREPARING_REBALANCE"), (0.0, "STABLE"), (3.0, "EMPTY")]
+    samples = [(4.0, "PREPARING_REBALANCING"), (0.0, "STABLE"), (3.0, "EMPTY")]
     assert rebalancing_spans(samples, end=7.5) == [(4.0, 7.5)]
 
 
@@ -37,7 +37,7 @@ def test_no_samples_no_rebalancing() -> None:
 
 
 def test_the_sampler_counts_unanswered_samples_and_names_states() -> None:
-    script: list[str | Exception] = ["STABLE", RuntimeError("coordinator moving"), "PREPARING_REBALANCE"]
+    script: list[str | Exception] = ["STABLE", RuntimeError("coordinator moving"), "PREPARING_REBALANCING"]
     answers = iter(script)
     done = threading.Event()
 
@@ -54,7 +54,7 @@ def test_the_sampler_counts_unanswered_samples_and_names_states() -> None:
     sampler = GroupStateSampler({}, "g", every_s=0.01, describe=describe).start()
     done.wait(5)
     figures = sampler.close()
-    assert [state for _, state in sampler.samples[:2]] == ["STABLE", "PREPARING_REBALANCE"]
+    assert [state for _, state in sampler.samples[:2]] == ["STABLE", "PREPARING_REBALANCING"]
     assert figures.failed_samples == 1
     assert figures.episodes == 1
 
@@ -76,7 +76,7 @@ def test_the_printed_report_has_latency_and_rebalancing_figures() -> None:
         unplanned_exits=0,
         seconds=60.0,
         latency_s={"p50": 0.12345, "p99": 2.5, "max": None},
-        rebalancing=figures_of([(0.0, "STABLE"), (1.0, "PREPARING_REBALANCE"), (3.0, "STABLE")], 10.0),
+        rebalancing=figures_of([(0.0, "STABLE"), (1.0, "PREPARING_REBALANCING"), (3.0, "STABLE")], 10.0),
     )
     printed = report_json(report)
     assert printed["latency_s"] == {"p50": 0.123, "p99": 2.5, "max": None}

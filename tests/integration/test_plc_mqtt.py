@@ -108,20 +108,20 @@ def _terminate_once_connected(bridge: subprocess.Popen[str], timeout_s: float = 
     its exit code and output. The acks may all be in MongoDB before a fresh bridge has even started (the
     killed one handed everything over); a SIGTERM during its start-up is Python's default: exit -15."""
     seen: list[str] = []
-    connected = threading.Event()
+    read_done = threading.Event()  # the "connected" line, or the end of the output (a bridge that died)
 
     def read() -> None:
         assert bridge.stdout is not None
         for line in bridge.stdout:
             seen.append(line)
             if ": connected," in line:
-                connected.set()
-                return
+                break
+        read_done.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    assert connected.wait(timeout_s), "".join(seen)[-3000:]
-    reader.join()
+    read_done.wait(timeout_s)
+    assert seen and ": connected," in seen[-1], "".join(seen)[-3000:]
     bridge.send_signal(signal.SIGTERM)
     rest, _ = bridge.communicate(timeout=30)
     return bridge.returncode, "".join(seen) + rest
