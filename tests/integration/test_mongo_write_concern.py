@@ -4,6 +4,7 @@ concern errors fail a write even when the rest of the bulk write is only duplica
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,3 +112,30 @@ def test_a_write_concern_error_is_retried_then_fails_the_write(
     # failures in a row count across offers: the refused one, then one more reaches the bound of 2
     assert len(calls) == 2
     assert mongo_db["inspections"].count_documents({}) == 0
+
+
+def _replayed(frame: int) -> InspectionResult:
+    return dataclasses.replace(_result(frame), worker_id="replay")
+
+
+def test_a_replay_slower_than_the_socket_timeout_is_written_in_smaller_requests(
+    endpoints: Endpoints, mongo_db: Database[dict[str, Any]]
+) -> None:
+    """The soak's restart loop: a restarted worker rewrites documents that exist, which FerretDB/SQLite does
+    with a table scan each, so a whole batch outlasted the socket timeout on every attempt and the sink gave
+    up. Now a timeout on a server that answers a ping shrinks the request until it fits."""
+    from bson import ObjectId
+
+    filler = [{"_id": str(ObjectId()), "pad": "x" * 600} for _ in range(30_000)]  # a table worth scanning
+    mongo_db["inspections"].insert_many(filler, ordered=False)
+    batch = [_result(frame) for frame in range(48)]
+    MongoInspectionSink(mongo_db, "inspections").upsert(batch)  # the first write: plain inserts
+
+    sink = _sink(endpoints, mongo_db.name, "socketTimeoutMS=400", retries=2)
+    sink.upsert([_replayed(frame) for frame in range(48)])  # every document exists: all replaced
+
+    rewritten = mongo_db["inspections"].count_documents({"worker_id": "replay"})
+    assert rewritten == 48
+    assert mongo_db["inspections"].estimated_document_count() == 30_000 + 48
+    if not sink.check_server():  # FerretDB: the replay did not fit one request and was split
+        assert sink.pace.size < 48

@@ -14,22 +14,32 @@ enforces none (durability is its backend's commit); the sink detects it and says
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteConcernError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    NetworkTimeout,
+    PyMongoError,
+    WriteConcernError,
+)
 
 from infra.sinks import SinkBackpressure, write_through_backpressure
 from schemas.errors import ServiceUnavailableError
 from schemas.inspections import result_id
 from schemas.records import InspectionResult
+from workers.sinks.write_pace import ChunkPace, FailureRun
 
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000
+_PROBE_TIMEOUT_S = 2.0  # a ping on a live server answers in milliseconds, even on a busy FerretDB
 DEFAULT_WRITE_CONCERN = WriteConcern(w="majority", j=True)
 
 
@@ -92,13 +102,18 @@ class MongoInspectionSink:
         write_concern_w: int | str | None = None,
         journal: bool | None = None,
         retries: int = 5,
+        slow_patience_s: float = 600.0,
     ) -> None:
         self.write_concern = resolve_write_concern(database, write_concern_w, journal)
         self.collection: Collection[dict[str, Any]] = database.get_collection(
             collection, write_concern=self.write_concern
         )
-        self._retries = retries
-        self._failures = 0  # transient failures in a row: the backoff hint grows with them
+        socket_timeout_s = database.client.options.pool_options.socket_timeout
+        self.pace = ChunkPace(socket_timeout_s=socket_timeout_s or 20.0)
+        self._run = FailureRun(attempts=retries, slow_patience_s=slow_patience_s)
+        # _ids acknowledged during an offer that then failed: the same batch offered again skips them
+        self._acknowledged: set[str] = set()
+        self._offer: tuple[str, str, int] | None = None
         self.server_enforces_write_concern: bool | None = None  # known after ensure_indexes
 
     def check_server(self) -> bool:
@@ -129,33 +144,80 @@ class MongoInspectionSink:
 
     # -- the Sink interface (infra.sinks) --------------------------------------------------------------
     def write_batch(self, items: Sequence[InspectionResult]) -> None:
-        """One attempt at one document per result; a transient failure is :class:`SinkBackpressure` with a
-        doubling hint (0.2 s .. 5 s) until ``retries`` attempts in a row failed, then ServiceUnavailableError.
+        """One attempt at one document per result, in requests of ``pace.size`` documents.
+
+        A transient failure is :class:`SinkBackpressure` with a doubling hint (0.2 s .. 5 s), and the
+        requests already acknowledged are not sent again when the same batch is offered again. A write that
+        timed out while the server answers a ping is a slow store: the request size is halved and the sink
+        waits as long as requests make progress (``slow_patience_s`` without any). An unreachable server
+        ends in ServiceUnavailableError after ``retries`` attempts in a row (see :mod:`write_pace`).
 
         Inserts first and replaces only the documents that already exist (a replay): an upsert has to look
-        the ``_id`` up before writing, which FerretDB's SQLite backend does by scanning the collection, so
-        upserting every document made each batch cost O(collection size). Real MongoDB is fast either way.
+        the ``_id`` up before writing, which FerretDB's SQLite backend does by scanning the collection
+        (~160 ms per document at 60 k documents, measured), so upserting every document made each batch
+        cost O(collection size). Real MongoDB is fast either way.
         """
         if not items:
             return
         documents = [inspection_document(result) for result in items]
+        offer = (documents[0]["_id"], documents[-1]["_id"], len(documents))
+        if offer != self._offer:  # another batch: what an earlier failed offer wrote is not skipped
+            self._offer, self._acknowledged = offer, set()
+        pending = [document for document in documents if document["_id"] not in self._acknowledged]
+        sent = 0
         try:
-            self._insert_or_replace(documents)
+            while pending:
+                chunk = pending[: self.pace.size]
+                sent = len(chunk)
+                started = time.monotonic()
+                self._insert_or_replace(chunk)
+                self.pace.took(time.monotonic() - started)
+                self._acknowledged.update(document["_id"] for document in chunk)
+                self._run.progressed()
+                pending = pending[len(chunk) :]
         # transient: the caller waits the hint and offers the batch again (rewrites are idempotent by _id)
+        except NetworkTimeout as exc:
+            self.pace.timed_out(sent)
+            self._wait_or_give_up(exc, store_answers=self._store_answers())
         except (ConnectionFailure, WriteConcernFailed) as exc:
-            self._failures += 1
-            if self._failures >= self._retries:
-                self._failures = 0
-                raise ServiceUnavailableError(
-                    f"MongoDB write failed after {self._retries} attempts: {exc}"
-                ) from exc
-            delay = min(0.2 * 2 ** (self._failures - 1), 5.0)
-            log.warning("MongoDB write failed (%s); retrying in %.1f s", exc, delay)
-            raise SinkBackpressure(delay, str(exc)) from exc
+            self._wait_or_give_up(exc, store_answers=False)
         except PyMongoError as exc:
-            self._failures = 0
+            self._run.succeeded()
             raise ServiceUnavailableError(f"MongoDB write failed: {exc}") from exc
-        self._failures = 0
+        self._run.succeeded()
+        self._offer, self._acknowledged = None, set()
+
+    def _store_answers(self) -> bool:
+        """Whether the server answers a ping at once (a slow store, not a lost one)."""
+        try:
+            with pymongo.timeout(_PROBE_TIMEOUT_S):
+                self.collection.database.client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    def _wait_or_give_up(self, exc: PyMongoError, store_answers: bool) -> None:
+        if self._run.failed(store_answers):
+            attempts = self._run.in_a_row
+            self._run.succeeded()
+            self._offer, self._acknowledged = None, set()
+            why = (
+                f"took no document for {self._run.slow_patience_s:.0f} s"
+                if store_answers
+                else f"failed after {attempts} attempts"
+            )
+            raise ServiceUnavailableError(f"MongoDB write {why}: {exc}") from exc
+        delay = self._run.backoff_s()
+        if store_answers:
+            log.warning(
+                "MongoDB is slow (a write timed out; the server answers a ping): %d documents per request "
+                "from now, retrying in %.1f s",
+                self.pace.size,
+                delay,
+            )
+        else:
+            log.warning("MongoDB write failed (%s); retrying in %.1f s", exc, delay)
+        raise SinkBackpressure(delay, str(exc)) from exc
 
     def flush(self, timeout_s: float) -> None:
         """Nothing is buffered: every write_batch returned once MongoDB acknowledged it."""
